@@ -1,0 +1,34 @@
+"""Shared fixtures: the real Human3.6M sample (skipped when absent) and one small synthetic set."""
+import os
+import pathlib
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+SAMPLE_DIR = pathlib.Path(os.environ.get("H36M_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "h36m_sample"))
+
+
+@pytest.fixture(scope="session")
+def h36m_sample_dir() -> pathlib.Path:
+    """The tiny real Human3.6M sample (read-only) beside the repo; tests using it skip without it."""
+    if not (SAMPLE_DIR / "camera-parameters.json").is_file():
+        pytest.skip(f"real Human3.6M sample not found at {SAMPLE_DIR} "
+                    "(set H36M_SAMPLE_DIR to its folder to run these tests)")
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory):
+    """A small synthetic Human3.6M-layout set (S1 for training, S11 held out), with the quirks.
+
+    Generated once per test session; tests must treat it as read-only.
+    """
+    import synthetic_h36m
+    out_dir = tmp_path_factory.mktemp("synthetic_h36m")
+    return synthetic_h36m.generate_dataset(out_dir, subjects=("S1", "S11"), frames=40, size=256,
+                                           seed=0, progress=False)
