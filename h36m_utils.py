@@ -243,3 +243,310 @@ def projection_matrix(camera: Camera, crop: np.ndarray | None = None) -> np.ndar
     """(3, 4) pinhole projection ``crop @ K @ [R | t]`` (crop: (3, 3) from ``crop_matrix``)."""
     K = camera.K if crop is None else crop @ camera.K
     return K @ np.concatenate([camera.R, camera.t[:, None]], axis=1)
+
+
+# --------------------------------------------------------------------------- labels
+
+def read_poses(path: str) -> np.ndarray:
+    """Read a Human3.6M pose CDF: ``(N, 32, 3)`` world mm (D3) or ``(N, 32, 2)`` pixels (D2).
+
+    Raises ValueError naming the file when it is not a CDF, has no ``Pose`` variable, or its
+    width is neither 96 (D3) nor 64 (D2).
+    """
+    pose = _read_pose_variable(path)
+    if pose.ndim == 3 and pose.shape[0] == 1:
+        pose = pose[0]
+    if pose.ndim != 2 or pose.shape[1] not in (64, 96):
+        raise ValueError(
+            f"{path}: variable 'Pose' has shape {pose.shape}; expected (1, N, 96) for D3_Positions "
+            "or (1, N, 64) for D2_Positions. Is this a Human3.6M pose file?")
+    return pose.reshape(len(pose), 32, pose.shape[1] // 32).astype(np.float64)
+
+
+def pose_length(path: str) -> int:
+    """Number of frames in a pose CDF (reads it fully, so a broken file fails here, early)."""
+    return len(read_poses(path))
+
+
+def _read_pose_variable(path: str) -> np.ndarray:
+    import cdflib  # imported here: only label reading needs it
+
+    try:
+        cdf = cdflib.CDF(path)
+    except Exception as error:  # cdflib raises several types for a non-CDF file
+        raise ValueError(f"{path}: not a readable CDF file ({error}). Re-extract it from the "
+                         "Human3.6M pose archive.") from error
+    variables = cdf.cdf_info().zVariables + cdf.cdf_info().rVariables
+    if "Pose" not in variables:
+        raise ValueError(f"{path}: CDF has no variable 'Pose' (found {variables}). "
+                         "Expected a Human3.6M D2_Positions or D3_Positions file.")
+    return np.asarray(cdf.varget("Pose"))
+
+
+# --------------------------------------------------------------------------- data set index
+
+ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing",
+           "Purchases", "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking",
+           "WalkTogether")
+# S1's files use other names for two actions.
+ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+DEFAULT_S9_LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "S9_training_vids.txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sequence:
+    """One recorded sequence: all camera videos and labels of one subject's trial.
+
+    ``name`` is the file stem (``"Directions 1"``), ``action`` the canonical action
+    (``"Directions"``); ``videos`` / ``d2_paths`` map camera id -> path in ``CAMERA_IDS``
+    order; ``num_frames`` is the common prefix usable in every video and label file.
+    """
+
+    subject: str
+    action: str
+    name: str
+    videos: dict
+    d3_path: str
+    d2_paths: dict
+    num_frames: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportEntry:
+    """One thing the index did to the data: ``kind`` is skipped, trimmed, renamed or missing."""
+
+    kind: str
+    subject: str
+    sequence: str
+    reason: str
+
+
+@dataclasses.dataclass
+class IndexReport:
+    """What ``find_sequences`` found, skipped and trimmed, for the caller to print."""
+
+    entries: list
+    num_sequences: int = 0
+    num_frames: int = 0
+
+    def of_kind(self, kind: str) -> list:
+        return [entry for entry in self.entries if entry.kind == kind]
+
+    def __str__(self) -> str:
+        lines = [f"Human3.6M index: {self.num_sequences} sequences, {self.num_frames} frames."]
+        for kind in ("missing", "skipped", "trimmed", "renamed"):
+            entries = self.of_kind(kind)
+            if entries:
+                lines.append(f"  {kind} ({len(entries)}):")
+                lines += [f"    {e.subject} {e.sequence}: {e.reason}" for e in entries]
+        return "\n".join(lines)
+
+
+def canonical_action(stem: str) -> str:
+    """File stem -> canonical action: ``"TakingPhoto 1"`` -> ``"Photo"``."""
+    base = stem.rsplit(" ", 1)[0] if stem.rsplit(" ", 1)[-1].isdigit() else stem
+    return ACTION_ALIASES.get(base, base)
+
+
+def _subject_of(path: str) -> str | None:
+    """The innermost folder named like a subject (``S1``..``S11``) on the path, if any."""
+    for part in reversed(os.path.normpath(path).split(os.sep)[:-1]):
+        if part in SUBJECTS:
+            return part
+    return None
+
+
+def _walk_files(root: str, suffix: str):
+    for folder, _, files in os.walk(root, followlinks=True):
+        for file_name in sorted(files):
+            if file_name.lower().endswith(suffix):
+                yield os.path.join(folder, file_name)
+
+
+def _index_files(data_dir: str, labels_dir: str):
+    """Map (subject, stem) -> {"videos": {cam: path}, "d2": {cam: path}, "d3": path}."""
+    found: dict = {}
+
+    def slot(subject, stem):
+        return found.setdefault((subject, stem), {"videos": {}, "d2": {}, "d3": None})
+
+    def add(table, key, path):
+        if key in table and table[key] != path:
+            raise ValueError(f"Two files for the same data: {table[key]} and {path}. "
+                             "Remove one copy from the data folders.")
+        table[key] = path
+
+    for path in _walk_files(data_dir, ".mp4"):
+        subject, parts = _subject_of(path), os.path.basename(path)[:-4].rsplit(".", 1)
+        if subject and len(parts) == 2 and parts[1] in CAMERA_IDS:
+            add(slot(subject, parts[0])["videos"], parts[1], path)
+    for path in _walk_files(labels_dir, ".cdf"):
+        subject, kind = _subject_of(path), os.path.basename(os.path.dirname(path))
+        stem = os.path.basename(path)[:-4]
+        if subject and kind == "D3_Positions":
+            entry = slot(subject, stem)
+            if entry["d3"] not in (None, path):
+                raise ValueError(f"Two files for the same data: {entry['d3']} and {path}. "
+                                 "Remove one copy from the label folders.")
+            entry["d3"] = path
+        elif subject and kind == "D2_Positions" and stem.rsplit(".", 1)[-1] in CAMERA_IDS:
+            stem, camera_id = stem.rsplit(".", 1)
+            add(slot(subject, stem)["d2"], camera_id, path)
+    return found
+
+
+def read_s9_list(path: str) -> set:
+    """The S9 video file names whose labels are usable, one a line."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"S9 video list not found: {path}. It ships with the repo as "
+                                "S9_training_vids.txt; pass s9_list=None to use every S9 video.")
+    with open(path, encoding="utf-8") as handle:
+        return {line.strip() for line in handle if line.strip()}
+
+
+def video_frame_count(path: str) -> int:
+    """Frames in a video according to its container; 0 when OpenCV cannot open it."""
+    import cv2  # imported here: only the index and the loader touch videos
+
+    capture = cv2.VideoCapture(path)
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+
+
+def find_sequences(data_dir: str, labels_dir: str, subjects, actions=None,
+                   s9_list: str | None = DEFAULT_S9_LIST) -> tuple[list, IndexReport]:
+    """Index the Human3.6M sequences of ``subjects`` under ``data_dir`` and ``labels_dir``.
+
+    Files are found at any depth (flat ``S1/Videos/...`` or the archives' ``Videos_S1/S1/...``).
+    Returns ``(sequences, report)``: the usable sequences, sorted by subject and name, and an
+    ``IndexReport`` of everything skipped, trimmed or renamed, with the reason. Nothing is
+    dropped without an entry in the report. ``actions`` (canonical names) restricts the actions.
+    """
+    for folder, what in ((data_dir, "videos"), (labels_dir, "labels")):
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"The {what} folder {folder} does not exist. Put the Human3.6M {what} there "
+                "(see its README.md), or run `python train_and_test.py --mode demo`, which needs "
+                "no download.")
+    s9_usable = read_s9_list(s9_list) if s9_list and "S9" in subjects else None
+    found = _index_files(data_dir, labels_dir)
+    report = IndexReport(entries=[])
+    sequences = []
+    for subject in subjects:
+        stems = sorted(stem for found_subject, stem in found if found_subject == subject)
+        if not stems:
+            report.entries.append(ReportEntry(
+                "missing", subject, "-", f"no videos or labels found under {data_dir} and "
+                f"{labels_dir}; download and unpack this subject, or leave it out"))
+        for stem in stems:
+            sequence = _check_sequence(subject, stem, found[(subject, stem)], actions,
+                                       s9_usable, report)
+            if sequence is not None:
+                sequences.append(sequence)
+    report.num_sequences = len(sequences)
+    report.num_frames = sum(sequence.num_frames for sequence in sequences)
+    return sequences, report
+
+
+def _check_sequence(subject, stem, files, actions, s9_usable, report):
+    """A Sequence for one (subject, stem), or None with the reason added to ``report``."""
+    def skip(reason):
+        report.entries.append(ReportEntry("skipped", subject, stem, reason))
+
+    if stem.endswith("_ALL"):
+        return skip("an '_ALL' recording is not an action")
+    action = canonical_action(stem)
+    if actions is not None and action not in actions:
+        return skip(f"action {action} not among the requested actions")
+    if action not in ACTIONS:
+        return skip(f"unknown action name '{action}' (known: {', '.join(ACTIONS)})")
+    if action != stem.split(" ")[0]:
+        report.entries.append(ReportEntry("renamed", subject, stem,
+                                          f"file name says {stem.split(' ')[0]}, used as {action}"))
+    missing = ([f"video of camera {c}" for c in CAMERA_IDS if c not in files["videos"]]
+               + ([] if files["d3"] else ["D3_Positions label"])
+               + [f"D2_Positions label of camera {c}" for c in CAMERA_IDS if c not in files["d2"]])
+    if missing:
+        return skip(f"missing {', '.join(missing)}; all 4 views and their labels are needed")
+    videos = {camera_id: files["videos"][camera_id] for camera_id in CAMERA_IDS}
+    if s9_usable is not None and subject == "S9":
+        unlisted = [os.path.basename(p) for p in videos.values()
+                    if os.path.basename(p) not in s9_usable]
+        if unlisted:
+            return skip(f"not in S9_training_vids.txt (known wrong labels): {', '.join(unlisted)}")
+    lengths = {f"video {c}": video_frame_count(path) for c, path in videos.items()}
+    broken = [videos[name.split()[1]] for name, length in lengths.items() if length <= 0]
+    if broken:
+        return skip(f"unreadable video {', '.join(broken)}: re-extract it from the archive")
+    lengths["D3 labels"] = pose_length(files["d3"])
+    lengths.update({f"D2 labels {c}": pose_length(files["d2"][c]) for c in CAMERA_IDS})
+    num_frames = min(lengths.values())
+    if max(lengths.values()) != num_frames:
+        longer = ", ".join(f"{name} {n}" for name, n in lengths.items() if n != num_frames)
+        report.entries.append(ReportEntry(
+            "trimmed", subject, stem, f"using the common {num_frames} frames; longer: {longer}"))
+    return Sequence(subject, action, stem, videos, files["d3"],
+                    {c: files["d2"][c] for c in CAMERA_IDS}, num_frames)
+
+
+def check_cameras(cameras: dict, subjects, cameras_path: str) -> None:
+    """Raise ValueError naming the camera file when a subject or camera is missing from it."""
+    for subject in subjects:
+        missing = [c for c in CAMERA_IDS if c not in cameras.get(subject, {})]
+        if missing:
+            raise ValueError(f"Camera file {cameras_path} has no calibration for {subject} "
+                             f"camera(s) {', '.join(missing)}. Use a complete camera file "
+                             "(camera-parameters.json or metadata.xml) for every subject.")
+
+
+# --------------------------------------------------------------------------- metrics
+
+def mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Mean per-joint position error, ``(..., J, 3)`` -> ``(...,)`` in the inputs' unit (mm)."""
+    return np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
+
+
+def mpjpe_relative(pred: np.ndarray, gt: np.ndarray, root: int = PELVIS) -> np.ndarray:
+    """MPJPE after aligning each pose's root joint (pelvis): ``(..., J, 3)`` -> ``(...,)``."""
+    return mpjpe(pred - pred[..., root:root + 1, :], gt - gt[..., root:root + 1, :])
+
+
+def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``pred (..., J, 3)`` moved by the similarity (rotation, scale, shift) that best fits ``gt``."""
+    mu_pred, mu_gt = pred.mean(axis=-2, keepdims=True), gt.mean(axis=-2, keepdims=True)
+    x, y = pred - mu_pred, gt - mu_gt
+    u, s, vt = np.linalg.svd(np.swapaxes(x, -1, -2) @ y)
+    # Flip the last axis where the best orthogonal map is a reflection.
+    sign = np.sign(np.linalg.det(u @ vt))
+    s[..., -1] *= sign
+    u[..., :, -1] *= sign[..., None]
+    rotation = u @ vt
+    scale = s.sum(axis=-1) / np.maximum((x ** 2).sum(axis=(-1, -2)), 1e-12)
+    return scale[..., None, None] * (x @ rotation) + mu_gt
+
+
+def p_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """MPJPE after Procrustes alignment with scale: ``(..., J, 3)`` -> ``(...,)``."""
+    return mpjpe(procrustes_align(pred, gt), gt)
+
+
+def error_2d(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Mean 2D joint error in pixels: ``(..., J, 2)`` -> ``(...,)``."""
+    return np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
+
+
+def summarize_per_action(actions, per_sample: dict) -> tuple[dict, dict]:
+    """Average per action, then over actions, as papers report.
+
+    actions: (N,) action names; per_sample: {metric: (N,) values}. Returns
+    ``({action: {metric: mean}}, {metric: mean over actions})``.
+    """
+    actions = np.asarray(actions)
+    per_action = {action: {name: float(np.mean(np.asarray(values)[actions == action]))
+                           for name, values in per_sample.items()}
+                  for action in sorted(set(actions.tolist()))}
+    averages = {name: float(np.mean([row[name] for row in per_action.values()]))
+                for name in per_sample}
+    return per_action, averages
