@@ -455,7 +455,7 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
     def skip(reason):
         report.entries.append(ReportEntry("skipped", subject, stem, reason))
 
-    if stem.endswith("_ALL"):
+    if "_ALL" in stem:  # also "Directions_ALL 1"-style names
         return skip("an '_ALL' recording is not an action")
     action = canonical_action(stem)
     if actions is not None and action not in actions:
