@@ -1,0 +1,140 @@
+"""Speed and accuracy of the DLT solvers, side by side in one run, as one table.
+
+    python benchmarks/bench_dlt.py [--batches 16 64 256 1024] [--repeats 15]
+
+Scene: 4 cameras in a Human3.6M-like ring (5 m away, f = 1145 px), 17 joints per sample, 2 px
+of Gaussian noise on the pinhole 2D points; float32 inputs. Solvers, each in its best form:
+  SII (2 / 3 iterations): dlt_layer.triangulate in a tf.function with XLA (jit_compile=True);
+  keras.ops.svd: dlt_layer.triangulate(method="svd"), which calls tf.linalg.svd on the same
+    normalised system (the faster of a plain tf.function and an XLA one is kept);
+  numpy.linalg.svd: float64 batched SVD of the plain, unnormalised system (numpy's best form).
+Time: median over repeats of one call on the whole batch; the solvers take turns in 3 rounds
+(warm-up and compilation excluded).
+Accuracy: max / mean distance in mm to the float64 SVD of the same normalised system
+(dlt_layer.triangulate(method="svd", dtype="float64")): the solver's own error. For the plain
+numpy row it is the effect of the normalisation under noise, which the last column (mean error
+against the true points) shows to be no loss.
+"""
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import dlt_layer  # noqa: E402
+
+NUM_JOINTS, NUM_VIEWS, NOISE_PX = 17, 4, 2.0
+
+
+def ring_cameras(num_views=NUM_VIEWS, distance=5000.0, focal=1145.0):
+    """(V, 3, 4) pinhole P of cameras on a ring at 1.5 m height, all looking at (0, 0, 1 m)."""
+    target = np.array([0.0, 0.0, 1000.0])
+    cameras = []
+    for view in range(num_views):
+        azimuth = np.pi / 4 + 2 * np.pi * view / num_views
+        centre = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), 1500.0])
+        forward = (target - centre) / np.linalg.norm(target - centre)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        right /= np.linalg.norm(right)
+        R = np.stack([right, np.cross(forward, right), forward])
+        K = np.array([[focal, 0, 500.0], [0, focal, 500.0], [0, 0, 1]])
+        cameras.append(K @ np.concatenate([R, -R @ centre[:, None]], axis=1))
+    return np.stack(cameras)
+
+
+def make_batch(rng, batch, P):
+    """Noisy points (B, J, V, 2), P (B, 1, V, 3, 4) and the true X (B, J, 3), float64."""
+    X = rng.uniform([-800, -800, 0], [800, 800, 1900], (batch, NUM_JOINTS, 3))
+    homogeneous = np.einsum("vij,bnj->bnvi", P, np.concatenate([X, np.ones(X.shape[:2] + (1,))], -1))
+    points = homogeneous[..., :2] / homogeneous[..., 2:]
+    points += rng.normal(0, NOISE_PX, points.shape)
+    return points, np.broadcast_to(P, (batch, 1) + P.shape).copy(), X
+
+
+def numpy_svd_dlt(points, P):
+    """Float64 numpy SVD of the plain system. points (B, J, V, 2), P (B, 1, V, 3, 4) -> (B, J, 3)."""
+    rows = np.concatenate([points[..., 0, None] * P[..., 2, :] - P[..., 0, :],
+                           points[..., 1, None] * P[..., 2, :] - P[..., 1, :]], axis=-2)
+    solution = np.linalg.svd(rows)[2][..., -1, :]
+    return solution[..., :3] / solution[..., 3:]
+
+
+def median_ms(functions, repeats, rounds=3):
+    """{name: median ms per call}. The functions take turns in ``rounds`` rounds, so that load
+    from other processes hits all of them alike; in each turn one untimed call first absorbs the
+    switch (caches, thread pools still spinning from the previous solver), then about
+    repeats / rounds calls are timed. Compilation happens in the untimed calls."""
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            function()
+            for _ in range(max(1, repeats // rounds)):
+                start = time.perf_counter()
+                function()
+                times[name].append(time.perf_counter() - start)
+    return {name: 1000 * float(np.median(values)) for name, values in times.items()}
+
+
+def tf_solver(method, iterations, jit):
+    solve = tf.function(lambda points, P: dlt_layer.triangulate(points, P, method=method,
+                                                                iterations=iterations),
+                        jit_compile=jit)
+    return lambda points, P: solve(points, P).numpy()
+
+
+def solvers():
+    """(name, {form: callable(points float32, P float32) -> numpy}) in table order."""
+    return [
+        ("SII, 2 iterations", {"XLA": tf_solver("sii", 2, True)}),
+        ("SII, 3 iterations", {"XLA": tf_solver("sii", 3, True)}),
+        ("keras.ops.svd (tf.linalg.svd)", {"tf.function": tf_solver("svd", 2, False),
+                                           "XLA": tf_solver("svd", 2, True)}),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256, 1024])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    cameras = ring_cameras()
+    header = (f"{'batch x joints':>14} | {'solver':<30} | {'form':<11} | {'time ms':>8} | "
+              f"{'tf.svd / this':>13} | {'max mm':>8} | {'mean mm':>8} | {'truth mm':>10}")
+    print(f"DLT solvers, {NUM_VIEWS} views, {NOISE_PX:g} px noise, float32 inputs; "
+          f"max/mean mm vs float64 SVD of the same system, mean mm vs truth; {os.cpu_count()} CPU cores, TF {tf.__version__}")
+    print(header)
+    print("-" * len(header))
+    for batch in args.batches:
+        points, P, truth = make_batch(rng, batch, cameras)
+        points32, P32 = tf.constant(points, tf.float32), tf.constant(P, tf.float32)
+        reference = dlt_layer.triangulate(points, P, method="svd", dtype="float64").numpy()
+        candidates = {(name, form): function for name, forms in solvers()
+                      for form, function in forms.items()}
+        timed = median_ms({key: (lambda f=f: f(points32, P32)) for key, f in candidates.items()}
+                          | {("numpy", "numpy"): lambda: numpy_svd_dlt(points, P)}, args.repeats)
+        rows = []
+        for name, forms in solvers():
+            form = min(forms, key=lambda form: timed[name, form])
+            estimate = forms[form](points32, P32).astype(np.float64)
+            rows.append((name, form, timed[name, form], estimate))
+        rows.append(("numpy.linalg.svd f64, plain", "numpy", timed["numpy", "numpy"],
+                     numpy_svd_dlt(points, P)))
+        svd_ms = rows[2][2]
+        for name, form, ms, estimate in rows:
+            errors = np.linalg.norm(estimate - reference, axis=-1)
+            truth_mm = np.linalg.norm(estimate - truth, axis=-1).mean()
+            print(f"{batch:>6} x {NUM_JOINTS:<5} | {name:<30} | {form:<11} | {ms:>8.3f} | "
+                  f"{svd_ms / ms:>12.1f}x | {errors.max():>8.4f} | {errors.mean():>8.4f} | "
+                  f"{truth_mm:>10.3f}")
+        print("-" * len(header))
+
+
+if __name__ == "__main__":
+    main()

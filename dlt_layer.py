@@ -1,0 +1,408 @@
+"""Differentiable triangulation: undistortion of 2D points and the DLT, in ``keras.ops`` only.
+
+Only ``keras.ops`` is used (no direct TensorFlow calls), so the same code runs under the
+TensorFlow, JAX and PyTorch backends of Keras 3.
+
+The DLT (DESIGN.md section 5). For one 3D point seen in V views, each view contributes the two
+rows ``u P[2] - P[0]`` and ``v P[2] - P[1]`` of a ``(2V, 4)`` matrix ``A``; the homogeneous
+point is the right singular vector of ``A`` for its smallest singular value, i.e. the
+eigenvector of ``B = A^T A`` (4 x 4) with the smallest eigenvalue. ``method="sii"`` finds it by
+shifted inverse iterations, ``x <- (B + s I)^-1 x; x <- x / |x|``, written as elementwise
+arithmetic over all points at once (a closed-form 4 x 4 adjugate, no batched matmul or solve,
+which are slow for tiny matrices). ``method="svd"`` is the reference: ``keras.ops.svd`` of the
+same ``A``.
+
+Numerics (where the published TensorFlow re-implementation got NaNs):
+
+* Each view is normalised Hartley style by ONE constant per view: its principal point is moved to
+  the origin, pixels are divided by the mean focal length of the views (one number per sample,
+  so pixel errors in every view keep the same weight, as in the plain system) and ``P`` by the
+  norm of its third row's first three entries (so each row's residual is depth x pixel error,
+  whatever the scale of ``P``). Dividing each row by its own norm would make the weights depend
+  on the point, which nearly doubles the error under noise.
+* The world is re-centred on the point the cameras' optical axes converge to and scaled by the
+  cameras' distance to it, so the homogeneous solution is about ``(small, small, small, 1)``.
+* ``B`` is divided by its trace and shifted by 1e-6 (float32; 1e-12 in float64), so
+  ``B + s I`` is positive definite; the solve uses the adjugate, ``(B + s I)^-1 = adj / det``,
+  dropping ``det > 0`` since ``x`` is normalised after every iteration anyway: no division by a
+  quantity that can vanish. The start vector is fixed (the convergence point of the axes).
+* The homogeneous divide uses a sign-preserving floor on ``|w|``.
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+METHODS = ("sii", "svd")
+DTYPES = ("float32", "float64")
+# Shift of B (its trace normalised to 1), per precision: large against the rounding of B
+# (~1e-7 in float32, ~1e-16 in float64), small against the second-smallest eigenvalue of any
+# usable camera geometry (convergence per iteration is about shift / that eigenvalue).
+RELATIVE_SHIFT = {"float32": 1e-6, "float64": 1e-12}
+# Floor on trace(B) (about 2V for unit weights): reached only when (nearly) all weights are 0.
+MIN_TRACE = {"float32": 1e-12, "float64": 1e-100}
+# Regularisation of the optical-axes convergence point (relative to one camera's weight): only
+# matters for (nearly) parallel axes, where it falls back to the centroid of the cameras.
+AXES_REGULARISATION = 1e-3
+# Floor on |w| in the homogeneous divide (the solution has |x| = 1 and w ~ 1 for a real point).
+MIN_HOMOGENEOUS_W = 1e-9
+# Floor on the lens scale (1 + radial + tangential) in the undistortion's fixed-point division.
+MIN_LENS_SCALE = 1e-3
+# The distortion polynomial is evaluated with r^2 (normalised image radius squared) clipped to
+# this: 45 degrees off-axis, far beyond any Human3.6M lens (about 25 degrees at the corners);
+# keeps points far outside the model of the lens finite instead of overflowing.
+MAX_RADIUS_SQUARED = 1.0
+
+
+def _tiny(dtype: str) -> float:
+    """A positive floor that stays far above the smallest normal number of ``dtype``."""
+    return 1e-30 if dtype == "float32" else 1e-200
+
+
+# --------------------------------------------------------------------------- undistortion
+
+def undistort(points_2d, K, dist, iterations: int = 6, dtype: str = "float32"):
+    """Distorted pixels -> pinhole pixels, inverting the OFFICIAL Human3.6M distortion.
+
+    points_2d: (..., N, 2) distorted pixels (what the image shows; pixel centres at integers).
+    K: (..., 3, 3) intrinsics of those pixels (upper triangular; a crop's K works).
+    dist: (..., 5) ordered [k1, k2, k3, p1, p2].
+    The leading axes of K and dist are those of points_2d without N (e.g. points (B, V, J, 2),
+    K (B, V, 3, 3), dist (B, V, 5)). Returns (..., N, 2) pinhole pixels, i.e. what ``K [R|t]``
+    gives.
+
+    Fixed-point iteration ``xy <- (xy_d - offset(xy)) / scale(xy)`` on normalised coordinates,
+    the distortion being ``xy_d = xy * scale(xy) + offset(xy)`` with ``scale = 1 + k1 r2 +
+    k2 r2^2 + k3 r2^3 + p1 y + p2 x`` and ``offset = (p2 r2, p1 r2)`` (see
+    ``h36m_utils.distort_normalized``). Each step shrinks the error about 20-fold even at the
+    corners of the Human3.6M frames (where the distortion reaches 23 px): 6 iterations leave
+    < 1e-6 px in float64, i.e. float32 rounding only. Differentiable in all inputs.
+    """
+    _check_dtype(dtype)
+    points_2d = ops.convert_to_tensor(points_2d, dtype)
+    K = ops.expand_dims(ops.convert_to_tensor(K, dtype), -3)            # (..., 1, 3, 3)
+    dist = ops.expand_dims(ops.convert_to_tensor(dist, dtype), -2)      # (..., 1, 5)
+    fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
+    fy, cy = K[..., 1, 1], K[..., 1, 2]
+    k1, k2, k3, p1, p2 = (dist[..., i] for i in range(5))
+    y_target = (points_2d[..., 1] - cy) / fy
+    x_target = (points_2d[..., 0] - cx - skew * y_target) / fx
+    x, y = x_target, y_target
+    for _ in range(iterations):
+        r2 = ops.minimum(x * x + y * y, MAX_RADIUS_SQUARED)
+        scale = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)) + p1 * y + p2 * x
+        scale = _sign_preserving_floor(scale, MIN_LENS_SCALE)
+        x, y = (x_target - p2 * r2) / scale, (y_target - p1 * r2) / scale
+    return ops.stack([fx * x + skew * y + cx, fy * y + cy], axis=-1)
+
+
+# --------------------------------------------------------------------------- triangulation
+
+def triangulate(points_2d, P, weights=None, method: str = "sii", iterations: int = 2,
+                dtype: str = "float32"):
+    """Triangulate points seen in V views by the DLT.
+
+    points_2d: (..., V, 2) pinhole (undistorted) pixels.
+    P: (..., V, 3, 4) projection matrices of those pixels (any scale per view).
+    weights: optional (..., V) non-negative per-view weights (multiply the view's two rows).
+    The leading axes of P and weights broadcast against those of points_2d, e.g. points
+    (B, J, V, 2) with P (B, 1, V, 3, 4). method: "sii" (shifted inverse iterations, the fast
+    one) or "svd" (keras.ops.svd of the same normalised system, the reference). iterations:
+    SII steps (2 to 3 are as accurate as the SVD). dtype: "float32" or "float64", the precision
+    of the whole computation. Returns (..., 3) points in P's world units (mm).
+    """
+    _check_dtype(dtype)
+    if method not in METHODS:
+        raise ValueError(f"triangulate: method must be one of {METHODS}, got {method!r}.")
+    if method == "sii" and (not isinstance(iterations, int) or iterations < 1):
+        raise ValueError(f"triangulate: iterations must be a positive int, got {iterations!r}.")
+    u, v, P, weights = _views_first(points_2d, P, weights, dtype)
+    frame = _normalising_frame(P, dtype)
+    columns = _design_columns(u, v, frame, weights)
+    if method == "sii":
+        homogeneous = _smallest_eigenvector_sii(columns, iterations, dtype)
+    else:
+        homogeneous = _smallest_singular_vector_svd(columns)
+    return _dehomogenise(homogeneous, frame)
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ValueError(f"dlt_layer: dtype must be one of {DTYPES}, got {dtype!r}.")
+
+
+def _views_first(points_2d, P, weights, dtype):
+    """Moves the view axis (and P's matrix axes) to the front, batch axes last.
+
+    Returns u, v: (V, ...); P: (V, 3, 4, ...); weights: (V, ...) or None, every tensor padded
+    with leading singleton axes to the same number of batch axes, so they broadcast. Batch axes
+    last makes every step below an elementwise operation on long contiguous vectors.
+    """
+    points_2d = ops.convert_to_tensor(points_2d, dtype)
+    P = ops.convert_to_tensor(P, dtype)
+    _check_shape("points_2d", points_2d, (2,))
+    _check_shape("P", P, (3, 4))
+    num_views = points_2d.shape[-2]
+    if P.shape[-3] is not None and num_views is not None and P.shape[-3] != num_views:
+        raise ValueError(f"triangulate: points_2d has {num_views} views (shape "
+                         f"{points_2d.shape}) but P has {P.shape[-3]} (shape {P.shape}).")
+    batch_ranks = [len(points_2d.shape) - 2, len(P.shape) - 3]
+    if weights is not None:
+        weights = ops.convert_to_tensor(weights, dtype)
+        if len(weights.shape) < 1 or weights.shape[-1] not in (None, num_views):
+            raise ValueError(f"triangulate: weights must be (..., V) with V = {num_views}, "
+                             f"got shape {weights.shape}.")
+        batch_ranks.append(len(weights.shape) - 1)
+    rank = max(batch_ranks)
+    points_2d = _pad_leading(points_2d, rank - batch_ranks[0])
+    P = ops.moveaxis(_pad_leading(P, rank - batch_ranks[1]), (-3, -2, -1), (0, 1, 2))
+    u = ops.moveaxis(points_2d[..., 0], -1, 0)
+    v = ops.moveaxis(points_2d[..., 1], -1, 0)
+    if weights is not None:
+        weights = ops.moveaxis(_pad_leading(weights, rank - batch_ranks[2]), -1, 0)
+    return u, v, P, weights
+
+
+def _check_shape(name, tensor, minor_shape):
+    """Raises unless ``tensor`` is (..., V, *minor_shape)."""
+    shape = tuple(tensor.shape)
+    minor_ok = all(got in (None, want) for got, want in zip(shape[-len(minor_shape):], minor_shape))
+    if len(shape) < len(minor_shape) + 1 or not minor_ok:
+        expected = ", ".join(str(size) for size in minor_shape)
+        raise ValueError(f"triangulate: {name} has shape {shape}; expected (..., V, {expected}).")
+
+
+def _pad_leading(tensor, count):
+    for _ in range(count):
+        tensor = ops.expand_dims(tensor, 0)
+    return tensor
+
+
+def _dot3(a, b):
+    """Dot product of two 3-vectors given as sequences of component tensors (extra ignored)."""
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _cross3(a, b):
+    return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+
+
+def _normalising_frame(P, dtype):
+    """The per-view image normalisation and the world normalisation of one sample.
+
+    P: (V, 3, 4, ...). Returns a dict with
+      rows: 3 lists of 4 tensors (V, ...): the rows of the normalised ``T_image P T_world``;
+      principal_x, principal_y: (V, ...) the image shift of each view (pixels);
+      pixel_scale: (...) one pixel scale shared by the views (mean focal length);
+      centre: 3 tensors (...), scale: (...): world point = centre + scale * normalised point.
+    """
+    tiny = _tiny(dtype)
+    m = [[P[:, r, c] for c in range(4)] for r in range(3)]          # m[r][c]: (V, ...)
+    depth_norm_sq = _dot3(m[2], m[2]) + tiny
+    principal_x = _dot3(m[0], m[2]) / depth_norm_sq
+    principal_y = _dot3(m[1], m[2]) / depth_norm_sq
+    depth_norm = ops.sqrt(depth_norm_sq)
+    focal_x = _norm3([m[0][c] - principal_x * m[2][c] for c in range(3)], tiny)
+    focal_y = _norm3([m[1][c] - principal_y * m[2][c] for c in range(3)], tiny)
+    pixel_scale = ops.mean((focal_x + focal_y) / (2.0 * depth_norm), axis=0)
+    view_scale = pixel_scale * depth_norm
+    rows = [[(m[0][c] - principal_x * m[2][c]) / view_scale for c in range(4)],
+            [(m[1][c] - principal_y * m[2][c]) / view_scale for c in range(4)],
+            [m[2][c] / depth_norm for c in range(4)]]
+    centres = _camera_centres(rows, tiny)
+    centre, scale = _world_normalisation(centres, rows[2][:3], tiny)
+    # Rows for the normalised point X' = (X - centre) / scale, divided by scale: entries O(1).
+    world_rows = [[row[0], row[1], row[2], (_dot3(row, centre) + row[3]) / scale]
+                  for row in rows]
+    return {"rows": world_rows, "principal_x": principal_x, "principal_y": principal_y,
+            "pixel_scale": pixel_scale, "centre": centre, "scale": scale}
+
+
+def _norm3(vector, tiny):
+    return ops.sqrt(_dot3(vector, vector) + tiny)
+
+
+def _camera_centres(rows, tiny):
+    """Camera centres ``-M^-1 p4`` of the normalised views: 3 tensors (V, ...).
+
+    ``M^-1`` by cross products of M's rows (M's determinant is about 1 after normalisation).
+    """
+    cross_12, cross_20, cross_01 = (_cross3(rows[1], rows[2]), _cross3(rows[2], rows[0]),
+                                    _cross3(rows[0], rows[1]))
+    det = _sign_preserving_floor(_dot3(rows[0], cross_12), tiny)
+    return [-(rows[0][3] * cross_12[c] + rows[1][3] * cross_20[c] + rows[2][3] * cross_01[c])
+            / det for c in range(3)]
+
+
+def _world_normalisation(centres, axes, tiny):
+    """Centre: the point closest to all optical axes; scale: RMS camera distance to it.
+
+    centres, axes: 3 tensors (V, ...) each (axes are unit vectors). Solves
+    ``(sum_i (I - a_i a_i^T) + reg I) c = sum_i (I - a_i a_i^T) C_i + reg mean(C)`` in closed
+    form (3 x 3 symmetric adjugate). Returns centre (3 tensors (...)) and scale (...).
+    """
+    num_views = ops.cast(ops.shape(centres[0])[0], centres[0].dtype)
+    regulariser = AXES_REGULARISATION * num_views
+    along = _dot3(axes, centres)                                      # (V, ...)
+    mean_centre = [ops.mean(centres[c], axis=0) for c in range(3)]
+    system = {}
+    for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
+        system[i, j] = ops.sum(float(i == j) - axes[i] * axes[j], axis=0) + \
+            (regulariser if i == j else 0.0)
+        system[j, i] = system[i, j]
+    rhs = [ops.sum(centres[c] - axes[c] * along, axis=0) + regulariser * mean_centre[c]
+           for c in range(3)]
+    cofactors = {(i, j): _cofactor3(system, i, j) for i in range(3) for j in range(3)}
+    det = system[0, 0] * cofactors[0, 0] + system[0, 1] * cofactors[0, 1] + \
+        system[0, 2] * cofactors[0, 2]
+    det = _sign_preserving_floor(det, tiny)
+    centre = [_dot3([cofactors[0, i], cofactors[1, i], cofactors[2, i]], rhs) / det
+              for i in range(3)]
+    offsets = [centres[c] - centre[c] for c in range(3)]
+    scale = ops.sqrt(ops.mean(_dot3(offsets, offsets), axis=0) + tiny)
+    return centre, scale
+
+
+def _cofactor3(matrix, i, j):
+    rows = [r for r in range(3) if r != i]
+    cols = [c for c in range(3) if c != j]
+    minor = matrix[rows[0], cols[0]] * matrix[rows[1], cols[1]] - \
+        matrix[rows[0], cols[1]] * matrix[rows[1], cols[0]]
+    return minor if (i + j) % 2 == 0 else -minor
+
+
+def _design_columns(u, v, frame, weights):
+    """The 4 columns of the normalised DLT matrix A, each (2V, ...): rows u-rows then v-rows."""
+    rows = frame["rows"]
+    u_n = (u - frame["principal_x"]) / frame["pixel_scale"]
+    v_n = (v - frame["principal_y"]) / frame["pixel_scale"]
+    columns = []
+    for c in range(4):
+        u_row, v_row = u_n * rows[2][c] - rows[0][c], v_n * rows[2][c] - rows[1][c]
+        if weights is not None:
+            u_row, v_row = weights * u_row, weights * v_row
+        columns.append(ops.concatenate([u_row, v_row], axis=0))
+    return columns
+
+
+def _symmetric_gram(columns):
+    """B = A^T A from A's columns: dict (i, j) -> (...) for all 16 index pairs."""
+    gram = {}
+    for i in range(4):
+        for j in range(i, 4):
+            gram[i, j] = ops.sum(columns[i] * columns[j], axis=0)
+            gram[j, i] = gram[i, j]
+    return gram
+
+
+def _adjugate4(a):
+    """Adjugate (det x inverse) of a symmetric 4 x 4 matrix given as dict (i, j) -> tensor.
+
+    Laplace expansion by complementary 2 x 2 minors of rows (0, 1) and rows (2, 3).
+    """
+    s = [a[0, 0] * a[1, 1] - a[1, 0] * a[0, 1], a[0, 0] * a[1, 2] - a[1, 0] * a[0, 2],
+         a[0, 0] * a[1, 3] - a[1, 0] * a[0, 3], a[0, 1] * a[1, 2] - a[1, 1] * a[0, 2],
+         a[0, 1] * a[1, 3] - a[1, 1] * a[0, 3], a[0, 2] * a[1, 3] - a[1, 2] * a[0, 3]]
+    c = [a[2, 0] * a[3, 1] - a[3, 0] * a[2, 1], a[2, 0] * a[3, 2] - a[3, 0] * a[2, 2],
+         a[2, 0] * a[3, 3] - a[3, 0] * a[2, 3], a[2, 1] * a[3, 2] - a[3, 1] * a[2, 2],
+         a[2, 1] * a[3, 3] - a[3, 1] * a[2, 3], a[2, 2] * a[3, 3] - a[3, 2] * a[2, 3]]
+    adj = {
+        (0, 0): a[1, 1] * c[5] - a[1, 2] * c[4] + a[1, 3] * c[3],
+        (0, 1): -a[0, 1] * c[5] + a[0, 2] * c[4] - a[0, 3] * c[3],
+        (0, 2): a[3, 1] * s[5] - a[3, 2] * s[4] + a[3, 3] * s[3],
+        (0, 3): -a[2, 1] * s[5] + a[2, 2] * s[4] - a[2, 3] * s[3],
+        (1, 1): a[0, 0] * c[5] - a[0, 2] * c[2] + a[0, 3] * c[1],
+        (1, 2): -a[3, 0] * s[5] + a[3, 2] * s[2] - a[3, 3] * s[1],
+        (1, 3): a[2, 0] * s[5] - a[2, 2] * s[2] + a[2, 3] * s[1],
+        (2, 2): a[3, 0] * s[4] - a[3, 1] * s[2] + a[3, 3] * s[0],
+        (2, 3): -a[2, 0] * s[4] + a[2, 1] * s[2] - a[2, 3] * s[0],
+        (3, 3): a[2, 0] * s[3] - a[2, 1] * s[1] + a[2, 2] * s[0],
+    }
+    for i in range(4):
+        for j in range(i):
+            adj[i, j] = adj[j, i]
+    return adj
+
+
+def _smallest_eigenvector_sii(columns, iterations, dtype):
+    """Shifted inverse iterations on B = A^T A: 4 tensors (...), a unit vector per point."""
+    tiny = _tiny(dtype)
+    gram = _symmetric_gram(columns)
+    # Floored so that all-zero weights give the centre with zero gradients, not 0 / 0.
+    trace = ops.maximum(gram[0, 0] + gram[1, 1] + gram[2, 2] + gram[3, 3], MIN_TRACE[dtype])
+    shifted = {key: value / trace + (RELATIVE_SHIFT[dtype] if key[0] == key[1] else 0.0)
+               for key, value in gram.items()}
+    solver = _adjugate4(shifted)
+    # Start at the normalised world centre, the homogeneous (0, 0, 0, 1): next to any point
+    # the cameras look at, and never orthogonal to it.
+    zeros = ops.zeros_like(trace)
+    x = [zeros, zeros, zeros, ops.ones_like(trace)]
+    for _ in range(iterations):
+        y = [sum(solver[i, j] * x[j] for j in range(4)) for i in range(4)]
+        norm = ops.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2] + y[3] * y[3] + tiny)
+        x = [component / norm for component in y]
+    return x
+
+
+def _smallest_singular_vector_svd(columns):
+    """keras.ops.svd of A (..., 2V, 4): its last right singular vector, 4 tensors (...)."""
+    matrix = ops.moveaxis(ops.stack(columns, axis=-1), 0, -2)          # (..., 2V, 4)
+    _, _, vh = ops.svd(matrix, full_matrices=False)
+    return [vh[..., -1, c] for c in range(4)]
+
+
+def _sign_preserving_floor(value, floor):
+    """``value`` with ``|value| >= floor``, keeping its sign (0 counts as positive)."""
+    return ops.where(value >= 0, ops.maximum(value, floor), ops.minimum(value, -floor))
+
+
+def _dehomogenise(homogeneous, frame):
+    """Normalised homogeneous point (4 tensors) -> (..., 3) world point."""
+    w = _sign_preserving_floor(homogeneous[3], MIN_HOMOGENEOUS_W)
+    return ops.stack([frame["centre"][c] + frame["scale"] * homogeneous[c] / w
+                      for c in range(3)], axis=-1)
+
+
+# --------------------------------------------------------------------------- Keras layer
+
+@keras.saving.register_keras_serializable(package="dlt_layer")
+class UndistortTriangulate(keras.layers.Layer):
+    """Weightless layer: distorted 2D joints of V views -> 3D joints (undistort, then the DLT).
+
+    call(kp2d (B, V, J, 2) distorted pixels, P (B, V, 3, 4), K (B, V, 3, 3) of the same pixels,
+    dist (B, V, 5) [k1, k2, k3, p1, p2], weights=None or (B, V, J)) -> (B, J, 3) world mm.
+    Computes in ``precision`` ("float32" by default, whatever the model's dtype policy: the DLT
+    must not run in float16).
+    """
+
+    def __init__(self, method: str = "sii", iterations: int = 2,
+                 undistort_iterations: int = 6, precision: str = "float32", **kwargs):
+        # No autocast: under a float16 policy, P (entries up to ~1e6) would overflow.
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        if method not in METHODS:
+            raise ValueError(f"UndistortTriangulate: method must be one of {METHODS}, "
+                             f"got {method!r}.")
+        _check_dtype(precision)
+        self.method = method
+        self.iterations = iterations
+        self.undistort_iterations = undistort_iterations
+        self.precision = precision
+
+    def call(self, kp2d, P, K, dist, weights=None):
+        pinhole = undistort(kp2d, K, dist, iterations=self.undistort_iterations,
+                            dtype=self.precision)                       # (B, V, J, 2)
+        points = ops.transpose(pinhole, (0, 2, 1, 3))                   # (B, J, V, 2)
+        if weights is not None:
+            weights = ops.transpose(weights, (0, 2, 1))                 # (B, J, V)
+        return triangulate(points, ops.expand_dims(P, 1), weights, method=self.method,
+                           iterations=self.iterations, dtype=self.precision)
+
+    def compute_output_shape(self, kp2d_shape, *args, **kwargs):
+        return (kp2d_shape[0], kp2d_shape[2], 3)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(method=self.method, iterations=self.iterations,
+                      undistort_iterations=self.undistort_iterations, precision=self.precision)
+        return config
