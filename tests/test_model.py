@@ -1,0 +1,364 @@
+"""Tests of model.py and losses.py on the tiny config with small random batches built here.
+
+The batches are geometrically consistent: cameras on a ring around a random 17-point "person",
+crops around each view's projection, P/K/dist/kp2d/kp3d built with h36m_utils (the repo's
+verified camera conventions); the images are random noise.
+"""
+import dataclasses
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dlt_layer
+import h36m_utils
+import losses
+import model
+
+IMAGE_SIZE = model.CONFIGS["tiny"].image_size
+JOINTS = 17
+
+
+# --------------------------------------------------------------------------- synthetic batches
+
+def _ring_camera(angle: float, radius: float, rng) -> h36m_utils.Camera:
+    """A Human3.6M-like camera 1.5 m high on a ring, looking at the middle of the capture area."""
+    centre = np.array([radius * np.cos(angle), radius * np.sin(angle), 1500.0])
+    forward = np.array([0.0, 0.0, 900.0]) - centre + rng.normal(0, 100, 3)
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    R = np.stack([right, np.cross(forward, right), forward])
+    focal = rng.uniform(1100, 1200)
+    return h36m_utils.Camera(
+        R=R, t=-R @ centre, K=np.array([[focal, 0, 500 + rng.normal(0, 5)], [0, focal, 500], [0, 0, 1.0]]),
+        k=np.array([-0.2, 0.24, -0.002]) * rng.uniform(0.5, 1.5), p=np.array([-0.0015, -0.0009]),
+        width=1000, height=1000, id=f"ring{angle:.2f}")
+
+
+def _random_pose(rng) -> np.ndarray:
+    """(J, 3) world mm: a person-sized cloud of points standing somewhere in the capture area."""
+    pelvis = np.array([rng.uniform(-800, 800), rng.uniform(-800, 800), 900.0])
+    return pelvis + rng.uniform([-300, -300, -850], [300, 300, 800], (JOINTS, 3))
+
+
+def _crop_around(uv: np.ndarray) -> np.ndarray:
+    """(3, 3) crop matrix of a square crop of IMAGE_SIZE pixels around 2D points (J, 2)."""
+    low, high = uv.min(axis=0), uv.max(axis=0)
+    side = 1.25 * (high - low).max() + 10.0
+    centre = (low + high) / 2
+    return h36m_utils.crop_matrix(IMAGE_SIZE / side, centre[0] - side / 2, centre[1] - side / 2)
+
+
+def make_batch(rng, batch: int, num_views: int):
+    """inputs {images, P, K, dist}, targets {kp2d, kp3d}, cameras [[Camera with crop K] * V] * B."""
+    arrays, crop_cameras = {name: [] for name in ("P", "K", "dist", "kp2d", "kp3d")}, []
+    for _ in range(batch):
+        pose = _random_pose(rng)
+        angles = rng.uniform(0, 2 * np.pi) + np.arange(num_views) * 2 * np.pi / num_views + rng.normal(0, 0.2, num_views)
+        cameras = [_ring_camera(angle, rng.uniform(4000, 6000), rng) for angle in angles]
+        crops = [_crop_around(h36m_utils.project(pose, camera)) for camera in cameras]
+        crop_cameras.append([dataclasses.replace(camera, K=crop @ camera.K) for camera, crop in zip(cameras, crops)])
+        arrays["P"].append([h36m_utils.projection_matrix(camera, crop) for camera, crop in zip(cameras, crops)])
+        arrays["K"].append([camera.K for camera in crop_cameras[-1]])
+        arrays["dist"].append([camera.dist for camera in cameras])
+        arrays["kp2d"].append([h36m_utils.project(pose, camera) for camera in crop_cameras[-1]])
+        arrays["kp3d"].append(pose)
+    arrays = {name: np.asarray(value, np.float32) for name, value in arrays.items()}
+    inputs = {"images": rng.integers(0, 256, (batch, num_views, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
+              **{name: arrays[name] for name in ("P", "K", "dist")}}
+    return inputs, {"kp2d": arrays["kp2d"], "kp3d": arrays["kp3d"]}, crop_cameras
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """One tiny 4-view model, read-only for the tests that use it."""
+    keras.utils.set_random_seed(1)
+    return model.build_model("tiny", num_views=4)
+
+
+def _perturb_weights(network, rng):
+    """Moves every weight away from its initial value (BN statistics included, variances kept > 0)."""
+    for variable in network.weights:
+        value = keras.ops.convert_to_numpy(variable)
+        value = value * rng.uniform(0.5, 1.5, value.shape)
+        if "variance" not in variable.path:
+            value = value + rng.normal(0, 0.05, value.shape)
+        variable.assign(value.astype(variable.dtype))
+
+
+# --------------------------------------------------------------------------- model structure
+
+@pytest.mark.parametrize("num_views", [2, 3, 4])
+def test_output_shapes_and_finiteness(num_views, rng):
+    network = model.build_model("tiny", num_views=num_views)
+    inputs, _, _ = make_batch(rng, 2, num_views)
+    outputs = network(inputs, training=False)
+    config = model.CONFIGS["tiny"]
+    assert set(outputs) == {"heatmaps", "kp2d", "kp3d"}
+    heat = config.heatmap_size
+    assert tuple(outputs["heatmaps"].shape) == (2, num_views, heat, heat, JOINTS)
+    assert tuple(outputs["kp2d"].shape) == (2, num_views, JOINTS, 2)
+    assert tuple(outputs["kp3d"].shape) == (2, JOINTS, 3)
+    for name, value in outputs.items():
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(value))), name
+    # Heatmaps are spatial probability distributions.
+    sums = keras.ops.convert_to_numpy(outputs["heatmaps"]).sum(axis=(2, 3))
+    np.testing.assert_allclose(sums, 1.0, atol=1e-4)
+
+
+def test_kp3d_is_undistorted_dlt_of_model_kp2d(tiny_model, rng):
+    """kp3d == DLT(undistort(kp2d)): the model's float32 path against h36m_utils' undistortion and
+    the same DLT (SII, 2 iterations) in float64. The 2D outputs of a random network do not
+    agree across views, so the exact SVD solution differs from 2 SII steps by up to ~1 mm."""
+    _perturb_weights(tiny_model, rng)
+    logits = tiny_model.get_layer("heatmap_logits").kernel          # sharper maps: 2D outputs spread out
+    logits.assign(keras.ops.convert_to_numpy(logits) * 30.0)
+    inputs, _, crop_cameras = make_batch(rng, 3, 4)
+    outputs = tiny_model(inputs, training=False)
+    kp2d = keras.ops.convert_to_numpy(outputs["kp2d"]).astype(np.float64)
+    assert kp2d.std(axis=2).min() > 1.0, "2D outputs collapsed; the comparison would be weak"
+    pinhole = np.stack([np.stack([h36m_utils.undistort_points(kp2d[b, v], crop_cameras[b][v])
+                                  for v in range(4)]) for b in range(3)])          # (B, V, J, 2)
+    reference = dlt_layer.triangulate(np.transpose(pinhole, (0, 2, 1, 3)), inputs["P"][:, None].astype(np.float64),
+                                      method="sii", iterations=2, dtype="float64")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(outputs["kp3d"]),
+                               keras.ops.convert_to_numpy(reference), atol=0.05)
+
+
+def test_ftl_round_trips_on_row_space(rng):
+    """FTL(FTL^-1(y)) = y; FTL^-1(FTL(x)) = x projected on the row space of the view's P."""
+    inputs, _, crop_cameras = make_batch(rng, 2, 3)
+    P = model.normalize_projection(inputs["P"], IMAGE_SIZE, 1000.0)
+    points = 5
+    view_features = rng.normal(size=(2, 3, 4, 4, 3 * points)).astype(np.float32)
+    to_canonical = model.ToCanonical()(view_features, P)                      # (B, V, h, w, 4N)
+    assert tuple(to_canonical.shape) == (2, 3, 4, 4, 4 * points)
+    for view in range(3):   # FTL with view v's P of view v's canonical features gives them back
+        back = model.FromCanonical()(to_canonical[:, view], P)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(back)[:, view], view_features[:, view], atol=1e-4)
+
+    canonical = rng.normal(size=(2, 4, 4, 4 * points)).astype(np.float32)
+    round_trip = keras.ops.convert_to_numpy(model.ToCanonical()(model.FromCanonical()(canonical, P), P))
+    for b in range(2):
+        for view, camera in enumerate(crop_cameras[b]):
+            # The null space of P (in the normalised world unit, metres) is the camera centre.
+            null = np.append(camera.center / 1000.0, 1.0)
+            x = canonical[b].reshape(-1, 4).astype(np.float64)
+            expected = x - np.outer(x @ null, null) / (null @ null)
+            np.testing.assert_allclose(round_trip[b, view].reshape(-1, 4), expected, atol=1e-4)
+
+
+def test_normalized_projection_keeps_rays_and_maps_crop_to_unit_square(rng):
+    inputs, targets, _ = make_batch(rng, 2, 2)
+    P = keras.ops.convert_to_numpy(model.normalize_projection(inputs["P"], IMAGE_SIZE, 1000.0)).astype(np.float64)
+    np.testing.assert_allclose(np.linalg.norm(P, axis=(-2, -1)), 1.0, rtol=1e-5)
+    world = np.concatenate([targets["kp3d"] / 1000.0, np.ones((2, JOINTS, 1))], axis=-1)   # (B, J, 4) metres
+    projected = np.einsum("bvij,bkj->bvki", P, world)
+    normalised = projected[..., :2] / projected[..., 2:]
+    raw = np.einsum("bvij,bkj->bvki", inputs["P"].astype(np.float64),
+                    np.concatenate([targets["kp3d"], np.ones((2, JOINTS, 1))], axis=-1))
+    pixels = raw[..., :2] / raw[..., 2:]
+    # Crop edges -0.5 and S - 0.5 (pixel centres at integers) map to -1 and 1.
+    np.testing.assert_allclose(normalised, (pixels + 0.5) * 2 / IMAGE_SIZE - 1, atol=1e-6)
+
+
+def test_soft_argmax_pixel_convention(rng):
+    layer = model.SoftArgmax(IMAGE_SIZE)
+    heat = 32
+    rows, cols = rng.integers(0, heat, JOINTS), rng.integers(0, heat, JOINTS)
+    logits = np.zeros((1, heat, heat, JOINTS), np.float32)
+    logits[0, rows, cols, np.arange(JOINTS)] = 60.0                     # one-hot after the softmax
+    heatmaps, joints = layer(logits)
+    cell = IMAGE_SIZE / heat
+    expected = np.stack([(cols + 0.5) * cell - 0.5, (rows + 0.5) * cell - 0.5], axis=-1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(joints)[0], expected, atol=1e-3)
+    # Flat logits: the expectation is the centre of the crop, (S - 1) / 2 in integer-centre pixels.
+    _, centre = layer(np.zeros((1, heat, heat, 2), np.float32))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(centre), (IMAGE_SIZE - 1) / 2, atol=1e-4)
+
+
+def test_config_and_argument_errors():
+    with pytest.raises(ValueError, match="Unknown model config"):
+        model.get_config("huge")
+    with pytest.raises(ValueError, match="num_views >= 2"):
+        model.build_model("tiny", num_views=1)
+    bad = dataclasses.replace(model.CONFIGS["tiny"], heatmap_size=64)
+    with pytest.raises(ValueError, match="inconsistent"):
+        model.build_model(bad)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        model.build_model("tiny", weights="imagenet")
+
+
+def test_paper_configs_match_the_paper_architecture():
+    for name in ("paper", "resnet50"):
+        config = model.get_config(name)
+        assert (config.image_size, config.feature_size, config.heatmap_size) == (256, 8, 64)
+        assert (3 * config.latent_points, 4 * config.latent_points) == (300, 400)
+        assert config.decoder_input_filters == 2048 and config.decoder_filters == (256, 256, 256)
+    assert model.get_config("paper").backbone == "resnet152"
+
+
+# --------------------------------------------------------------------------- training through the DLT
+
+def _loss_3d_gradients(network, inputs, targets, loss):
+    with tf.GradientTape() as tape:
+        value = loss(targets["kp3d"], network(inputs, training=True)["kp3d"])
+    return value, tape.gradient(value, network.trainable_variables)
+
+
+def test_encoder_gets_gradients_from_the_3d_loss_alone(rng):
+    keras.utils.set_random_seed(int(rng.integers(1 << 30)))
+    network = model.build_model("tiny", num_views=3)
+    inputs, targets, _ = make_batch(rng, 2, 3)
+    _, gradients = _loss_3d_gradients(network, inputs, targets, losses.Loss3D("l1"))
+    encoder = {id(variable) for variable in network.get_layer("tiny_encoder").trainable_variables}
+    assert len(encoder) > 10
+    for variable, gradient in zip(network.trainable_variables, gradients):
+        assert gradient is not None, variable.path
+        gradient = keras.ops.convert_to_numpy(gradient)
+        assert np.all(np.isfinite(gradient)), variable.path
+        if id(variable) in encoder:
+            encoder.remove(id(variable))
+            assert np.abs(gradient).max() > 0, f"no gradient reaches the encoder's {variable.path}"
+    assert not encoder, "some encoder variables are not trainable variables of the model"
+
+
+def test_training_steps_with_3d_loss_lower_it_and_keep_gradients_finite(rng):
+    keras.utils.set_random_seed(int(rng.integers(1 << 30)))
+    network = model.build_model("tiny", num_views=4)
+    inputs, targets, _ = make_batch(rng, 4, 4)
+    loss = losses.Loss3D("huber")
+    optimizer = keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def step():
+        value, gradients = _loss_3d_gradients(network, inputs, targets, loss)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+        optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+        return value, finite
+
+    history = []
+    for _ in range(12):
+        value, finite = step()
+        assert bool(finite), f"non-finite gradient at step {len(history)}"
+        history.append(float(value))
+    assert np.all(np.isfinite(history))
+    assert np.mean(history[-3:]) < 0.8 * history[0], history
+
+
+# --------------------------------------------------------------------------- saving
+
+def test_save_and_load_round_trip(tiny_model, tmp_path, rng):
+    _perturb_weights(tiny_model, rng)
+    inputs, _, _ = make_batch(rng, 2, 4)
+    expected = {k: keras.ops.convert_to_numpy(v) for k, v in tiny_model(inputs, training=False).items()}
+
+    tiny_model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    tiny_model.save_weights(tmp_path / "model.weights.h5")
+    rebuilt = model.build_model("tiny", num_views=4)
+    rebuilt.load_weights(tmp_path / "model.weights.h5")
+    for restored in (loaded, rebuilt):
+        outputs = restored(inputs, training=False)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs[name]), value, err_msg=name)
+
+
+# --------------------------------------------------------------------------- losses
+
+def test_loss_values_against_numpy(rng):
+    true_2d, pred_2d = rng.uniform(0, 128, (2, 3, 4, 5, 2)).astype(np.float32)
+    error = (pred_2d - true_2d) / 128
+    np.testing.assert_allclose(float(losses.Loss2D(128, "mse")(true_2d, pred_2d)), np.mean(error ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(losses.Loss2D(128, "l1")(true_2d, pred_2d)), np.mean(np.abs(error)), rtol=1e-5)
+
+    true_3d, pred_3d = rng.normal(0, 100, (2, 3, 17, 3)).astype(np.float32)
+    difference = np.abs(pred_3d - true_3d)
+    np.testing.assert_allclose(float(losses.Loss3D("l1")(true_3d, pred_3d)), difference.mean(), rtol=1e-5)
+    huber = np.where(difference < 50, 0.5 * difference ** 2 / 50, difference - 25)
+    np.testing.assert_allclose(float(losses.Loss3D("huber", 50.0)(true_3d, pred_3d)), huber.mean(), rtol=1e-5)
+
+    pred_3d[1, 4, 2] = np.nan                            # never masked
+    assert not np.isfinite(float(losses.Loss3D("l1")(true_3d, pred_3d)))
+    with pytest.raises(ValueError, match="Unknown 3D loss"):
+        losses.Loss3D("l2")
+    with pytest.raises(ValueError, match="Unknown loss mode"):
+        losses.make_losses("2.5d", 128)
+
+
+def test_ramp_weight_schedule():
+    values = [losses.ramp_weight(step, 0.5, warmup_steps=3, ramp_steps=4) for step in range(9)]
+    np.testing.assert_allclose(values, [0, 0, 0, 0.125, 0.25, 0.375, 0.5, 0.5, 0.5])
+    assert losses.ramp_weight(3, 0.5, warmup_steps=3, ramp_steps=0) == 0.5
+
+
+def test_fit_ramps_the_3d_weight_and_fails_on_non_finite_loss(rng):
+    keras.utils.set_random_seed(int(rng.integers(1 << 30)))
+    network = model.build_model("tiny", num_views=2)
+    inputs, targets, _ = make_batch(rng, 2, 2)
+    setup = losses.make_losses("2d+3d", IMAGE_SIZE, weight_3d=0.01, warmup_steps=2, ramp_steps=2)
+    network.compile(optimizer=keras.optimizers.Adam(1e-4), **setup.compile_kwargs())
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.append(
+            (float(keras.ops.convert_to_numpy(setup.weight_3d)), logs["loss"], logs["kp2d_loss"], logs["kp3d_loss"])))
+    network.fit(inputs, targets, batch_size=2, epochs=5, verbose=0, callbacks=setup.callbacks + [record])
+    weights = [entry[0] for entry in seen]
+    np.testing.assert_allclose(weights, [0, 0, 0.005, 0.01, 0.01])
+    for weight, total, term_2d, term_3d in seen:            # logs: unweighted terms, weighted total
+        assert term_3d > 1.0
+        np.testing.assert_allclose(total, term_2d + weight * term_3d, rtol=1e-4)
+
+    targets["kp3d"][1, 3, 0] = np.nan
+    with pytest.raises(losses.NonFiniteLossError, match="kp3d_loss"):
+        network.fit(inputs, targets, batch_size=2, epochs=1, verbose=0, callbacks=setup.callbacks)
+
+
+@pytest.mark.parametrize("mode, weights", [("2d", (1.0, 0.0)), ("3d", (0.0, 1.0)), ("2d+3d", (1.0, 1e-4))])
+def test_make_losses_weights_per_mode(mode, weights):
+    setup = losses.make_losses(mode, 128)
+    assert set(setup.loss) == {"kp2d", "kp3d"}
+    assert setup.loss_weights["kp2d"] == weights[0]
+    assert float(keras.ops.convert_to_numpy(setup.loss_weights["kp3d"])) == pytest.approx(weights[1])
+    assert not any(isinstance(c, losses.Loss3DWeightRamp) for c in setup.callbacks)
+    assert any(isinstance(c, losses.RaiseOnNonFinite) for c in setup.callbacks)
+
+
+# --------------------------------------------------------------------------- other backends
+
+SECOND_BACKEND_SCRIPT = """
+import numpy as np, keras, model
+network = model.build_model("tiny", num_views=2)
+rng = np.random.default_rng(0)
+P = np.concatenate([np.eye(3), [[0.0], [0.0], [5000.0]]], axis=1) * 1.0
+P2 = np.concatenate([[[0.0, 0, -1], [0, 1, 0], [1, 0, 0]], [[0.0], [0.0], [5000.0]]], axis=1)
+K = np.array([[300.0, 0, 64], [0, 300, 64], [0, 0, 1]])
+inputs = {"images": rng.integers(0, 256, (1, 2, 128, 128, 3), dtype=np.uint8),
+          "P": np.stack([K @ P, K @ P2])[None].astype("float32"), "K": np.stack([K, K])[None].astype("float32"),
+          "dist": np.zeros((1, 2, 5), "float32")}
+outputs = network(inputs, training=False)
+assert tuple(outputs["kp3d"].shape) == (1, 17, 3)
+assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in outputs.values())
+print("ok", keras.backend.backend())
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_forward_under_a_second_backend(backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed, so the {backend} backend of Keras cannot be tested")
+    result = subprocess.run([sys.executable, "-c", SECOND_BACKEND_SCRIPT], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": backend},
+                            cwd=os.path.dirname(os.path.abspath(model.__file__)), timeout=300)
+    assert result.returncode == 0 and f"ok {backend}" in result.stdout, result.stderr[-3000:]
