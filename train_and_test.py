@@ -1,0 +1,313 @@
+"""Train, test or demo the canonical-fusion multi-view 3D pose model (Remelli et al., CVPR 2020).
+
+    python train_and_test.py --mode demo                      # no download: synthetic data, tiny model
+    python train_and_test.py --mode train --config paper      # Human3.6M under Data/ and Labels/
+    python train_and_test.py --mode test --weights checkpoints/best.weights.h5
+
+Thin on purpose: the data set's facts are in h36m_utils, tensors in data_loader, the network
+in model / losses / dlt_layer, fitting in training, the protocol in evaluation, plots in
+visualize. ``python train_and_test.py --help`` explains every flag.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by the modes)
+
+DEMO_DIR = "synthetic_data"
+# The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see README).
+DEMO_SETTINGS = dict(config="tiny", loss="2d+3d", batch_size=8, epochs=10, steps_per_epoch=160,
+                     lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=600, ramp_3d_steps=200,
+                     train_stride=1, val_stride=10, val_steps=None, test_stride=5, strategy="default",
+                     imagenet=False, weights=None)
+
+
+class UsageError(Exception):
+    """A problem the user can fix (missing data, wrong flag); printed without a traceback."""
+
+
+# --------------------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--mode", choices=("train", "test", "demo"), default="demo",
+                        help="train: fit on the training subjects; test: run the protocol with "
+                             "--weights; demo: generate synthetic data (no download), train tiny, test")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", default="Data", help="folder holding the Human3.6M videos (any depth)")
+    data.add_argument("--labels-dir", default="Labels", help="folder holding the D2/D3 pose CDF files (any depth)")
+    data.add_argument("--cameras", default=None,
+                      help="camera file (camera-parameters.json or metadata.xml); "
+                           "default: <labels-dir>/camera-parameters.json")
+    data.add_argument("--train-subjects", nargs="+", default=None,
+                      help="training subjects; default: S1 S5 S6 S7 S8 (demo: S1 S5)")
+    data.add_argument("--test-subjects", nargs="+", default=None,
+                      help="validation and test subjects (S9 is filtered by S9_training_vids.txt); "
+                           "default: S9 S11 (demo: S11)")
+    data.add_argument("--train-stride", type=int, default=1, help="train on every n-th frame")
+    data.add_argument("--val-stride", type=int, default=64,
+                      help="validate on every n-th frame of the test subjects after each epoch (0: no validation)")
+    data.add_argument("--test-stride", type=int, default=5, help="test on every n-th frame (the protocol uses 5)")
+    model = parser.add_argument_group("model and loss")
+    model.add_argument("--config", choices=("paper", "resnet50", "tiny"), default="paper",
+                       help="model configuration (model.CONFIGS); demo always uses tiny")
+    model.add_argument("--imagenet", action="store_true",
+                       help="start the ResNet encoder from ImageNet weights (downloaded once by keras)")
+    model.add_argument("--loss", choices=("2d", "2d+3d", "3d"), default="2d+3d",
+                       help="2d: heatmap joints only; 2d+3d: plus the 3D term through the DLT; 3d: DLT only")
+    model.add_argument("--loss-2d", choices=("mse", "l1"), default="mse", help="2D term on crop coordinates / S")
+    model.add_argument("--loss-3d", choices=("l1", "huber"), default="l1", help="3D term in mm")
+    model.add_argument("--weight-3d", type=float, default=1e-4, help="final weight of the 3D term (2d+3d)")
+    model.add_argument("--warmup-3d-steps", type=int, default=0,
+                       help="training steps with the 3D weight at 0 before it ramps up (2d+3d)")
+    model.add_argument("--ramp-3d-steps", type=int, default=0, help="steps of the linear 3D-weight ramp (2d+3d)")
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--batch-size", type=int, default=16,
+                     help="GLOBAL batch (samples of 4 views); split evenly across replicas")
+    fit.add_argument("--epochs", type=int, default=30, help="training epochs")
+    fit.add_argument("--steps-per-epoch", type=int, default=None,
+                     help="steps per epoch; default: one pass over the training frames at --train-stride")
+    fit.add_argument("--val-steps", type=int, default=None,
+                     help="validation batches per epoch; default: all of them at --val-stride")
+    fit.add_argument("--lr", type=float, default=1e-3,
+                     help="peak learning rate of Adam (linear warm-up, then cosine decay to 1%%)")
+    fit.add_argument("--lr-warmup-steps", type=int, default=500, help="steps of the learning-rate warm-up")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the weights' initialisation and the data order")
+    fit.add_argument("--checkpoint-dir", default="checkpoints",
+                     help="where best.weights.h5, last.weights.h5 (+ .json sidecars) and the resume backup go")
+    fit.add_argument("--log-dir", default="logs", help="TensorBoard and CSV logs")
+    fit.add_argument("--backup-every", type=int, default=200,
+                     help="steps between backups of the training state (for --resume)")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run from <checkpoint-dir>/backup, at the same epoch and step")
+    fit.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                     help="default: one device; mirrored: all GPUs of this machine; multiworker: "
+                          "several machines configured by TF_CONFIG")
+    parser.add_argument("--weights", default=None,
+                        help="weights file or URL: test mode evaluates it; train mode starts from it "
+                             "(checked against --config via its .json sidecar)")
+    parser.add_argument("--output-dir", default="outputs", help="where metrics.json and metrics.csv go")
+    parser.add_argument("--images-dir", default="imgs", help="where kpts_preds.png and 3d_prediction.png go")
+    parser.add_argument("--demo-dir", default=DEMO_DIR,
+                        help="demo: the synthetic data set is generated here once and reused")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                        help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for name in ("batch_size", "epochs", "train_stride", "test_stride", "backup_every"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    args.cameras = args.cameras or os.path.join(args.labels_dir, "camera-parameters.json")
+    return args
+
+
+# --------------------------------------------------------------------------- data
+
+def load_split(args, subjects, purpose: str):
+    """(sequences, cameras) of ``subjects``; the index report is printed first."""
+    sequences, report = h36m_utils.find_sequences(args.data_dir, args.labels_dir, subjects)
+    print(f"[{purpose}: {', '.join(subjects)}] {report}")
+    if not sequences:
+        raise UsageError(
+            f"No Human3.6M sequences of {', '.join(subjects)} found. Looked for videos "
+            f"(<subject>/Videos/<Action>.<camera>.mp4, at any depth) under --data-dir "
+            f"{os.path.abspath(args.data_dir)} and pose CDFs (<subject>/MyPoseFeatures/"
+            f"D3_Positions/*.cdf and D2_Positions/*.cdf) under --labels-dir "
+            f"{os.path.abspath(args.labels_dir)}. Get the data set from "
+            "http://vision.imar.ro/human3.6m/ (registration required) and unpack it there (see "
+            "Data/README.md). To try everything without a download, run: "
+            "python train_and_test.py --mode demo")
+    cameras = h36m_utils.load_cameras(args.cameras)
+    h36m_utils.check_cameras(cameras, sorted({s.subject for s in sequences}), args.cameras)
+    return sequences, cameras
+
+
+def _dataset(sequences, cameras, config, batch_size, *, training, stride, seed=None,
+             with_metadata=False, input_context=None):
+    import data_loader
+    return data_loader.build_dataset(sequences, cameras, image_size=config.image_size,
+                                     batch_size=batch_size, training=training, stride=stride,
+                                     seed=seed, with_metadata=with_metadata,
+                                     input_context=input_context)
+
+
+# --------------------------------------------------------------------------- train
+
+def run_train(args) -> str:
+    """Fit the model; returns the path of the best weights."""
+    train_subjects = args.train_subjects or list(h36m_utils.TRAIN_SUBJECTS)
+    test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
+    sequences, cameras = load_split(args, train_subjects, "training")
+    validation = val_steps = None
+    if args.val_stride > 0:
+        val_sequences, val_cameras = load_split(args, test_subjects, "validation")
+
+    import keras  # TensorFlow loads only once the data is known to be there
+    import data_loader
+    import losses
+    import model as model_lib
+    import training
+
+    config = model_lib.get_config(args.config)
+    strategy = training.make_strategy(args.strategy)
+    checkpoint_dir, log_dir = training.output_dirs(strategy, args.checkpoint_dir, args.log_dir)
+    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
+        sequences, args.batch_size, args.train_stride)
+    print(f"Training {config.name} on {len(sequences)} sequences with --loss {args.loss}: "
+          f"{args.epochs} epochs x {steps_per_epoch} steps, global batch {args.batch_size} on "
+          f"{strategy.num_replicas_in_sync} replica(s).")
+    keras.utils.set_random_seed(args.seed)
+    train_data = training.distributed_dataset(
+        strategy, lambda batch, context: _dataset(sequences, cameras, config, batch, training=True,
+                                                  stride=args.train_stride, seed=args.seed,
+                                                  input_context=context), args.batch_size)
+    if args.val_stride > 0:
+        validation = _dataset(val_sequences, val_cameras, config, args.batch_size, training=False,
+                              stride=args.val_stride)
+        val_steps = args.val_steps or -(-data_loader.count_frames(val_sequences, args.val_stride)
+                                        // args.batch_size)
+    start_weights = training.resolve_weights(args.weights) if args.weights else None
+    if start_weights:
+        training.check_weights_config(start_weights, config.name)
+    with strategy.scope():
+        setup = losses.make_losses(args.loss, config.image_size, loss_2d=args.loss_2d,
+                                   loss_3d=args.loss_3d, weight_3d=args.weight_3d,
+                                   warmup_steps=args.warmup_3d_steps, ramp_steps=args.ramp_3d_steps)
+        network = model_lib.build_model(config, weights="imagenet" if args.imagenet else None)
+        if start_weights:
+            training.load_weights(network, start_weights, config.name)
+            print(f"Starting from --weights {args.weights}.")
+        network.compile(optimizer=training.make_optimizer(
+            args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps), **setup.compile_kwargs())
+    training.fit(network, train_data, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
+                 checkpoint_dir=checkpoint_dir, config_name=config.name, resume=args.resume,
+                 validation_data=validation, validation_steps=val_steps,
+                 monitor="val_kp3d_loss" if validation is not None else "kp3d_loss",
+                 backup_every=args.backup_every, verbose=args.verbose,
+                 callbacks=[*setup.callbacks, *training.standard_callbacks(log_dir, args.resume)])
+    best = os.path.join(checkpoint_dir, "best.weights.h5")
+    print(f"Best weights (lowest {'validation ' if validation is not None else ''}3D error): {best}")
+    return best
+
+
+# --------------------------------------------------------------------------- test
+
+def run_test(args, weights: str | None = None) -> dict:
+    """Run the protocol on the test subjects with ``weights``; print, write and plot. Returns
+    the metrics.json content."""
+    import data_loader
+    import evaluation
+    import model as model_lib
+    import training
+
+    weights = weights or args.weights
+    if not weights:
+        raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
+    test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
+    config = model_lib.get_config(args.config)
+    local_weights = training.resolve_weights(weights)
+    training.check_weights_config(local_weights, config.name)
+    sequences, cameras = load_split(args, test_subjects, "test")
+    network = model_lib.build_model(config)
+    training.load_weights(network, local_weights, config.name)
+    num_frames = data_loader.count_frames(sequences, args.test_stride)
+    print(f"Testing {weights} ({config.name}) on {num_frames} frames of {', '.join(test_subjects)} "
+          f"(frame stride {args.test_stride}).")
+    dataset = _dataset(sequences, cameras, config, args.batch_size, training=False,
+                       stride=args.test_stride, with_metadata=True)
+    predictions = evaluation.predict(network, dataset, num_frames)
+    per_action, averages, frames = evaluation.summarize(predictions)
+    print(evaluation.format_table(per_action, averages, frames))
+    json_path, csv_path = evaluation.write_metrics(
+        args.output_dir, per_action, averages, frames, weights=weights, config=config.name,
+        extra={"subjects": test_subjects, "test_stride": args.test_stride})
+    pictures = evaluation.draw_pictures(predictions, args.images_dir)
+    print(f"Wrote {json_path}, {csv_path}, {pictures[0]} and {pictures[1]}.")
+    with open(json_path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+# --------------------------------------------------------------------------- demo
+
+def demo_args(args) -> argparse.Namespace:
+    """The demo's settings: the synthetic set under --demo-dir, tiny, the fixed budget.
+
+    Output folders and verbosity come from the command line; everything else is fixed.
+    """
+    import synthetic_h36m
+    root = os.path.abspath(args.demo_dir)
+    subjects = synthetic_h36m.DEFAULT_SUBJECTS
+    return argparse.Namespace(**{
+        **vars(args), **DEMO_SETTINGS,
+        "data_dir": os.path.join(root, "Data"), "labels_dir": os.path.join(root, "Labels"),
+        "cameras": os.path.join(root, "Labels", "camera-parameters.json"),
+        "train_subjects": [s for s in subjects if s not in h36m_utils.TEST_SUBJECTS],
+        "test_subjects": [s for s in subjects if s in h36m_utils.TEST_SUBJECTS]})
+
+
+def ensure_synthetic_data(root: str) -> None:
+    """Generate the default synthetic set into ``root`` unless it is already there.
+
+    It is written to ``<root>.partial`` and renamed when complete, so an interrupted
+    generation is never mistaken for a data set.
+    """
+    import shutil
+    import synthetic_h36m
+    marker = os.path.join(root, "COMPLETE")
+    if os.path.isfile(marker):
+        print(f"Using the synthetic data set in {root} (delete the folder to regenerate it).")
+        return
+    if os.path.exists(root):
+        raise UsageError(f"{root} exists but is not a complete synthetic data set (no COMPLETE "
+                         "file). Delete it, or pass another --demo-dir.")
+    partial = root + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    print(f"Generating the synthetic Human3.6M-layout data set in {root} (once) ...")
+    synthetic_h36m.generate_dataset(partial, seed=0)
+    with open(os.path.join(partial, "COMPLETE"), "w", encoding="utf-8") as handle:
+        handle.write("generated by train_and_test.py --mode demo\n")
+    os.replace(partial, root)
+
+
+def run_demo(args) -> dict:
+    """Synthetic data (no download) -> train tiny -> test on the held-out subject."""
+    args = demo_args(args)
+    start = time.time()
+    ensure_synthetic_data(os.path.abspath(args.demo_dir))
+    generated = time.time()
+    run_train(args)
+    trained = time.time()
+    # The held-out subject also served for validation: test the last weights, not the
+    # ones selected on it, so the number is not tuned to the test set.
+    metrics = run_test(args, os.path.join(args.checkpoint_dir, "last.weights.h5"))
+    print(f"Demo wall time: {time.time() - start:.0f} s (data {generated - start:.0f} s, training "
+          f"{trained - generated:.0f} s, test {time.time() - trained:.0f} s). These are results on "
+          "SYNTHETIC data, not Human3.6M.")
+    return metrics
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse_args(argv)
+        {"train": run_train, "test": run_test, "demo": run_demo}[args.mode](args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as error:
+        # Raised with a message saying what is wrong and what to do (see the modules).
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
