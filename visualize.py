@@ -90,7 +90,8 @@ def plot_keypoints_2d(images: np.ndarray, predicted: np.ndarray, true: np.ndarra
 def set_equal_axes_3d(axis, points: np.ndarray) -> None:
     """Give the 3D axis one scale on x, y and z around ``points`` (N, 3), so bones keep their length."""
     low, high = points.min(axis=0), points.max(axis=0)
-    center, radius = (low + high) / 2, max(float((high - low).max()) / 2, 1.0)
+    # 5% margin, so the outermost joints are not drawn on the box edge.
+    center, radius = (low + high) / 2, max(float((high - low).max()) / 2, 1.0) * 1.05
     axis.set_xlim(center[0] - radius, center[0] + radius)
     axis.set_ylim(center[1] - radius, center[1] + radius)
     axis.set_zlim(center[2] - radius, center[2] + radius)
