@@ -183,6 +183,7 @@ def run_train(args) -> str:
                                    loss_3d=args.loss_3d, weight_3d=args.weight_3d,
                                    warmup_steps=args.warmup_3d_steps, ramp_steps=args.ramp_3d_steps)
         network = model_lib.build_model(config, weights="imagenet" if args.imagenet else None)
+        training.synchronize_batch_norm(network, strategy)
         if start_weights:
             training.load_weights(network, start_weights, config.name)
             print(f"Starting from --weights {args.weights}.")

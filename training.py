@@ -66,6 +66,30 @@ def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strat
     return global_batch_size // replicas
 
 
+def synchronize_batch_norm(model: keras.Model, strategy: tf.distribute.Strategy) -> int:
+    """Make every BatchNormalization in ``model`` (backbone included) use global-batch statistics.
+
+    With several replicas each would otherwise normalise over its own slice of the global batch,
+    so training would differ from one device. Only for TensorFlow strategies with more than one
+    replica: a single device needs nothing, and a saved model stays loadable by other backends.
+    Returns how many layers were switched.
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return 0
+    batch_norms = [layer for layer in _all_layers(model)
+                   if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in batch_norms:
+        layer.synchronized = True  # read at call time by Keras' BatchNormalization
+    return len(batch_norms)
+
+
+def _all_layers(layer):
+    """``layer`` and every layer nested in it (sub-models such as the ResNet backbone)."""
+    yield layer
+    for child in getattr(layer, "layers", []):
+        yield from _all_layers(child)
+
+
 def distributed_dataset(strategy: tf.distribute.Strategy, make_dataset, global_batch_size: int):
     """The training data, split across the strategy's replicas.
 

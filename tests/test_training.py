@@ -180,15 +180,19 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import training
 
-    def run(strategy):
+    def run(strategy, synchronize):
         with strategy.scope():
             keras.utils.set_random_seed(0)
             inputs = keras.Input((5,))
-            hidden = keras.layers.Dense(8, activation="tanh")(inputs)
+            hidden = keras.layers.Dense(8)(inputs)
+            hidden = keras.layers.BatchNormalization()(hidden)
+            hidden = keras.layers.Activation("tanh")(hidden)
             model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+            if synchronize:
+                training.synchronize_batch_norm(model, strategy)
             model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         rng = np.random.default_rng(0)
-        x = rng.normal(size=(32, 5)).astype("float32")
+        x = rng.normal(size=(32, 5)).astype("float32") * np.linspace(0.5, 3, 32)[:, None].astype("float32")
         y = rng.normal(size=(32, 3)).astype("float32")
         data = training.distributed_dataset(
             strategy, lambda batch, context: tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(batch), 8)
@@ -197,7 +201,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     print(json.dumps({"replicas": mirrored.num_replicas_in_sync,
-                      "single": run(tf.distribute.get_strategy()), "mirrored": run(mirrored)}))
+                      "single": run(tf.distribute.get_strategy(), True),
+                      "mirrored": run(mirrored, True),
+                      "mirrored_unsynchronized": run(mirrored, False)}))
 """)
 
 
@@ -210,6 +216,9 @@ def test_mirrored_strategy_on_two_cpus_gives_the_one_device_loss():
     assert losses["replicas"] == 2
     np.testing.assert_allclose(losses["mirrored"], losses["single"], rtol=1e-5)
     assert losses["single"][-1] < losses["single"][0]  # it trained
+    # Without synchronised BatchNorm each replica normalises its own half-batch: a different loss.
+    relative = np.abs(np.subtract(losses["mirrored_unsynchronized"], losses["single"])) / np.abs(losses["single"])
+    assert relative.max() > 1e-3
 
 
 def test_only_the_chief_writes_to_the_checkpoint_dir():
