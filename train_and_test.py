@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="camera file (camera-parameters.json or metadata.xml); "
                            "default: <labels-dir>/camera-parameters.json")
     data.add_argument("--train-subjects", nargs="+", default=None,
-                      help="training subjects; default: S1 S5 S6 S7 S8 (demo: S1 S5)")
+                      help="training subjects; default: S1 S5 S6 S7 S8 (demo: the synthetic S1 S5 S6 S7)")
     data.add_argument("--test-subjects", nargs="+", default=None,
                       help="validation and test subjects (S9 is filtered by S9_training_vids.txt); "
                            "default: S9 S11 (demo: S11)")
