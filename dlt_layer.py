@@ -9,7 +9,10 @@ point is the right singular vector of ``A`` for its smallest singular value, i.e
 eigenvector of ``B = A^T A`` (4 x 4) with the smallest eigenvalue. ``method="sii"`` finds it by
 shifted inverse iterations, ``x <- (B + s I)^-1 x; x <- x / |x|``, written as elementwise
 arithmetic over all points at once (a closed-form 4 x 4 adjugate, no batched matmul or solve,
-which are slow for tiny matrices). ``method="svd"`` is the reference: ``keras.ops.svd`` of the
+which are slow for tiny matrices). Everything that depends on P only (normalising frame, camera
+centres, world normalisation, the folded row coefficients) is computed at P's own batch shape
+and only broadcast against the points when B is formed; B and its adjugate are kept as their 10
+unique entries stacked on a leading axis, so XLA compiles each stage into one loop. ``method="svd"`` is the reference: ``keras.ops.svd`` of the
 same ``A``.
 
 Numerics (where the published TensorFlow re-implementation got NaNs):
@@ -29,6 +32,8 @@ Numerics (where the published TensorFlow re-implementation got NaNs):
 * The homogeneous divide uses a sign-preserving floor on ``|w|``.
 """
 from __future__ import annotations
+
+import itertools
 
 import keras
 from keras import ops
@@ -118,11 +123,11 @@ def triangulate(points_2d, P, weights=None, method: str = "sii", iterations: int
         raise ValueError(f"triangulate: iterations must be a positive int, got {iterations!r}.")
     u, v, P, weights = _views_first(points_2d, P, weights, dtype)
     frame = _normalising_frame(P, dtype)
-    columns = _design_columns(u, v, frame, weights)
     if method == "sii":
-        homogeneous = _smallest_eigenvector_sii(columns, iterations, dtype)
+        gram = _stacked_gram(u, v, frame, weights)
+        homogeneous = _smallest_eigenvector_sii(gram, iterations, dtype)
     else:
-        homogeneous = _smallest_singular_vector_svd(columns)
+        homogeneous = _smallest_singular_vector_svd(_design_columns(u, v, frame, weights))
     return _dehomogenise(homogeneous, frame)
 
 
@@ -134,15 +139,21 @@ def _check_dtype(dtype: str) -> None:
 def _views_first(points_2d, P, weights, dtype):
     """Moves the view axis (and P's matrix axes) to the front, batch axes last.
 
-    Returns u, v: (V, ...); P: (V, 3, 4, ...); weights: (V, ...) or None, every tensor padded
-    with leading singleton axes to the same number of batch axes, so they broadcast. Batch axes
-    last makes every step below an elementwise operation on long contiguous vectors.
+    Returns u, v: lists of V tensors (...); P: (V, 3, 4, ...); weights: list of V tensors (...)
+    or None, every tensor padded with leading singleton axes to the same number of batch axes,
+    so they broadcast. Batch axes last (and the views unrolled) makes every step below an
+    elementwise operation on long contiguous vectors. V must be static.
     """
     points_2d = ops.convert_to_tensor(points_2d, dtype)
     P = ops.convert_to_tensor(P, dtype)
     _check_shape("points_2d", points_2d, (2,))
     _check_shape("P", P, (3, 4))
     num_views = points_2d.shape[-2]
+    if num_views is None:
+        num_views = P.shape[-3]
+    if num_views is None:
+        raise ValueError("triangulate: the number of views (axis -2 of points_2d or -3 of P) "
+                         "must be static.")
     if P.shape[-3] is not None and num_views is not None and P.shape[-3] != num_views:
         raise ValueError(f"triangulate: points_2d has {num_views} views (shape "
                          f"{points_2d.shape}) but P has {P.shape[-3]} (shape {P.shape}).")
@@ -156,10 +167,13 @@ def _views_first(points_2d, P, weights, dtype):
     rank = max(batch_ranks)
     points_2d = _pad_leading(points_2d, rank - batch_ranks[0])
     P = ops.moveaxis(_pad_leading(P, rank - batch_ranks[1]), (-3, -2, -1), (0, 1, 2))
-    u = ops.moveaxis(points_2d[..., 0], -1, 0)
-    v = ops.moveaxis(points_2d[..., 1], -1, 0)
+    # Points and weights as per-view lists: plain strided slices, which XLA fuses into their
+    # consumers (no transposed copy of the per-point tensors).
+    u = [points_2d[..., view, 0] for view in range(num_views)]
+    v = [points_2d[..., view, 1] for view in range(num_views)]
     if weights is not None:
-        weights = ops.moveaxis(_pad_leading(weights, rank - batch_ranks[2]), -1, 0)
+        weights = _pad_leading(weights, rank - batch_ranks[2])
+        weights = [weights[..., view] for view in range(num_views)]
     return u, v, P, weights
 
 
@@ -274,6 +288,9 @@ def _cofactor3(matrix, i, j):
 def _design_columns(u, v, frame, weights):
     """The 4 columns of the normalised DLT matrix A, each (2V, ...): rows u-rows then v-rows."""
     rows = frame["rows"]
+    u, v = ops.stack(u, axis=0), ops.stack(v, axis=0)
+    if weights is not None:
+        weights = ops.stack(weights, axis=0)
     u_n = (u - frame["principal_x"]) / frame["pixel_scale"]
     v_n = (v - frame["principal_y"]) / frame["pixel_scale"]
     columns = []
@@ -285,63 +302,111 @@ def _design_columns(u, v, frame, weights):
     return columns
 
 
-def _symmetric_gram(columns):
-    """B = A^T A from A's columns: dict (i, j) -> (...) for all 16 index pairs."""
-    gram = {}
-    for i in range(4):
-        for j in range(i, 4):
-            gram[i, j] = ops.sum(columns[i] * columns[j], axis=0)
-            gram[j, i] = gram[i, j]
-    return gram
+# The 10 unique entries of a symmetric 4 x 4 matrix, stored stacked on a leading axis.
+_UPPER = [(i, j) for i in range(4) for j in range(i, 4)]
+_SLOT = {**{key: slot for slot, key in enumerate(_UPPER)},
+         **{(j, i): slot for slot, (i, j) in enumerate(_UPPER)}}
+_DIAGONAL = [_SLOT[i, i] for i in range(4)]
 
 
-def _adjugate4(a):
-    """Adjugate (det x inverse) of a symmetric 4 x 4 matrix given as dict (i, j) -> tensor.
+def _stacked_gram(u, v, frame, weights):
+    """B = A^T A of the normalised system: its 10 unique entries stacked, (10, ...).
 
-    Laplace expansion by complementary 2 x 2 minors of rows (0, 1) and rows (2, 3).
+    The pixel normalisation is folded into the rows once per sample (P's own batch shape, e.g.
+    (B, 1), never per joint): ``u_n r2 - r0 = u d - o`` with ``d = r2 / s`` and
+    ``o = r0 + p_x r2 / s``. Per point, B is one elementwise expression over the 10 entries
+    (views unrolled, points read by strided slices: no transposed copy, no (4, 2V) matrix A
+    materialised per point), which XLA compiles into a single loop over the points.
     """
-    s = [a[0, 0] * a[1, 1] - a[1, 0] * a[0, 1], a[0, 0] * a[1, 2] - a[1, 0] * a[0, 2],
-         a[0, 0] * a[1, 3] - a[1, 0] * a[0, 3], a[0, 1] * a[1, 2] - a[1, 1] * a[0, 2],
-         a[0, 1] * a[1, 3] - a[1, 1] * a[0, 3], a[0, 2] * a[1, 3] - a[1, 2] * a[0, 3]]
-    c = [a[2, 0] * a[3, 1] - a[3, 0] * a[2, 1], a[2, 0] * a[3, 2] - a[3, 0] * a[2, 2],
-         a[2, 0] * a[3, 3] - a[3, 0] * a[2, 3], a[2, 1] * a[3, 2] - a[3, 1] * a[2, 2],
-         a[2, 1] * a[3, 3] - a[3, 1] * a[2, 3], a[2, 2] * a[3, 3] - a[3, 2] * a[2, 3]]
-    adj = {
-        (0, 0): a[1, 1] * c[5] - a[1, 2] * c[4] + a[1, 3] * c[3],
-        (0, 1): -a[0, 1] * c[5] + a[0, 2] * c[4] - a[0, 3] * c[3],
-        (0, 2): a[3, 1] * s[5] - a[3, 2] * s[4] + a[3, 3] * s[3],
-        (0, 3): -a[2, 1] * s[5] + a[2, 2] * s[4] - a[2, 3] * s[3],
-        (1, 1): a[0, 0] * c[5] - a[0, 2] * c[2] + a[0, 3] * c[1],
-        (1, 2): -a[3, 0] * s[5] + a[3, 2] * s[2] - a[3, 3] * s[1],
-        (1, 3): a[2, 0] * s[5] - a[2, 2] * s[2] + a[2, 3] * s[1],
-        (2, 2): a[3, 0] * s[4] - a[3, 1] * s[2] + a[3, 3] * s[0],
-        (2, 3): -a[2, 0] * s[4] + a[2, 1] * s[2] - a[2, 3] * s[0],
-        (3, 3): a[2, 0] * s[3] - a[2, 1] * s[1] + a[2, 2] * s[0],
-    }
-    for i in range(4):
-        for j in range(i):
-            adj[i, j] = adj[j, i]
-    return adj
+    rows = frame["rows"]
+    # Per sample (P's batch shape), stacked (4, V, ...); the divide keeps XLA from recomputing
+    # them for every point.
+    scale = frame["pixel_scale"]
+    depth = ops.stack([rows[2][c] / scale for c in range(4)], axis=0)
+    offset_u = ops.stack([(rows[0][c] * scale + frame["principal_x"] * rows[2][c]) / scale
+                          for c in range(4)], axis=0)
+    offset_v = ops.stack([(rows[1][c] * scale + frame["principal_y"] * rows[2][c]) / scale
+                          for c in range(4)], axis=0)
+    # Entry (i, j) of B, view by view: (u d_i - o_i)(u d_j - o_j) + (v d_i - p_i)(v d_j - p_j),
+    # the per-sample factors gathered for the 10 entries (small tensors); A's columns are never
+    # materialised per point (that memory traffic cost more than recomputing them).
+    first, second = [i for i, _ in _UPPER], [j for _, j in _UPPER]
+    factors = [ops.take(tensor, index, axis=0) for index in (first, second)
+               for tensor in (depth, offset_u, offset_v)]                 # 6 x (10, V, ...)
+    gram = None
+    for view in range(len(u)):
+        d_i, o_i, p_i, d_j, o_j, p_j = (factor[:, view] for factor in factors)
+        term = (u[view] * d_i - o_i) * (u[view] * d_j - o_j) + \
+            (v[view] * d_i - p_i) * (v[view] * d_j - p_j)
+        if weights is not None:
+            term = weights[view] * weights[view] * term
+        gram = term if gram is None else gram + term
+    return gram                                                        # (10, ...)
 
 
-def _smallest_eigenvector_sii(columns, iterations, dtype):
-    """Shifted inverse iterations on B = A^T A: 4 tensors (...), a unit vector per point."""
+def _adjugate_terms():
+    """The adjugate of a symmetric 4 x 4 matrix as 6 signed triple products per unique entry.
+
+    adj[i, j] = (-1)^(i+j) det(minor without row j and column i); returns (signs (6, 10),
+    slots (3, 6, 10)): adj[slot k] = sum_t signs[t, k] * prod_f a[slots[f, t, k]].
+    """
+    signs, slots = [], [[], [], []]
+    for i, j in _UPPER:
+        rows = [r for r in range(4) if r != j]
+        cols = [c for c in range(4) if c != i]
+        entry_signs, entry_slots = [], [[], [], []]
+        for perm in itertools.permutations(range(3)):
+            inversions = sum(perm[p] > perm[q] for p in range(3) for q in range(p + 1, 3))
+            entry_signs.append((-1.0) ** (inversions + i + j))
+            for f in range(3):
+                entry_slots[f].append(_SLOT[rows[f], cols[perm[f]]])
+        signs.append(entry_signs)
+        for f in range(3):
+            slots[f].append(entry_slots[f])
+    transpose = lambda table: [list(column) for column in zip(*table)]
+    return transpose(signs), [transpose(table) for table in slots]
+
+
+_ADJ_SIGNS, _ADJ_SLOTS = _adjugate_terms()
+
+
+def _stacked_adjugate(a):
+    """Adjugate of symmetric 4 x 4 matrices stacked as (10, ...) -> (10, ...).
+
+    Written on the stacked tensor (constant gathers over its leading axis) rather than as 10
+    separate tensors: XLA then emits one loop for all entries instead of one kernel per entry
+    (or recomputing shared terms in every consumer).
+    """
+    total = None
+    for t in range(6):
+        term = ops.take(a, _ADJ_SLOTS[0][t], axis=0) * ops.take(a, _ADJ_SLOTS[1][t], axis=0) * \
+            ops.take(a, _ADJ_SLOTS[2][t], axis=0)
+        sign = ops.reshape(ops.convert_to_tensor(_ADJ_SIGNS[t], a.dtype),
+                           (10,) + (1,) * (len(a.shape) - 1))
+        total = sign * term if total is None else total + sign * term
+    return total
+
+
+def _smallest_eigenvector_sii(gram, iterations, dtype):
+    """Shifted inverse iterations on B = A^T A (stacked (10, ...)): 4 tensors (...), unit."""
     tiny = _tiny(dtype)
-    gram = _symmetric_gram(columns)
+    broadcast = (1,) * (len(gram.shape) - 1)
     # Floored so that all-zero weights give the centre with zero gradients, not 0 / 0.
-    trace = ops.maximum(gram[0, 0] + gram[1, 1] + gram[2, 2] + gram[3, 3], MIN_TRACE[dtype])
-    shifted = {key: value / trace + (RELATIVE_SHIFT[dtype] if key[0] == key[1] else 0.0)
-               for key, value in gram.items()}
-    solver = _adjugate4(shifted)
+    trace = ops.maximum(ops.sum(ops.take(gram, _DIAGONAL, axis=0), axis=0), MIN_TRACE[dtype])
+    shift = ops.reshape(ops.convert_to_tensor(
+        [RELATIVE_SHIFT[dtype] if i == j else 0.0 for i, j in _UPPER], dtype), (10,) + broadcast)
+    solver = _stacked_adjugate(gram / trace + shift)                   # (10, ...)
     # Start at the normalised world centre, the homogeneous (0, 0, 0, 1): next to any point
-    # the cameras look at, and never orthogonal to it.
-    zeros = ops.zeros_like(trace)
-    x = [zeros, zeros, zeros, ops.ones_like(trace)]
+    # the cameras look at, and never orthogonal to it. The first step is then the last column
+    # of the adjugate (no multiplications by the zeros).
+    full = ops.reshape(ops.take(solver, [_SLOT[i, j] for i in range(4) for j in range(4)],
+                                axis=0), (4, 4) + tuple(ops.shape(solver)[1:]))   # (4, 4, ...)
+    x = None
     for _ in range(iterations):
-        y = [sum(solver[i, j] * x[j] for j in range(4)) for i in range(4)]
-        norm = ops.sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2] + y[3] * y[3] + tiny)
-        x = [component / norm for component in y]
-    return x
+        # full is symmetric: its row 3 (a contiguous slice) is its column 3.
+        y = full[3] if x is None else ops.sum(full * x[None], axis=1)      # (4, ...)
+        x = y * ops.rsqrt(ops.sum(y * y, axis=0) + tiny)
+    return [x[c] for c in range(4)]
 
 
 def _smallest_singular_vector_svd(columns):
@@ -359,8 +424,8 @@ def _sign_preserving_floor(value, floor):
 def _dehomogenise(homogeneous, frame):
     """Normalised homogeneous point (4 tensors) -> (..., 3) world point."""
     w = _sign_preserving_floor(homogeneous[3], MIN_HOMOGENEOUS_W)
-    return ops.stack([frame["centre"][c] + frame["scale"] * homogeneous[c] / w
-                      for c in range(3)], axis=-1)
+    factor = frame["scale"] / w
+    return ops.stack([frame["centre"][c] + factor * homogeneous[c] for c in range(3)], axis=-1)
 
 
 # --------------------------------------------------------------------------- Keras layer

@@ -3,13 +3,16 @@
     python benchmarks/bench_dlt.py [--batches 16 64 256 1024] [--repeats 15]
 
 Scene: 4 cameras in a Human3.6M-like ring (5 m away, f = 1145 px), 17 joints per sample, 2 px
-of Gaussian noise on the pinhole 2D points; float32 inputs. Solvers, each in its best form:
+of Gaussian noise on the pinhole 2D points; float32 inputs in the form the model uses: points
+(B, J, V, 2) and P per sample, (B, 1, V, 3, 4), broadcast over the joints (not materialised per
+point). Solvers, each in its best form:
   SII (2 / 3 iterations): dlt_layer.triangulate in a tf.function with XLA (jit_compile=True);
   keras.ops.svd: dlt_layer.triangulate(method="svd"), which calls tf.linalg.svd on the same
     normalised system (the faster of a plain tf.function and an XLA one is kept);
   numpy.linalg.svd: float64 batched SVD of the plain, unnormalised system (numpy's best form).
-Time: median over repeats of one call on the whole batch; the solvers take turns in 3 rounds
-(warm-up and compilation excluded).
+Time: median over repeats of one call on the whole batch; the solvers take turns in 3 rounds,
+each turn after 0.1 s of untimed calls (warm-up, compilation and the previous solver's spinning
+threads excluded).
 Accuracy: max / mean distance in mm to the float64 SVD of the same normalised system
 (dlt_layer.triangulate(method="svd", dtype="float64")): the solver's own error. For the plain
 numpy row it is the effect of the normalisation under noise, which the last column (mean error
@@ -65,15 +68,20 @@ def numpy_svd_dlt(points, P):
     return solution[..., :3] / solution[..., 3:]
 
 
-def median_ms(functions, repeats, rounds=3):
+def median_ms(functions, repeats, rounds=3, settle_s=0.1):
     """{name: median ms per call}. The functions take turns in ``rounds`` rounds, so that load
-    from other processes hits all of them alike; in each turn one untimed call first absorbs the
-    switch (caches, thread pools still spinning from the previous solver), then about
-    repeats / rounds calls are timed. Compilation happens in the untimed calls."""
+    from other processes hits all of them alike; in each turn untimed calls for at least
+    ``settle_s`` seconds first absorb the switch (caches, and the previous solver's thread
+    pools, e.g. numpy's BLAS threads, which keep spinning for a while after it returns and
+    otherwise slow down whichever solver comes next), then about repeats / rounds calls are
+    timed. Compilation happens in the untimed calls."""
     times = {name: [] for name in functions}
     for _ in range(rounds):
         for name, function in functions.items():
+            settled = time.perf_counter() + settle_s
             function()
+            while time.perf_counter() < settled:
+                function()
             for _ in range(max(1, repeats // rounds)):
                 start = time.perf_counter()
                 function()
@@ -108,6 +116,7 @@ def main():
     header = (f"{'batch x joints':>14} | {'solver':<30} | {'form':<11} | {'time ms':>8} | "
               f"{'tf.svd / this':>13} | {'max mm':>8} | {'mean mm':>8} | {'truth mm':>10}")
     print(f"DLT solvers, {NUM_VIEWS} views, {NOISE_PX:g} px noise, float32 inputs; "
+          f"points (B, {NUM_JOINTS}, {NUM_VIEWS}, 2), P (B, 1, {NUM_VIEWS}, 3, 4); "
           f"max/mean mm vs float64 SVD of the same system, mean mm vs truth; {os.cpu_count()} CPU cores, TF {tf.__version__}")
     print(header)
     print("-" * len(header))
@@ -115,12 +124,15 @@ def main():
         points, P, truth = make_batch(rng, batch, cameras)
         points32, P32 = tf.constant(points, tf.float32), tf.constant(P, tf.float32)
         reference = dlt_layer.triangulate(points, P, method="svd", dtype="float64").numpy()
-        candidates = {(name, form): function for name, forms in solvers()
+        # One compiled function per solver and form for this shape, used for both the timing
+        # and the accuracy (re-creating them would retrace and recompile).
+        table = solvers()
+        candidates = {(name, form): function for name, forms in table
                       for form, function in forms.items()}
         timed = median_ms({key: (lambda f=f: f(points32, P32)) for key, f in candidates.items()}
                           | {("numpy", "numpy"): lambda: numpy_svd_dlt(points, P)}, args.repeats)
         rows = []
-        for name, forms in solvers():
+        for name, forms in table:
             form = min(forms, key=lambda form: timed[name, form])
             estimate = forms[form](points32, P32).astype(np.float64)
             rows.append((name, form, timed[name, form], estimate))

@@ -251,6 +251,29 @@ def test_batched_broadcasting_matches_one_by_one(rng):
     np.testing.assert_allclose(shared, triangulate_np(uv[0], P[0], dtype="float64"), atol=1e-9)
 
 
+def test_stacked_adjugate_is_determinant_times_inverse(rng):
+    """The closed-form adjugate on the 10 stacked unique entries of symmetric 4 x 4 matrices."""
+    A = rng.normal(size=(6, 4, 4))
+    S = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(4)
+    stacked = np.stack([S[:, i, j] for i, j in dlt_layer._UPPER])
+    adjugate = keras.ops.convert_to_numpy(dlt_layer._stacked_adjugate(stacked))
+    expected = np.linalg.det(S)[:, None, None] * np.linalg.inv(S)
+    for slot, (i, j) in enumerate(dlt_layer._UPPER):
+        np.testing.assert_allclose(adjugate[slot], expected[:, i, j], rtol=1e-9, atol=1e-12)
+
+
+def test_unknown_batch_sizes_match_eager(rng):
+    """Batch and joint axes unknown at trace time (as in a Keras model): same result."""
+    scenes = [random_scene(rng, 4, 5) for _ in range(3)]
+    uv = np.stack([scene[2] for scene in scenes]).astype(np.float32)
+    P = np.stack([scene[0] for scene in scenes])[:, None].astype(np.float32)
+    dynamic = tf.function(
+        lambda points, cameras: dlt_layer.triangulate(points, cameras),
+        input_signature=[tf.TensorSpec([None, None, 4, 2], tf.float32),
+                         tf.TensorSpec([None, 1, 4, 3, 4], tf.float32)])
+    np.testing.assert_allclose(dynamic(uv, P).numpy(), triangulate_np(uv, P), atol=1e-2)
+
+
 @pytest.mark.parametrize("points_shape, P_shape, weights_shape, message", [
     ((5, 3, 2), (4, 3, 4), None, "3 views"),
     ((5, 3, 3), (3, 3, 4), None, "points_2d has shape"),
