@@ -17,8 +17,12 @@ How it stays fast: every sequence is opened once per camera and read FORWARD (``
 the frames between strides without colour conversion, ``retrieve()`` decodes the kept ones);
 never a seek, which makes naive loaders crawl on mp4. Many sequences are read at once by
 ``Dataset.interleave`` (OpenCV releases the GIL while decoding and warping, so the threads
-really run in parallel). Frames are decoded into reused buffers, and BGR -> RGB runs on the
-S x S crop only.
+really run in parallel). Each capture decodes on ONE FFmpeg thread (``open_video``): the
+parallelism comes from the sequences, and OpenCV's default of one decoder thread per core in
+every one of the many open videos oversubscribed the cores. Frames are decoded into reused
+buffers, BGR -> RGB runs on the S x S crop only, and each sequence hands ``CHUNK_FRAMES`` frames
+at a time to ``tf.data`` (``sequence_chunks``, unbatched again inside ``interleave``, so the
+element order is unchanged) to pay ``from_generator``'s per-call Python cost once per chunk.
 
 Crops: a square box around the 32 projected (D2) joints of the frame, its side enlarged by
 ``margin``; training jitters its scale and centre. ``cv2.warpAffine`` cuts it out with the top
@@ -40,6 +44,10 @@ import h36m_utils
 
 # A box is never smaller than this (pixels), so a degenerate pose cannot blow up the crop scale.
 MIN_BOX_SIDE = 16.0
+# FFmpeg decoding threads per open video (see ``open_video``).
+DECODER_THREADS = 1
+# Frames handed from Python to tf.data at once per sequence (see ``sequence_chunks``).
+CHUNK_FRAMES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +120,24 @@ def crop_frame(frame_bgr: np.ndarray, crop: np.ndarray, image_size: int,
 
 # --------------------------------------------------------------------------- reading files
 
+def open_video(path) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of ``path`` whose decoder runs on ONE thread.
+
+    The loader reads many videos at once (``parallel_sequences`` x V), each from its own
+    ``tf.data`` thread, so that is where the parallelism comes from. FFmpeg's default, one
+    decoding thread per CPU core in EVERY capture, would oversubscribe the cores many times over
+    and spend the time handing frames between threads. The thread count only takes effect when
+    passed at open time (``CAP_PROP_N_THREADS`` in the open parameters); an OpenCV without it
+    falls back to its default.
+    """
+    if hasattr(cv2, "CAP_PROP_N_THREADS"):
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODER_THREADS])
+        if capture.isOpened():
+            return capture
+        capture.release()
+    return cv2.VideoCapture(str(path))
+
+
 def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
     """Yield the (H, W, 3) uint8 BGR frames at the increasing 0-based ``frame_indices``.
 
@@ -121,7 +147,7 @@ def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
     back to the system at once. A video that cannot be opened or ends early raises
     ``ValueError`` naming the file.
     """
-    capture = cv2.VideoCapture(str(path))
+    capture = open_video(path)
     try:
         if not capture.isOpened():
             raise ValueError(f"Cannot open video {path}: the file is missing, corrupt or not a "
@@ -178,44 +204,71 @@ def sequence_samples(sequence, cameras: SequenceOf[h36m_utils.Camera], frame_ind
     frame_indices: increasing 0-based frames < ``sequence.num_frames``; rng: jitters the boxes
     (training) when given, else the crops are deterministic.
     """
+    for inputs, targets, metadata in sequence_chunks(sequence, cameras, frame_indices, config, rng, chunk=1):
+        yield ({name: value[0] for name, value in inputs.items()}, {name: value[0] for name, value in targets.items()},
+               {name: value[0] for name, value in metadata.items()})
+
+
+def sequence_chunks(sequence, cameras: SequenceOf[h36m_utils.Camera], frame_indices: SequenceOf[int],
+                    config: CropConfig, rng: np.random.Generator | None = None, chunk: int = 8) -> Iterator[tuple]:
+    """Like ``sequence_samples``, but ``chunk`` consecutive frames at a time: every array gets a
+    leading axis of length <= ``chunk`` (the last chunk may be shorter), metadata included.
+
+    The data set unbatches them again: handing frames to ``tf.data`` in chunks pays its
+    per-element Python cost (``from_generator``'s call, the nested structure, the tensor
+    conversions) once per chunk instead of once per frame. The crops and the jitter are exactly
+    those of frame-by-frame reading (the same random draws in the same order).
+    """
     frame_indices = list(frame_indices)
     if not frame_indices:
         return
-    count = frame_indices[-1] + 1
+    count, views, size = frame_indices[-1] + 1, len(cameras), config.image_size
     kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17).astype(np.float32)
     kp2d_all = np.stack([read_labels(sequence.d2_paths[camera.id], count, 2) for camera in cameras])
+    kp2d_j17 = kp2d_all[:, :, list(h36m_utils.J17)]
     dist = np.stack([camera.dist for camera in cameras]).astype(np.float32)
+    K = np.stack([camera.K for camera in cameras])  # (V, 3, 3)
+    Rt = np.stack([np.concatenate([camera.R, camera.t[:, None]], axis=1) for camera in cameras])  # (V, 3, 4)
     streams = [stream_frames(sequence.videos[camera.id], frame_indices) for camera in cameras]
-    metadata = {"subject": sequence.subject, "action": sequence.action, "sequence": sequence.name}
+    strings = {"subject": sequence.subject, "action": sequence.action, "sequence": sequence.name}
     try:
-        for index, frames in zip(frame_indices, zip(*streams)):
-            images = np.empty((len(cameras), config.image_size, config.image_size, 3), np.uint8)
-            views = [_crop_view(frame, kp2d_all[view, index], camera, config, rng, images[view])
-                     for view, (frame, camera) in enumerate(zip(frames, cameras))]
-            P, K, kp2d = (np.stack(parts) for parts in zip(*views))
-            inputs = {"images": images, "P": P, "K": K, "dist": dist}
-            targets = {"kp2d": kp2d, "kp3d": kp3d[index]}
-            yield inputs, targets, {**metadata, "frame": np.int32(index)}
+        frames_iter = zip(*streams)
+        for first in range(0, len(frame_indices), chunk):
+            indices = frame_indices[first:first + chunk]
+            n = len(indices)
+            images = np.empty((n, views, size, size, 3), np.uint8)
+            crops = np.empty((n, views, 3, 3))
+            for row, index in enumerate(indices):
+                frames = next(frames_iter, None)
+                if frames is None:  # a stream ended without raising: cannot happen, but never yield garbage
+                    raise ValueError(f"{sequence.subject} '{sequence.name}': a video ended before frame {index}.")
+                for view, (frame, camera) in enumerate(zip(frames, cameras)):
+                    if frame.shape[:2] != (camera.height, camera.width):
+                        raise _size_error(camera, frame.shape)
+                    center, side = joint_box(kp2d_all[view, index], config.margin)
+                    if rng is not None:
+                        center, side = jitter_box(center, side, config, rng)
+                    crop = box_crop_matrix(center, side, size)
+                    crop_frame(frame, crop, size, out=images[row, view])
+                    crops[row, view] = crop
+            cropK = crops @ K  # (n, V, 3, 3)
+            scale, shift = crops[:, :, None, [0, 1], [0, 1]], crops[:, :, None, :2, 2]
+            inputs = {"images": images, "P": (cropK @ Rt).astype(np.float32), "K": cropK.astype(np.float32),
+                      "dist": np.broadcast_to(dist, (n, *dist.shape))}
+            targets = {"kp2d": (kp2d_j17[:, indices].transpose(1, 0, 2, 3) * scale + shift).astype(np.float32),
+                       "kp3d": kp3d[indices]}
+            metadata = {name: np.array([value.encode()] * n, dtype=object) for name, value in strings.items()}
+            metadata["frame"] = np.asarray(indices, np.int32)
+            yield inputs, targets, metadata
     finally:
         for stream in streams:
             stream.close()
 
 
-def _crop_view(frame: np.ndarray, points_32: np.ndarray, camera: h36m_utils.Camera, config: CropConfig,
-               rng: np.random.Generator | None, image: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Crop one view of one frame into ``image`` (S, S, 3); return P (3, 4), K (3, 3), kp2d (J, 2) float32."""
-    if frame.shape[:2] != (camera.height, camera.width):
-        raise ValueError(f"Camera {camera.id}: the video frame is {frame.shape[1]}x{frame.shape[0]} "
-                         f"but the camera file says {camera.width}x{camera.height}; the camera file "
-                         "does not belong to this video.")
-    center, side = joint_box(points_32, config.margin)
-    if rng is not None:
-        center, side = jitter_box(center, side, config, rng)
-    crop = box_crop_matrix(center, side, config.image_size)
-    crop_frame(frame, crop, config.image_size, out=image)
-    return (h36m_utils.projection_matrix(camera, crop).astype(np.float32),
-            (crop @ camera.K).astype(np.float32),
-            apply_crop(points_32[list(h36m_utils.J17)], crop).astype(np.float32))
+def _size_error(camera: h36m_utils.Camera, shape) -> ValueError:
+    return ValueError(f"Camera {camera.id}: the video frame is {shape[1]}x{shape[0]} "
+                      f"but the camera file says {camera.width}x{camera.height}; the camera file "
+                      "does not belong to this video.")
 
 
 # --------------------------------------------------------------------------- the data set
@@ -270,9 +323,10 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
         rng = np.random.default_rng([base_seed, int(visit)]) if training else None
         phase = int(rng.integers(stride)) if training else 0
         frames = sequence_frame_indices(sequence.num_frames, stride, phase)
-        return sequence_samples(sequence, views[sequence_index], frames, config, rng)
+        return sequence_chunks(sequence, views[sequence_index], frames, config, rng, chunk=CHUNK_FRAMES)
 
-    signature = _element_signature(len(camera_ids), image_size)
+    signature = tf.nest.map_structure(lambda spec: tf.TensorSpec((None, *spec.shape), spec.dtype),
+                                      _element_signature(len(camera_ids), image_size))
     order = tf.data.Dataset.range(len(sequences))
     if input_context is not None:
         order = _shard(order, len(sequences), input_context)
@@ -280,7 +334,7 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
         order = order.shuffle(len(sequences), seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = order.enumerate().interleave(
         lambda visit, index: tf.data.Dataset.from_generator(
-            generate, args=(index, visit), output_signature=signature),
+            generate, args=(index, visit), output_signature=signature).unbatch(),
         cycle_length=min(parallel_sequences, len(sequences)), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     if training:
