@@ -196,23 +196,15 @@ def sequence_frame_indices(num_frames: int, stride: int, phase: int = 0) -> rang
     return range(phase, num_frames, stride)
 
 
-def sequence_samples(sequence, cameras: SequenceOf[h36m_utils.Camera], frame_indices: SequenceOf[int],
-                     config: CropConfig, rng: np.random.Generator | None = None) -> Iterator[tuple]:
-    """Yield ``(inputs, targets, metadata)`` numpy dicts (shapes in the module docstring), one per frame.
+def sequence_chunks(sequence, cameras: SequenceOf[h36m_utils.Camera], frame_indices: SequenceOf[int],
+                    config: CropConfig, rng: np.random.Generator | None = None, chunk: int = 8) -> Iterator[tuple]:
+    """Yield ``(inputs, targets, metadata)`` numpy dicts for ``chunk`` consecutive frames at a time.
 
     sequence: an ``h36m_utils.Sequence``; cameras: its subject's V cameras in the views' order;
     frame_indices: increasing 0-based frames < ``sequence.num_frames``; rng: jitters the boxes
-    (training) when given, else the crops are deterministic.
-    """
-    for inputs, targets, metadata in sequence_chunks(sequence, cameras, frame_indices, config, rng, chunk=1):
-        yield ({name: value[0] for name, value in inputs.items()}, {name: value[0] for name, value in targets.items()},
-               {name: value[0] for name, value in metadata.items()})
-
-
-def sequence_chunks(sequence, cameras: SequenceOf[h36m_utils.Camera], frame_indices: SequenceOf[int],
-                    config: CropConfig, rng: np.random.Generator | None = None, chunk: int = 8) -> Iterator[tuple]:
-    """Like ``sequence_samples``, but ``chunk`` consecutive frames at a time: every array gets a
-    leading axis of length <= ``chunk`` (the last chunk may be shorter), metadata included.
+    (training) when given, else the crops are deterministic. Every array has the shape given in
+    the module docstring with a leading axis of length <= ``chunk`` (the last chunk may be
+    shorter), metadata included.
 
     The data set unbatches them again: handing frames to ``tf.data`` in chunks pays its
     per-element Python cost (``from_generator``'s call, the nested structure, the tensor
@@ -238,10 +230,9 @@ def sequence_chunks(sequence, cameras: SequenceOf[h36m_utils.Camera], frame_indi
             n = len(indices)
             images = np.empty((n, views, size, size, 3), np.uint8)
             crops = np.empty((n, views, 3, 3))
-            for row, index in enumerate(indices):
-                frames = next(frames_iter, None)
-                if frames is None:  # a stream ended without raising: cannot happen, but never yield garbage
-                    raise ValueError(f"{sequence.subject} '{sequence.name}': a video ended before frame {index}.")
+            # zip stops on ``indices`` first, so no frame is pulled past the chunk; a video that
+            # ends early raises inside its stream.
+            for row, (index, frames) in enumerate(zip(indices, frames_iter)):
                 for view, (frame, camera) in enumerate(zip(frames, cameras)):
                     if frame.shape[:2] != (camera.height, camera.width):
                         raise _size_error(camera, frame.shape)
