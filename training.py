@@ -27,6 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from losses import NonFiniteLossError, RaiseOnNonFinite
+
 STRATEGIES = ("default", "mirrored", "multiworker")
 BACKUP_DIR_NAME = "backup"
 BACKUP_FILE_NAME = "state.weights.h5"
@@ -341,35 +343,32 @@ def _finite_loss(logs) -> bool:
     return loss is None or bool(np.isfinite(float(loss)))
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training stopped because the loss became NaN or infinite."""
+class TerminateOnNonFinite(RaiseOnNonFinite):
+    """Stop at the first non-finite loss term, naming the step, and keep the last good state.
 
-
-class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
-    """Stop at the first non-finite loss, naming the step, and keep the last good state.
-
-    The last good state is the latest ``StepBackup`` (written only while the loss was finite);
-    it is copied to ``<checkpoint_dir>/last_good.weights.h5``. Raises ``NonFiniteLossError``
-    at once (no further callback runs, so no checkpoint is written from the diverged model).
+    The check of every logged term is ``losses.RaiseOnNonFinite``'s; this adds the training step
+    to the message and copies the latest ``StepBackup`` (written only while the loss was finite)
+    to ``<checkpoint_dir>/last_good.weights.h5``. Raises ``NonFiniteLossError`` at once (no
+    further callback runs, so no checkpoint is written from the diverged model).
     """
 
     def __init__(self, backup: StepBackup, checkpoint_dir: str, steps_per_epoch: int):
-        super().__init__(raise_error=True)
+        super().__init__()
         self.backup, self.steps_per_epoch = backup, steps_per_epoch
         self.last_good_path = os.path.join(checkpoint_dir, LAST_GOOD_FILE_NAME)
 
     def on_train_batch_end(self, batch, logs=None):
-        if _finite_loss(logs):
-            return
-        step = int(self.model.optimizer.iterations.numpy())
-        epoch, in_epoch = divmod(step - 1, self.steps_per_epoch)
-        shutil.copyfile(self.backup.path, self.last_good_path)
-        shutil.copyfile(sidecar_path(self.backup.path), sidecar_path(self.last_good_path))
-        raise NonFiniteLossError(
-            f"The loss became non-finite ({logs.get('loss')}) at training step {step} (epoch "
-            f"{epoch + 1}, batch {in_epoch + 1} of {self.steps_per_epoch}); training stopped. The "
-            f"last good weights (step {self.backup.saved_step}) are in {self.last_good_path}. "
-            "Lower --lr, or check the data of that step.")
+        try:
+            super().on_train_batch_end(batch, logs)
+        except NonFiniteLossError as error:
+            step = int(self.model.optimizer.iterations.numpy())
+            epoch, in_epoch = divmod(step - 1, self.steps_per_epoch)
+            shutil.copyfile(self.backup.path, self.last_good_path)
+            shutil.copyfile(sidecar_path(self.backup.path), sidecar_path(self.last_good_path))
+            raise NonFiniteLossError(
+                f"The loss became non-finite at training step {step} (epoch {epoch + 1}, batch "
+                f"{in_epoch + 1} of {self.steps_per_epoch}); training stopped. The last good weights "
+                f"(step {self.backup.saved_step}) are in {self.last_good_path}. {error}") from error
 
 
 # --------------------------------------------------------------------------- resumable fit
