@@ -13,6 +13,14 @@ sys.path.insert(0, str(REPO_ROOT))
 SAMPLE_DIR = pathlib.Path(os.environ.get("H36M_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "h36m_sample"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def crop_cache_dir(tmp_path_factory):
+    """Crop caches of the whole session go to one temporary folder, never into the repo."""
+    folder = tmp_path_factory.mktemp("crop_cache")
+    os.environ["CROP_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def h36m_sample_dir() -> pathlib.Path:
     """The tiny real Human3.6M sample (read-only) beside the repo; tests using it skip without it."""

@@ -1,6 +1,11 @@
-"""data_loader: crop geometry, frame/label alignment, streaming, training vs testing, bad input."""
+"""data_loader: frame/label alignment, root-centred crops, jitter geometry, i.i.d. batches, sharding, bad input.
+
+The crops come through the crop cache (``crop_cache``), which is built on first use into the
+session's temporary cache folder (``conftest.crop_cache_dir``).
+"""
 import dataclasses
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -8,21 +13,28 @@ import pytest
 import scipy.ndimage
 import tensorflow as tf
 
+import crops
 import data_loader
 import h36m_utils
+import synthetic_h36m
 
 CROP = 64  # crop side of the tests: small keeps them fast
 
 
 # --------------------------------------------------------------------------- fixtures
 
+def load_index(dataset, subjects=None):
+    """(sequences, cameras) of a synthetic set."""
+    sequences, _ = h36m_utils.find_sequences(str(dataset.data_dir), str(dataset.labels_dir),
+                                             subjects or dataset.subjects)
+    return sequences, h36m_utils.load_cameras(str(dataset.cameras_path))
+
+
 @pytest.fixture(scope="module")
 def index(synthetic_dataset):
-    """(sequences, cameras) of the synthetic set, both subjects."""
-    sequences, _ = h36m_utils.find_sequences(str(synthetic_dataset.data_dir), str(synthetic_dataset.labels_dir),
-                                             synthetic_dataset.subjects)
+    sequences, cameras = load_index(synthetic_dataset)
     assert len(sequences) >= 2
-    return sequences, h36m_utils.load_cameras(str(synthetic_dataset.cameras_path))
+    return sequences, cameras
 
 
 def collect(dataset):
@@ -43,6 +55,12 @@ def test_pass(index):
                                              with_metadata=True))
 
 
+def take_training(sequences, cameras, batches, seed, size=CROP, **kwargs):
+    dataset = data_loader.build_dataset(sequences, cameras, image_size=size, batch_size=4, training=True,
+                                        seed=seed, with_metadata=True, **kwargs)
+    return collect(dataset.take(batches))
+
+
 def decode_all(path):
     """(N, H, W, 3) BGR: every frame of a video, by plain sequential reading (the reference)."""
     capture, frames = cv2.VideoCapture(str(path)), []
@@ -57,53 +75,22 @@ def sequence_named(sequences, subject, name):
     return next(s for s in sequences if s.subject == subject and s.name == name)
 
 
-# --------------------------------------------------------------------------- crop geometry (no files)
-
-def test_box_edges_land_on_crop_pixel_edges():
-    rng = np.random.default_rng()
-    center, side, size = rng.uniform(-200, 1200, 2), rng.uniform(50, 900), int(rng.integers(32, 300))
-    crop = data_loader.box_crop_matrix(center, side, size)
-    corners = np.array([center - side / 2, center + side / 2])
-    np.testing.assert_allclose(data_loader.apply_crop(corners, crop), [[-0.5, -0.5], [size - 0.5, size - 0.5]],
-                               atol=1e-9)
-    np.testing.assert_allclose(data_loader.apply_crop(center, crop), [(size - 1) / 2] * 2, atol=1e-9)
+def rows_of(elements, sequence):
+    return np.flatnonzero((elements["subject"] == sequence.subject.encode())
+                          & (elements["sequence"] == sequence.name.encode()))
 
 
-def test_joint_box_holds_every_joint_with_margin():
-    rng = np.random.default_rng()
-    points = rng.uniform(0, 1000, (32, 2))
-    center, side = data_loader.joint_box(points, margin=0.2)
-    assert side == pytest.approx(1.2 * np.ptp(points, axis=0).max())
-    crop_points = data_loader.apply_crop(points, data_loader.box_crop_matrix(center, side, 100))
-    assert crop_points.min() >= -0.5 + 100 * 0.1 / 1.2 - 1e-9 and crop_points.max() <= 99.5 - 100 * 0.1 / 1.2 + 1e-9
-    # A degenerate pose (every joint on one pixel) still gives a finite, usable box.
-    assert data_loader.joint_box(np.full((32, 2), 7.0), 0.2)[1] == data_loader.MIN_BOX_SIDE
+def crop_of(K, camera):
+    """The (3, 3) frame -> crop matrix that a crop's K says it is (``K_crop K^-1``)."""
+    return K.astype(np.float64) @ np.linalg.inv(camera.K)
 
 
-def test_crop_outside_the_frame_is_padded_not_clamped():
-    rng = np.random.default_rng()
-    frame = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    # Scale 1, integer offset hanging over the top-left corner: the crop is a padded slice of the frame.
-    crop = h36m_utils.crop_matrix(1.0, -7, -3)
-    padded = np.pad(frame, ((3, 30), (7, 30), (0, 0)))
-    np.testing.assert_array_equal(data_loader.crop_frame(frame, crop, 32), padded[:32, :32, ::-1])
+def by_key(elements):
+    """(subject, sequence, frame) -> row of a collected pass."""
+    return {key: row for row, key in enumerate(zip(elements["subject"], elements["sequence"], elements["frame"]))}
 
 
-def test_scaled_crop_matches_bilinear_reference():
-    rng = np.random.default_rng()
-    frame = cv2.GaussianBlur(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), (5, 5), 2)
-    scale, ox, oy, size = 1.7, 60.3, -9.6, 48  # the box runs off the right and top edges
-    image = data_loader.crop_frame(frame, h36m_utils.crop_matrix(scale, ox, oy), size)
-    # Crop pixel (x, y) shows frame point (x / s + ox, y / s + oy): scipy's bilinear, zero outside.
-    ys, xs = np.mgrid[0:size, 0:size] / scale + np.array([oy, ox])[:, None, None]
-    reference = np.stack([scipy.ndimage.map_coordinates(frame[..., c].astype(float), [ys, xs], order=1,
-                                                        mode="grid-constant", cval=0) for c in (2, 1, 0)], -1)
-    # OpenCV rounds sample positions to 1/32 pixel and weights to fixed point: a few levels at steep edges.
-    assert np.abs(image - reference).max() <= 4 and np.abs(image - reference).mean() < 0.5
-    assert (image[:, -5:] == 0).all() and (image[:5] == 0).all()  # padding, not stretched border pixels
-
-
-# --------------------------------------------------------------------------- on the synthetic set
+# --------------------------------------------------------------------------- what a testing pass holds
 
 def test_shapes_dtypes_and_every_frame_once(index, test_pass):
     sequences, _ = index
@@ -130,54 +117,74 @@ def test_targets_are_the_labels_of_the_same_frame(index, test_pass):
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
             camera = cameras[sequence.subject][camera_id]
             label = h36m_utils.read_poses(sequence.d2_paths[camera_id])[frame, h36m_utils.J17]
-            # The crop's own K says how it maps frame pixels: K_crop K^-1 is the crop matrix.
-            crop = test_pass["K"][i, view].astype(np.float64) @ np.linalg.inv(camera.K)
-            np.testing.assert_allclose(data_loader.apply_crop(label, crop), test_pass["kp2d"][i, view], atol=2e-3)
+            crop = crop_of(test_pass["K"][i, view], camera)
+            np.testing.assert_allclose(crops.apply_crop(label, crop), test_pass["kp2d"][i, view], atol=2e-3)
             np.testing.assert_allclose(test_pass["dist"][i, view], camera.dist, rtol=1e-6)
 
 
-def test_crop_cameras_reproduce_the_2d_targets_from_the_3d_targets(index, test_pass):
-    sequences, cameras = index
-    pick = np.random.default_rng().choice(len(test_pass["frame"]), 20, replace=False)
-    for i in pick:
-        camera_views = cameras[test_pass["subject"][i].decode()]
-        X = np.concatenate([test_pass["kp3d"][i], np.ones((len(h36m_utils.J17), 1))], axis=1).astype(np.float64)
+def reproject(P, K, dist, kp3d):
+    """(J, 2) distorted crop pixels of (J, 3) world mm through a crop's P, K and distortion."""
+    pinhole = np.c_[kp3d, np.ones(len(kp3d))] @ P.astype(np.float64).T
+    normalized = (pinhole[:, :2] / pinhole[:, 2:] - K[:2, 2]) @ np.linalg.inv(K[:2, :2].astype(np.float64)).T
+    return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:]) @ K[:2, :2].T + K[:2, 2]
+
+
+def assert_cameras_reproduce_2d_from_3d(elements, cameras, count=20):
+    for i in np.random.default_rng().choice(len(elements["frame"]), count, replace=False):
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
-            P, K = test_pass["P"][i, view].astype(np.float64), test_pass["K"][i, view].astype(np.float64)
-            camera = camera_views[camera_id]
+            camera = cameras[elements["subject"][i].decode()][camera_id]
+            P, K = elements["P"][i, view].astype(np.float64), elements["K"][i, view].astype(np.float64)
             np.testing.assert_allclose(P / np.abs(P).max(), K @ np.c_[camera.R, camera.t] / np.abs(P).max(),
                                        atol=1e-6)
-            pinhole = X @ P.T
-            normalized = (pinhole[:, :2] / pinhole[:, 2:]) @ np.linalg.inv(K[:2, :2]).T - np.linalg.solve(
-                K[:2, :2], K[:2, 2])
-            dist = test_pass["dist"][i, view]
-            distorted = h36m_utils.distort_normalized(normalized, dist[:3], dist[3:]) @ K[:2, :2].T + K[:2, 2]
             # Labels are float32 CDF values of mm-scale 3D points: agreement to well under a crop pixel.
-            np.testing.assert_allclose(distorted, test_pass["kp2d"][i, view], atol=0.02)
+            np.testing.assert_allclose(reproject(P, K, elements["dist"][i, view], elements["kp3d"][i]),
+                                       elements["kp2d"][i, view], atol=0.02)
 
 
-def test_testing_crops_hold_every_joint(test_pass):
+def test_crop_cameras_reproduce_the_2d_targets_from_the_3d_targets(index, test_pass):
+    assert_cameras_reproduce_2d_from_3d(test_pass, index[1])
+
+
+def test_testing_crops_are_two_metre_root_boxes_holding_every_joint(index, test_pass):
+    sequences, cameras = index
     kp2d = test_pass["kp2d"]
     assert kp2d.min() > -0.5 and kp2d.max() < CROP - 0.5
+    for i in np.random.default_rng().choice(len(test_pass["frame"]), 10, replace=False):
+        sequence = sequence_named(sequences, test_pass["subject"][i].decode(), test_pass["sequence"][i].decode())
+        pelvis = h36m_utils.read_poses(sequence.d3_path)[test_pass["frame"][i], h36m_utils.PELVIS]
+        for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
+            camera = cameras[sequence.subject][camera_id]
+            center, side = crops.root_box(pelvis, camera, 2000.0)
+            np.testing.assert_allclose(crop_of(test_pass["K"][i, view], camera),
+                                       crops.box_crop_matrix(center, side, CROP), rtol=1e-5, atol=1e-3)
 
 
 def test_image_of_element_i_is_video_frame_i(index, test_pass):
-    """Label i belongs to video frame i: the crop cut with label i's box is frame i, not i - 1 or i + 1."""
-    sequences, _ = index
+    """Label i belongs to video frame i: the crop cut with frame i's box is frame i, not i - 1 or i + 1.
+
+    The cache stores JPEG, whose noise over the whole crop is as large as one frame's motion, so
+    the crops are compared where the three frames differ clearly (the moving limbs).
+    """
+    sequences, cameras = index
     sequence = max(sequences, key=lambda s: s.num_frames)
-    rows = np.flatnonzero((test_pass["subject"] == sequence.subject.encode())
-                          & (test_pass["sequence"] == sequence.name.encode()))
+    rows, compared = rows_of(test_pass, sequence), 0
     for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
         frames = decode_all(sequence.videos[camera_id])
-        camera = index[1][sequence.subject][camera_id]
-        for row in rows[1:-1]:
+        camera = cameras[sequence.subject][camera_id]
+        for row in rows:
             i = test_pass["frame"][row]
-            crop = test_pass["K"][row, view].astype(np.float64) @ np.linalg.inv(camera.K)
+            if not 0 < i < sequence.num_frames - 1:
+                continue
+            crop = crop_of(test_pass["K"][row, view], camera)
+            candidates = [crops.crop_frame(frames[j], crop, CROP)[..., ::-1].astype(int) for j in (i - 1, i, i + 1)]
+            moving = (np.abs(candidates[1] - candidates[0]) + np.abs(candidates[1] - candidates[2])).max(-1) > 40
+            if moving.sum() < 20:
+                continue  # (nearly) still: nothing tells the frames apart
             shown = test_pass["images"][row, view].astype(int)
-            error = [np.abs(data_loader.crop_frame(frames[j], crop, CROP).astype(int) - shown).mean()
-                     for j in (i - 1, i, i + 1)]
-            # Not exactly 0: the reference crop comes from the float32 K, rounded.
-            assert error[1] < 0.05 and min(error[0], error[2]) > 0.2, (camera_id, i, error)
+            error = [np.abs(candidate - shown)[moving].mean() for candidate in candidates]
+            assert error[1] < 0.4 * min(error[0], error[2]), (camera_id, i, error)
+            compared += 1
+    assert compared > 20
 
 
 def whiteness(images, points):
@@ -196,28 +203,25 @@ def test_label_i_marks_the_joints_drawn_in_frame_i(index, test_pass):
     sequences, cameras = index
     on_label, on_other = [], []
     for sequence in sequences:
-        rows = np.flatnonzero((test_pass["subject"] == sequence.subject.encode())
-                              & (test_pass["sequence"] == sequence.name.encode()))
+        rows = rows_of(test_pass, sequence)
         rows = rows[(test_pass["frame"][rows] >= 2) & (test_pass["frame"][rows] < sequence.num_frames - 2)]
         frames = test_pass["frame"][rows]
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
             labels = h36m_utils.read_poses(sequence.d2_paths[camera_id])[:, h36m_utils.J17]
-            crops = test_pass["K"][rows, view].astype(np.float64) @ np.linalg.inv(cameras[sequence.subject][camera_id].K)
+            crop_matrices = [crop_of(K, cameras[sequence.subject][camera_id]) for K in test_pass["K"][rows, view]]
             images = test_pass["images"][rows, view]
-            label_points = [data_loader.apply_crop(labels[f], c) for f, c in zip(frames, crops)]
+            label_points = [crops.apply_crop(labels[f], c) for f, c in zip(frames, crop_matrices)]
             for shift in (-2, -1, 1, 2):
-                other_points = [data_loader.apply_crop(labels[f + shift], c) for f, c in zip(frames, crops)]
+                other_points = [crops.apply_crop(labels[f + shift], c) for f, c in zip(frames, crop_matrices)]
                 moved = np.linalg.norm(np.stack(other_points) - np.stack(label_points), axis=-1) > 2
                 on_label.append(whiteness(images, label_points)[moved])
                 on_other.append(whiteness(images, other_points)[moved])
     on_label, on_other = np.concatenate(on_label), np.concatenate(on_other)
     assert len(on_label) > 200
-    assert on_label.mean() > 180 and on_label.mean() > on_other.mean() + 40, (on_label.mean(), on_other.mean())
+    assert on_label.mean() > 170 and on_label.mean() > on_other.mean() + 40, (on_label.mean(), on_other.mean())
 
 
-# --------------------------------------------------------------------------- stride, training, sharding
-
-def test_testing_stride_reads_every_stride_th_frame_in_a_fixed_order(index):
+def test_testing_order_is_fixed_and_stride_keeps_every_stride_th_frame(index):
     sequences, cameras = index
     build = lambda: data_loader.build_dataset(sequences, cameras, image_size=16, batch_size=7, training=False,
                                               stride=5, with_metadata=True)
@@ -230,62 +234,151 @@ def test_testing_stride_reads_every_stride_th_frame_in_a_fixed_order(index):
         np.testing.assert_array_equal(first[name], second[name])
 
 
-def take_training(sequences, cameras, batches, seed, stride=1, parallel=2, shuffle_buffer=8):
-    dataset = data_loader.build_dataset(sequences, cameras, image_size=16, batch_size=4, training=True, stride=stride,
-                                        seed=seed, with_metadata=True, parallel_sequences=parallel,
-                                        shuffle_buffer=shuffle_buffer)
-    return collect(dataset.take(batches))
+# --------------------------------------------------------------------------- protocol: crops from the root only
+
+def move_labels(dataset, root, move_pelvis: bool):
+    """A copy of the set's labels with every D2 label and every D3 joint but the pelvis moved
+    (and the pelvis too when ``move_pelvis``); returns the new labels folder."""
+    labels = root / "Labels"
+    shutil.copytree(dataset.labels_dir, labels)
+    rng = np.random.default_rng(0)
+    for path in labels.rglob("*.cdf"):
+        poses = h36m_utils.read_poses(str(path))
+        moved = poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape)
+        if poses.shape[-1] == 3 and not move_pelvis:
+            moved[:, h36m_utils.PELVIS] = poses[:, h36m_utils.PELVIS]
+        synthetic_h36m.write_pose_cdf(path, moved)
+    return labels
 
 
-def by_frame(elements):
-    """(subject, sequence, frame) -> (V, 3, 3) crop K of a collected pass."""
-    keys = zip(elements["subject"], elements["sequence"], elements["frame"])
-    return {key: K for key, K in zip(keys, elements["K"])}
+def protocol_pass(dataset, labels_dir, subjects=("S11",)):
+    sequences, _ = h36m_utils.find_sequences(str(dataset.data_dir), str(labels_dir), subjects)
+    cameras = h36m_utils.load_cameras(str(dataset.cameras_path))
+    return collect(data_loader.build_dataset(sequences, cameras, image_size=32, batch_size=8, training=False,
+                                             stride=3, with_metadata=True))
 
 
-def test_training_jitters_crops_repeats_and_keeps_stride_phase(index, test_pass):
+def test_test_crops_depend_on_the_pelvis_alone(synthetic_dataset, tmp_path):
+    original = protocol_pass(synthetic_dataset, synthetic_dataset.labels_dir)
+    others_moved = protocol_pass(synthetic_dataset, move_labels(synthetic_dataset, tmp_path / "a", False))
+    pelvis_moved = protocol_pass(synthetic_dataset, move_labels(synthetic_dataset, tmp_path / "b", True))
+    rows, moved_rows = by_key(original), by_key(others_moved)
+    assert rows.keys() == moved_rows.keys()
+    order = [moved_rows[key] for key in rows]
+    for name in ("images", "P", "K", "dist"):
+        np.testing.assert_array_equal(others_moved[name][order], original[name])  # bit for bit
+    assert not np.allclose(others_moved["kp2d"][order], original["kp2d"])  # the labels did move
+    order = [by_key(pelvis_moved)[key] for key in rows]
+    assert not np.array_equal(pelvis_moved["images"][order], original["images"])  # so the test can fail
+
+
+# --------------------------------------------------------------------------- training
+
+def test_training_jitters_crops_consistently_and_reproducibly(index, test_pass):
     sequences, cameras = index
-    short = sorted(sequences, key=lambda s: s.num_frames)[:2]
-    per_pass = data_loader.count_frames(short, stride=3)
-    first = take_training(short, cameras, batches=per_pass // 2 + 3, seed=1, stride=3)
-    assert len(first["frame"]) > per_pass  # it repeats beyond one epoch, in full batches of 4
-    assert data_loader.steps_per_epoch(short, batch_size=4, stride=3) == per_pass // 4
-    # Crops are jittered around the deterministic testing ones: the box side by a factor in [0.9, 1.1].
-    testing = by_frame(test_pass)
-    zoom = np.concatenate([K[:, 0, 0] * CROP / (16 * testing[key][:, 0, 0]) for key, K in by_frame(first).items()])
-    assert zoom.min() >= 1 / 1.1 - 1e-4 and zoom.max() <= 1 / 0.9 + 1e-4 and np.ptp(zoom) > 0.1
-    assert first["kp2d"].min() > -0.5 and first["kp2d"].max() < 16 - 0.5  # jitter keeps every joint in view
-    # One sequence at a time (no interleaving to reorder): the same seed gives the same stream, another does not.
-    again, same, other = (take_training(short, cameras, batches=5, seed=s, stride=3, parallel=1) for s in (1, 1, 2))
-    for name in again:
-        np.testing.assert_array_equal(again[name], same[name])
+    first = take_training(sequences, cameras, batches=30, seed=1)
+    testing = by_key(test_pass)
+    keys = list(zip(first["subject"], first["sequence"], first["frame"]))
+    # The box side changes by a factor in [0.9, 1.1] around the testing one, the centre moves.
+    zoom = np.concatenate([test_pass["K"][testing[key], :, 0, 0] / first["K"][row, :, 0, 0]
+                           for row, key in enumerate(keys)])
+    assert zoom.min() >= 0.9 - 1e-4 and zoom.max() <= 1.1 + 1e-4 and np.ptp(zoom) > 0.12
+    assert_cameras_reproduce_2d_from_3d(first, cameras)
+    # The pixels follow the matrix: each jittered view is the video frame cut with its own K, and
+    # fits it better than the same cut moved by half a pixel (JPEG and resampling blur it a little).
+    for row in range(0, len(keys), 17):
+        sequence = sequence_named(sequences, keys[row][0].decode(), keys[row][1].decode())
+        for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
+            camera = cameras[sequence.subject][camera_id]
+            frame = decode_all(sequence.videos[camera_id])[keys[row][2]]
+            errors = [np.abs(crops.crop_frame(frame, h36m_utils.crop_matrix(1, dx, dy) @ crop_of(
+                first["K"][row, view], camera), CROP)[..., ::-1].astype(int) - first["images"][row, view]).mean()
+                      for dx, dy in ((0, 0), (0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5))]
+            assert errors[0] < 0.85 * min(errors[1:]), errors
+    # With a seed the stream is reproducible; another seed gives other samples and jitter.
+    again, other = take_training(sequences, cameras, 30, seed=1), take_training(sequences, cameras, 30, seed=2)
+    for name in first:
+        np.testing.assert_array_equal(again[name], first[name])
     assert not np.array_equal(again["K"], other["K"])
 
 
-def test_training_reads_each_visit_forward_from_a_random_stride_phase(index):
+def test_an_epoch_repeats_every_frame_once_then_continues(index):
     sequences, cameras = index
-    short = sorted(sequences, key=lambda s: s.num_frames)[:2]
-    lengths = {s.name.encode(): s.num_frames for s in short}
-    # One sequence at a time and no shuffle buffer: the stream is the visits one after another.
-    stream = take_training(short, cameras, batches=3 * data_loader.steps_per_epoch(short, 4, stride=3), seed=3,
-                           stride=3, parallel=1, shuffle_buffer=1)
-    visits = []
-    for name, frame in zip(stream["sequence"], stream["frame"]):
-        if not visits or visits[-1][0] != name or frame <= visits[-1][1][-1]:
-            visits.append((name, []))
-        visits[-1][1].append(frame)
-    for name, frames in visits[:-1]:  # the last visit may be cut short by take()
-        assert frames[0] < 3 and frames == list(range(frames[0], lengths[name], 3))
-    assert len({frames[0] for _, frames in visits}) > 1
+    short = sequences[:3]
+    per_epoch = data_loader.count_frames(short, stride=2)
+    assert data_loader.steps_per_epoch(short, batch_size=4, stride=2) == per_epoch // 4
+    stream = take_training(short, cameras, batches=per_epoch // 2, seed=5, size=16, stride=2, shuffle_buffer=16)
+    keys = list(zip(stream["sequence"], stream["frame"]))
+    assert sorted(keys[:per_epoch]) == sorted((s.name.encode(), f) for s in short for f in range(0, s.num_frames, 2))
+    assert len(keys) > per_epoch  # it goes on into the next epoch, in full batches
 
 
-def test_input_context_shards_sequences_between_pipelines(index):
+def test_jitter_of_a_sample_does_not_depend_on_the_sharding(index):
+    sequences, cameras = index
+    whole = take_training(sequences, cameras, batches=40, seed=7, size=16)
+    halves = [take_training(sequences, cameras, batches=25, seed=7, size=16,
+                            input_context=tf.distribute.InputContext(2, k, 1)) for k in (0, 1)]
+    rows, checked = by_key(whole), 0
+    for half in halves:
+        for row, key in enumerate(zip(half["subject"], half["sequence"], half["frame"])):
+            if key in rows and whole["frame"][rows[key]] == key[2]:
+                np.testing.assert_array_equal(half["K"][row], whole["K"][rows[key]])
+                checked += 1
+    assert checked >= 5
+
+
+def iid_statistics(sequence_ids, frame_ids, batch_size):
+    """Per batch of a stream: mean distinct sequences, median frame gap of same-sequence pairs,
+    and how many sequences the stream touched."""
+    distinct, gaps = [], []
+    for start in range(0, len(sequence_ids) - batch_size + 1, batch_size):
+        seqs, frames = sequence_ids[start:start + batch_size], frame_ids[start:start + batch_size]
+        distinct.append(len(set(seqs)))
+        same = (seqs[:, None] == seqs[None]) & np.triu(np.ones((batch_size, batch_size), bool), 1)
+        gaps += np.abs(frames[:, None] - frames[None])[same].tolist()
+    return np.mean(distinct), np.median(gaps), len(set(sequence_ids))
+
+
+@pytest.fixture(scope="module")
+def bigger_set(tmp_path_factory):
+    """A synthetic set with more sequences than the demo's: 4 subjects x 8 actions x 2 trials."""
+    actions = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Walking", "WalkDog")
+    return synthetic_h36m.generate_dataset(tmp_path_factory.mktemp("bigger"), subjects=("S1", "S5", "S6", "S7"),
+                                           frames=120, size=64, seed=3, actions=actions, progress=False)
+
+
+def test_training_batches_look_like_iid_draws(bigger_set):
+    sequences, cameras = load_index(bigger_set)
+    assert len(sequences) >= 60
+    batch, batches = 16, 60
+    stream = take_training(sequences, cameras, batches=batches * batch // 4, seed=0, size=16)
+    names = [f"{s}/{q}" for s, q in zip(stream["subject"], stream["sequence"])]
+    ids = np.unique(names, return_inverse=True)[1]
+    measured = iid_statistics(ids, stream["frame"], batch)
+    # The same statistics of truly i.i.d. draws over every frame of the split.
+    rng = np.random.default_rng(0)
+    owner = np.repeat(np.arange(len(sequences)), [s.num_frames for s in sequences])
+    frame = np.concatenate([np.arange(s.num_frames) for s in sequences])
+    draws = rng.choice(len(owner), batches * batch)
+    reference = iid_statistics(owner[draws], frame[draws], batch)
+    print(f"distinct sequences per batch {measured[0]:.1f} (iid {reference[0]:.1f}); median frame gap "
+          f"{measured[1]:.0f} (iid {reference[1]:.0f}); sequences touched {measured[2]} (iid {reference[2]})")
+    assert measured[0] >= 0.93 * reference[0]
+    assert measured[1] >= 0.7 * reference[1]
+    assert measured[2] >= 0.95 * reference[2]
+
+
+# --------------------------------------------------------------------------- distribution
+
+def test_input_context_shards_files_between_pipelines(index):
     sequences, cameras = index
     shards = [collect(data_loader.build_dataset(
         sequences, cameras, image_size=8, batch_size=16, training=False, stride=10, with_metadata=True,
         input_context=tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=k))) for k in (0, 1)]
-    names = [set(zip(shard["subject"], shard["sequence"])) for shard in shards]
-    assert not names[0] & names[1] and names[0] | names[1] == {(s.subject.encode(), s.name.encode()) for s in sequences}
+    keys = [set(zip(shard["subject"], shard["sequence"], shard["frame"])) for shard in shards]
+    assert not keys[0] & keys[1]
+    assert keys[0] | keys[1] == {(s.subject.encode(), s.name.encode(), f) for s in sequences
+                                 for f in range(0, s.num_frames, 10)}
 
 
 def test_works_under_a_distribution_strategy(index):
@@ -316,7 +409,7 @@ def test_corrupt_video_raises_naming_the_file(index, tmp_path):
     sequences, cameras = index
     bad = tmp_path / "Walking 1.58860488.mp4"
     bad.write_bytes(np.random.default_rng().integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    with pytest.raises(Exception, match=f"Cannot open video {re.escape(str(bad))}.*corrupt"):
+    with pytest.raises(ValueError, match=f"Cannot open video {re.escape(str(bad))}.*corrupt"):
         first_batch([with_video(sequences[0], "58860488", bad)], cameras)
 
 
@@ -328,7 +421,7 @@ def test_truncated_video_raises_naming_the_file(index, tmp_path):
     halved = tmp_path / "halved.mp4"
     data = open(source, "rb").read()
     halved.write_bytes(data[:len(data) // 2])
-    with pytest.raises(Exception, match=f"video {re.escape(str(halved))}.*(corrupt|truncated)"):
+    with pytest.raises(ValueError, match=f"video {re.escape(str(halved))}.*(corrupt|truncated)"):
         first_batch([with_video(sequence, "55011271", halved)], cameras)
     # A valid video with fewer frames than the index expects.
     frames, short = decode_all(source)[:10], tmp_path / "short.mp4"
@@ -336,20 +429,17 @@ def test_truncated_video_raises_naming_the_file(index, tmp_path):
     for frame in frames:
         writer.write(frame)
     writer.release()
-    dataset = data_loader.build_dataset([with_video(sequence, "55011271", short)], cameras, image_size=8,
-                                        batch_size=4, training=False)
-    with pytest.raises(Exception, match=f"Video {re.escape(str(short))} is truncated or corrupt: it ended after 10 frames"):
-        for _ in dataset:
-            pass
+    with pytest.raises(ValueError, match=f"Video {re.escape(str(short))} is truncated or corrupt: it ended after 10"):
+        first_batch([with_video(sequence, "55011271", short)], cameras)
 
 
 def test_labels_shorter_than_the_index_or_of_the_wrong_kind_raise_naming_the_file(index):
     sequences, cameras = index
     sequence = sequences[0]
-    with pytest.raises(Exception, match=f"Labels {re.escape(sequence.d3_path)} hold {sequence.num_frames} frames"):
+    with pytest.raises(ValueError, match=f"Labels {re.escape(sequence.d3_path)} hold {sequence.num_frames} frames"):
         first_batch([dataclasses.replace(sequence, num_frames=sequence.num_frames + 5)], cameras)
     swapped = dataclasses.replace(sequence, d2_paths={**sequence.d2_paths, "54138969": sequence.d3_path})
-    with pytest.raises(Exception, match=f"Labels {re.escape(sequence.d3_path)} hold 3D points where 2D"):
+    with pytest.raises(ValueError, match=f"Labels {re.escape(sequence.d3_path)} hold 3D points where 2D"):
         first_batch([swapped], cameras)
 
 
@@ -360,7 +450,7 @@ def test_camera_file_that_does_not_match_raises(index):
         data_loader.build_dataset(sequences, {s: c for s, c in cameras.items() if s != subject}, image_size=8,
                                   batch_size=2, training=False)
     wrong_size = {subject: {cid: dataclasses.replace(cam, width=cam.width + 2) for cid, cam in cameras[subject].items()}}
-    with pytest.raises(Exception, match="camera file says"):
+    with pytest.raises(ValueError, match="camera file says"):
         first_batch(sequences[:1], wrong_size)
     with pytest.raises(ValueError, match="No sequences"):
         data_loader.build_dataset([], cameras, image_size=8, batch_size=2, training=False)

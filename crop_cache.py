@@ -1,0 +1,515 @@
+"""The crop cache: every kept frame of a split, streamed ONCE from the videos into sharded TFRecords.
+
+Why: decoding full 1000 px H.264 frames costs more per sample than a GPU step can wait for,
+and a stream that reads a few sequences forward at a time gives batches of neighbouring
+frames of a few sequences. So the videos are read once, forward (``grab`` for every frame,
+``retrieve`` for the kept ones, never a seek), and each kept frame's V views are stored as
+JPEG crops cut generously around the root box (``crops.CropConfig.cache_size``), with the
+crop matrix, the cameras and the 2D/3D labels beside them. Training then reads small JPEGs
+in random order (``data_loader``).
+
+Layout of one cache (a folder under the cache dir, named by its key's hash)::
+
+    crops<S>-stride<k>-<n>seq-<hash>/manifest.json     the key, the shards, sizes, build time
+    crops<S>-stride<k>-<n>seq-<hash>/shard-00000-of-00012.tfrecord ...
+
+Samples are dealt to the shards by a seeded random permutation, and each shard holds its
+samples in that random order, so every shard is a uniform sample of the whole split: reading
+shards in any order gives i.i.d.-like batches, and shards are the unit of input sharding
+across ``tf.distribute`` workers. The key holds everything that shapes the cache (sequence
+files with sizes and modification times, cameras, frame stride, crop size, box size, padding,
+JPEG quality, format version): a cache is reused only when its key matches, else a new one is
+built. A build writes into a temporary folder that is renamed when complete (a partial cache
+is never used), under a file lock (two processes never build the same cache twice).
+
+Record format (``tf.train.Example``), V views, J = 17 joints, numbers as raw float64 bytes:
+``sample_id`` int64, ``subject`` / ``action`` / ``sequence`` bytes, ``frame`` int64,
+``images`` V JPEG strings (BGR-encoded by OpenCV, so they decode to RGB), ``cache_crop``
+(V, 3, 3) frame -> cached-crop pixels, ``K`` (V, 3, 3), ``Rt`` (V, 3, 4), ``dist`` (V, 5),
+``kp2d`` (V, J, 2) frame pixels (distorted, the D2 labels), ``kp3d`` (J, 3) world mm.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence as SequenceOf
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+import crops
+import h36m_utils
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+JPEG_QUALITY = 95
+# Full-resolution colour (4:4:4): the default 4:2:0 halves the chroma resolution, which smears
+# thin limbs and their left/right colours in small crops for 20% fewer bytes.
+JPEG_PARAMETERS = (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
+                   cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
+SAMPLES_PER_SHARD = 256
+MIN_SHARDS = 8  # enough files to share between a few input pipelines even for a small split
+CACHE_DIR_ENV = "CROP_CACHE_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class CropCache:
+    """A complete cache on disk: its folder, shard paths, sample and byte counts.
+
+    build_seconds: how long building took (None when an existing cache was reused).
+    """
+
+    folder: str
+    shards: tuple[str, ...]
+    num_samples: int
+    num_bytes: int
+    num_views: int
+    build_seconds: float | None
+
+    def describe(self) -> str:
+        how = (f"built in {self.build_seconds:.0f} s" if self.build_seconds is not None else "reused")
+        return (f"Crop cache {self.folder}: {self.num_samples} frames x {self.num_views} views, "
+                f"{self.num_bytes / 1e9:.2f} GB in {len(self.shards)} shards ({how}).")
+
+
+def default_cache_dir() -> str:
+    """``$CROP_CACHE_DIR`` when set, else ``cache`` in the working directory."""
+    return os.environ.get(CACHE_DIR_ENV) or "cache"
+
+
+# --------------------------------------------------------------------------- reading the sources
+
+def open_video(path) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of ``path`` whose decoder runs on ONE thread.
+
+    Several sequences are cached at once, each from its own thread, which is where the
+    parallelism comes from; FFmpeg's default of one decoding thread per core in EVERY open
+    video would oversubscribe the cores. The thread count only takes effect when passed at
+    open time; an OpenCV without ``CAP_PROP_N_THREADS`` falls back to its default.
+    """
+    if hasattr(cv2, "CAP_PROP_N_THREADS"):
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+        if capture.isOpened():
+            return capture
+        capture.release()
+    return cv2.VideoCapture(str(path))
+
+
+def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
+    """Yield the (H, W, 3) uint8 BGR frames at the increasing 0-based ``frame_indices``.
+
+    The video is opened once and read forward: ``grab()`` for every frame, ``retrieve()`` only
+    for the wanted ones. Every frame is decoded into the SAME array (copy it to keep it). A
+    video that cannot be opened or ends early raises ``ValueError`` naming the file.
+    """
+    capture = open_video(path)
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"Cannot open video {path}: the file is missing, corrupt or not a "
+                             "video OpenCV can decode. Re-download or regenerate it.")
+        position, frame = 0, None  # how many frames grab() has returned so far; the frame buffer
+        for index in frame_indices:
+            while position <= index:
+                if not capture.grab():
+                    raise ValueError(
+                        f"Video {path} is truncated or corrupt: it ended after {position} frames, but "
+                        f"frame {index} is needed. Re-download the file, or rebuild the sequence index "
+                        "(find_sequences) so that its frame count matches the videos.")
+                position += 1
+            ok, frame = capture.retrieve(frame)
+            if not ok or frame is None:
+                raise ValueError(f"Video {path}: frame {index} could not be decoded (corrupt file).")
+            yield frame
+    finally:
+        capture.release()
+
+
+def read_labels(path, num_frames: int, dims: int, joints: SequenceOf[int] | None = None) -> np.ndarray:
+    """The first ``num_frames`` poses of a D2 (dims=2) or D3 (dims=3) CDF: (num_frames, J, dims) float64.
+
+    ``joints`` picks joints of the 32 (all when None). The wrong kind of file, too few rows or
+    non-finite values raise ``ValueError`` naming the file.
+    """
+    poses = h36m_utils.read_poses(str(path))
+    if poses.shape[-1] != dims:
+        raise ValueError(f"Labels {path} hold {poses.shape[-1]}D points where {dims}D ones are expected "
+                         f"({'D2' if dims == 2 else 'D3'}_Positions); the file is in the wrong folder.")
+    if len(poses) < num_frames:
+        raise ValueError(f"Labels {path} hold {len(poses)} frames but the sequence index expects "
+                         f"{num_frames}. Rebuild the index with find_sequences, or replace the file.")
+    poses = poses[:num_frames] if joints is None else poses[:num_frames, list(joints)]
+    if not np.isfinite(poses).all():
+        raise ValueError(f"Labels {path} contain NaN or infinite values in their first {num_frames} "
+                         "frames; replace the file.")
+    return poses
+
+
+def frame_indices(num_frames: int, stride: int) -> range:
+    """The 0-based frames a split keeps of a sequence: ``0, stride, 2 stride, ... < num_frames``."""
+    return range(0, num_frames, stride)
+
+
+# --------------------------------------------------------------------------- the key
+
+def _file_stamp(path: str) -> list:
+    status = os.stat(path)
+    return [os.path.abspath(path), status.st_size, status.st_mtime_ns]
+
+
+def _camera_stamp(camera: h36m_utils.Camera) -> list:
+    return [camera.id, camera.width, camera.height,
+            *(np.asarray(a, np.float64).ravel().tolist() for a in (camera.R, camera.t, camera.K, camera.dist))]
+
+
+def cache_key(sequences, views, config: crops.CropConfig, stride: int) -> dict:
+    """Everything that shapes a cache, as JSON-able data (``views[i]``: sequence i's cameras)."""
+    return {
+        "format": FORMAT_VERSION, "image_size": config.image_size, "cache_size": config.cache_size,
+        "box_mm": config.box_mm, "stride": stride, "jpeg": list(JPEG_PARAMETERS),
+        "sequences": [{"subject": s.subject, "name": s.name, "action": s.action, "num_frames": s.num_frames,
+                       "files": [_file_stamp(p) for p in (s.d3_path, *(s.videos[c.id] for c in cams),
+                                                          *(s.d2_paths[c.id] for c in cams))]}
+                      for s, cams in zip(sequences, views)],
+        "cameras": [[_camera_stamp(camera) for camera in cams] for cams in views],
+    }
+
+
+def _digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def cache_folder(cache_dir: str, key: dict) -> str:
+    """``<cache_dir>/crops<S>-stride<k>-<n>seq-<hash>``: readable, and unique per key."""
+    name = f"crops{key['image_size']}-stride{key['stride']}-{len(key['sequences'])}seq-{_digest(key)[:16]}"
+    return os.path.join(cache_dir, name)
+
+
+# --------------------------------------------------------------------------- opening a cache
+
+def open_cache(folder: str, key: dict | None = None) -> CropCache | None:
+    """The complete cache in ``folder``; None when there is none (or its key differs from ``key``).
+
+    A manifest whose shards are missing or of the wrong size (a partial copy, a disk that
+    filled up) raises ``ValueError`` naming the shard.
+    """
+    manifest_path = os.path.join(folder, MANIFEST_NAME)
+    if not os.path.isfile(manifest_path):
+        return None
+    with open(manifest_path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    if key is not None and manifest.get("key") != key:
+        return None
+    shards = []
+    for shard in manifest["shards"]:
+        path = os.path.join(folder, shard["file"])
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        if size != shard["bytes"]:
+            raise ValueError(
+                f"Crop cache shard {path} is {'missing' if size is None else f'{size} bytes'} but the "
+                f"manifest says {shard['bytes']} bytes: the cache is partial or damaged. Delete the "
+                f"folder {folder} and it is rebuilt on the next run.")
+        shards.append(path)
+    return CropCache(folder, tuple(shards), manifest["num_samples"], sum(s["bytes"] for s in manifest["shards"]),
+                     manifest["num_views"], None)
+
+
+def verify_shards(cache: CropCache) -> None:
+    """Read every record of every shard; raise ``ValueError`` naming the first corrupt shard.
+
+    TFRecord files carry a checksum per record, so a flipped byte is found here (and during
+    training as a ``tf.errors.DataLossError``, which does not name the file: call this then).
+    """
+    counted = 0
+    for path in cache.shards:
+        try:
+            counted += sum(1 for _ in tf.data.TFRecordDataset(path))
+        except tf.errors.DataLossError as error:
+            raise ValueError(f"Crop cache shard {path} is corrupt ({error.message.splitlines()[0]}). "
+                             f"Delete the folder {cache.folder} and it is rebuilt on the next run.") from error
+    if counted != cache.num_samples:
+        raise ValueError(f"Crop cache {cache.folder} holds {counted} records but its manifest says "
+                         f"{cache.num_samples}. Delete the folder and it is rebuilt on the next run.")
+
+
+# --------------------------------------------------------------------------- records
+
+def _float_bytes(array) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.asarray(array, "<f8").tobytes()]))
+
+
+def _bytes(*values: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _int(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def serialize_sample(sample_id: int, sequence, frame: int, jpegs: list[bytes], arrays: dict) -> bytes:
+    """One record: ``arrays`` holds cache_crop, K, Rt, dist, kp2d, kp3d (shapes in the module doc)."""
+    feature = {"sample_id": _int(sample_id), "frame": _int(frame), "images": _bytes(*jpegs),
+               "subject": _bytes(sequence.subject.encode()), "action": _bytes(sequence.action.encode()),
+               "sequence": _bytes(sequence.name.encode()),
+               **{name: _float_bytes(value) for name, value in arrays.items()}}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+NUMERIC_SHAPES = {"cache_crop": (3, 3), "K": (3, 3), "Rt": (3, 4), "dist": (5,)}  # per view
+
+
+def parse_record(record: tf.Tensor, num_views: int, num_joints: int = len(h36m_utils.J17)) -> dict:
+    """A serialized record (scalar tf.string) -> dict of tensors (graph-friendly, for ``Dataset.map``).
+
+    images: (V,) JPEG strings; cache_crop, K: (V, 3, 3) float64; Rt: (V, 3, 4); dist: (V, 5);
+    kp2d: (V, J, 2) frame pixels; kp3d: (J, 3) world mm; sample_id, frame: int64 scalars;
+    subject, action, sequence: string scalars.
+    """
+    raw = tf.io.FixedLenFeature([], tf.string)
+    spec = {"images": tf.io.FixedLenFeature([num_views], tf.string), "sample_id": tf.io.FixedLenFeature([], tf.int64),
+            "frame": tf.io.FixedLenFeature([], tf.int64), "subject": raw, "action": raw, "sequence": raw,
+            "kp2d": raw, "kp3d": raw, **{name: raw for name in NUMERIC_SHAPES}}
+    fields = tf.io.parse_single_example(record, spec)
+    shapes = {**{name: (num_views, *shape) for name, shape in NUMERIC_SHAPES.items()},
+              "kp2d": (num_views, num_joints, 2), "kp3d": (num_joints, 3)}
+    for name, shape in shapes.items():
+        fields[name] = tf.reshape(tf.io.decode_raw(fields[name], tf.float64), shape)
+    return fields
+
+
+def _sample_id_of(record: bytes) -> int:
+    return tf.train.Example.FromString(record).features.feature["sample_id"].int64_list.value[0]
+
+
+# --------------------------------------------------------------------------- building
+
+class _Progress:
+    """A progress line for a long build: updated in place on a terminal, every 10% otherwise."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.what, self.done = total, what, 0
+        self.started = self.last_print = time.perf_counter()
+        self.interactive, self.next_fraction = sys.stdout.isatty(), 0.1
+        self.lock = threading.Lock()
+
+    def advance(self, count: int = 1) -> None:
+        with self.lock:
+            self.done += count
+            now = time.perf_counter()
+            fraction = self.done / max(self.total, 1)
+            if self.interactive and (now - self.last_print > 0.5 or self.done == self.total):
+                self._print(now, end="\r")
+            elif not self.interactive and fraction >= self.next_fraction:
+                self.next_fraction = fraction + 0.1
+                self._print(now, end="\n")
+
+    def _print(self, now: float, end: str) -> None:
+        self.last_print = now
+        rate = self.done / max(now - self.started, 1e-9)
+        eta = (self.total - self.done) / max(rate, 1e-9)
+        print(f"  {self.what}: {self.done}/{self.total} ({100 * self.done / max(self.total, 1):.0f}%), "
+              f"{rate:.0f}/s, {eta:.0f} s left   ", end=end, flush=True)
+
+    def finish(self) -> None:
+        if self.interactive:
+            print(flush=True)
+
+
+class _Buckets:
+    """One temporary TFRecord file per shard; records are dealt to them by a seeded permutation."""
+
+    def __init__(self, folder: str, num_samples: int, num_shards: int, seed: int):
+        self.rank = np.empty(num_samples, np.int64)
+        self.rank[np.random.default_rng(seed).permutation(num_samples)] = np.arange(num_samples)
+        self.paths = [os.path.join(folder, f"bucket-{k:05d}.tmp") for k in range(num_shards)]
+        self.writers = [tf.io.TFRecordWriter(path) for path in self.paths]
+        self.locks = [threading.Lock() for _ in self.paths]
+
+    def write(self, sample_id: int, record: bytes) -> None:
+        shard = int(self.rank[sample_id]) % len(self.writers)
+        with self.locks[shard]:
+            self.writers[shard].write(record)
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+def _shard_name(index: int, count: int) -> str:
+    return f"shard-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def _finish_shards(buckets: _Buckets, folder: str) -> list[dict]:
+    """Rewrite every bucket as a shard whose records follow the permutation (a random order)."""
+    shards = []
+    for index, bucket in enumerate(buckets.paths):
+        records = [record.numpy() for record in tf.data.TFRecordDataset(bucket)]
+        records.sort(key=lambda record: buckets.rank[_sample_id_of(record)])
+        name = _shard_name(index, len(buckets.paths))
+        with tf.io.TFRecordWriter(os.path.join(folder, name)) as writer:
+            for record in records:
+                writer.write(record)
+        os.remove(bucket)
+        shards.append({"file": name, "samples": len(records), "bytes": os.path.getsize(os.path.join(folder, name))})
+    return shards
+
+
+def _size_error(camera: h36m_utils.Camera, shape, path) -> ValueError:
+    return ValueError(f"Video {path}: its frames are {shape[1]}x{shape[0]} but the camera file says "
+                      f"{camera.width}x{camera.height} for camera {camera.id}; the camera file does not "
+                      "belong to this video.")
+
+
+def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: crops.CropConfig,
+                    buckets: _Buckets, progress: _Progress, stop: threading.Event) -> None:
+    """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``)."""
+    if not len(frames):
+        return
+    count, size = frames[-1] + 1, config.cache_size
+    pelvis = read_labels(sequence.d3_path, count, 3, (h36m_utils.PELVIS,))[:, 0]
+    kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)
+    kp2d = np.stack([read_labels(sequence.d2_paths[c.id], count, 2, h36m_utils.J17) for c in cameras], axis=1)
+    fixed = {"K": np.stack([c.K for c in cameras]), "dist": np.stack([c.dist for c in cameras]),
+             "Rt": np.stack([np.concatenate([c.R, c.t[:, None]], axis=1) for c in cameras])}
+    paths = [sequence.videos[camera.id] for camera in cameras]
+    streams = [stream_frames(path, frames) for path in paths]
+    patch = np.empty((size, size, 3), np.uint8)
+    try:
+        for offset, (index, views) in enumerate(zip(frames, zip(*streams))):
+            if stop.is_set():
+                return
+            jpegs, cache_crops = [], []
+            for frame, camera, path in zip(views, cameras, paths):
+                if frame.shape[:2] != (camera.height, camera.width):
+                    raise _size_error(camera, frame.shape, path)
+                crop = crops.cache_crop_matrix(*crops.root_box(pelvis[index], camera, config.box_mm), config)
+                crops.crop_frame(frame, crop, size, out=patch)
+                jpegs.append(cv2.imencode(".jpg", patch, JPEG_PARAMETERS)[1].tobytes())
+                cache_crops.append(crop)
+            arrays = {"cache_crop": np.stack(cache_crops), **fixed, "kp2d": kp2d[index], "kp3d": kp3d[index]}
+            buckets.write(first_id + offset, serialize_sample(first_id + offset, sequence, index, jpegs, arrays))
+            progress.advance()
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+@contextlib.contextmanager
+def _single_threaded_opencv():
+    """OpenCV's own worker threads would fight the build's threads for the cores."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int, key: dict, workers: int) -> dict:
+    """Write a complete cache (shards + manifest) into ``folder``; returns the manifest."""
+    started = time.perf_counter()
+    frames = [frame_indices(s.num_frames, stride) for s in sequences]
+    first_ids = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist()
+    num_samples = first_ids[-1]
+    num_shards = min(num_samples, max(MIN_SHARDS, -(-num_samples // SAMPLES_PER_SHARD)))
+    buckets = _Buckets(folder, num_samples, num_shards, seed=int(_digest(key)[:15], 16))
+    progress, stop = _Progress(num_samples, "caching frames"), threading.Event()
+    try:
+        with _single_threaded_opencv(), concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            futures = [pool.submit(_cache_sequence, sequence, cams, f, first, config, buckets, progress, stop)
+                       for sequence, cams, f, first in zip(sequences, views, frames, first_ids)]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()  # the first error (naming its file) stops the build
+            finally:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+    finally:
+        progress.finish()
+        buckets.close()
+    shards = _finish_shards(buckets, folder)
+    manifest = {"key": key, "num_samples": num_samples, "num_views": len(views[0]), "shards": shards,
+                "build_seconds": time.perf_counter() - started}
+    with open(os.path.join(folder, MANIFEST_NAME), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    return manifest
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    """An exclusive lock on ``path`` (a file beside the cache), waiting with a message if held."""
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"Waiting for another process that is building the crop cache ({path}) ...", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_cache(sequences, views, config: crops.CropConfig, stride: int = 1, cache_dir: str | None = None,
+                 workers: int | None = None, verbose: bool = True) -> CropCache:
+    """The cache of every ``stride``-th frame of ``sequences``: reused when its key matches, else built.
+
+    views: for each sequence, its V ``h36m_utils.Camera`` in the views' order. cache_dir:
+    where caches live (``default_cache_dir()`` when None). workers: sequences cached at once
+    (default: the CPU count). Prints what it did (frames, GB, seconds) unless ``verbose`` is False.
+    Errors in the sources (a corrupt video, short labels) raise ``ValueError`` naming the file,
+    and leave no cache behind.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    cache_dir = cache_dir or default_cache_dir()
+    os.makedirs(cache_dir, exist_ok=True)
+    key = cache_key(sequences, views, config, stride)
+    folder = cache_folder(cache_dir, key)
+    with _locked(folder + ".lock"):
+        cache = open_cache(folder, key)
+        if cache is None:
+            if verbose:
+                frames = sum(len(frame_indices(s.num_frames, stride)) for s in sequences)
+                print(f"Building the crop cache {folder} (once): {frames} frames of {len(sequences)} "
+                      f"sequences, every {stride}. frame, {config.cache_size} px JPEG crops ...", flush=True)
+            cache = _build_atomically(folder, sequences, views, config, stride, key,
+                                      workers or os.cpu_count() or 1)
+    if verbose:
+        print(cache.describe() + _other_caches_note(cache_dir, folder), flush=True)
+    return cache
+
+
+def _build_atomically(folder, sequences, views, config, stride, key, workers) -> CropCache:
+    partial = f"{folder}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # left by a killed build (we hold the lock)
+    shutil.rmtree(folder, ignore_errors=True)  # a cache of another key under this name: stale
+    os.makedirs(partial)
+    try:
+        manifest = _build(partial, sequences, views, config, stride, key, workers)
+        os.replace(partial, folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return dataclasses.replace(open_cache(folder, key), build_seconds=manifest["build_seconds"])
+
+
+def _other_caches_note(cache_dir: str, keep: str) -> str:
+    """A note on the other caches in ``cache_dir`` (old settings or data) and their size."""
+    others = [os.path.join(cache_dir, name) for name in os.listdir(cache_dir)
+              if name.startswith("crops") and os.path.isdir(os.path.join(cache_dir, name))
+              and os.path.join(cache_dir, name) != keep and not name.endswith(".partial")]
+    if not others:
+        return ""
+    size = sum(os.path.getsize(os.path.join(folder, name)) for folder in others for name in os.listdir(folder))
+    return (f" {cache_dir} also holds {len(others)} other crop cache(s), {size / 1e9:.2f} GB, of other "
+            "settings or data: delete the ones you no longer use.")

@@ -1,0 +1,107 @@
+"""Where the crops come from: root-centred boxes, the generous cache box around them, cutting.
+
+Protocol hygiene: a crop box is a square of FIXED world size (``CropConfig.box_mm``, about
+2 m) around the 3D pelvis, projected into each view. It never looks at the frame's 2D labels
+or at any other joint, so the test input says nothing about where the joints are.
+
+Pixel convention (``h36m_utils``): pixel centres at integer coordinates; a box with centre
+``c`` and side ``d`` covers ``[c - d/2, c + d/2]``, and ``box_crop_matrix`` puts those edges on
+the crop's outer pixel edges ``-0.5`` and ``S - 0.5``.
+
+The crop cache stores, per view, a crop ``pad`` pixels wider on every side than the final
+crop, at the same scale (``CropConfig.cache_size = S + 2 pad``): the unjittered crop is then
+the exact centre window of the cached one (no resampling), and every training jitter of
+``scale_jitter`` / ``shift_jitter`` still lies inside it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+
+import h36m_utils
+
+
+@dataclasses.dataclass(frozen=True)
+class CropConfig:
+    """How crops are cut.
+
+    image_size: side S of the square crop the network sees, in pixels. box_mm: side of the
+    world square around the pelvis that the unjittered crop shows. scale_jitter / shift_jitter
+    (training only): the box side is multiplied by a factor uniform in ``[1 - scale_jitter,
+    1 + scale_jitter]`` and its centre moved by up to ``shift_jitter`` times that side along
+    each axis.
+    """
+
+    image_size: int
+    box_mm: float = 2000.0
+    scale_jitter: float = 0.1
+    shift_jitter: float = 0.05
+
+    def __post_init__(self):
+        if int(self.image_size) != self.image_size or self.image_size < 1:
+            raise ValueError(f"image_size must be a positive integer, got {self.image_size!r}")
+        if self.box_mm <= 0 or not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 0.5:
+            raise ValueError(
+                f"Need box_mm > 0, 0 <= scale_jitter < 1, 0 <= shift_jitter < 0.5; got box_mm={self.box_mm}, "
+                f"scale_jitter={self.scale_jitter}, shift_jitter={self.shift_jitter}")
+
+    @property
+    def pad(self) -> int:
+        """Extra cached pixels on each side: the most a jittered box reaches beyond the nominal one.
+
+        A jittered box of side ``S u`` (u <= 1 + scale_jitter) shifted by up to
+        ``shift_jitter S u`` reaches ``S u (1/2 + shift_jitter)`` from the centre.
+        """
+        reach = (1 + self.scale_jitter) * (0.5 + self.shift_jitter) - 0.5
+        return max(0, math.ceil(self.image_size * reach - 1e-9))
+
+    @property
+    def cache_size(self) -> int:
+        """Side of a cached crop in pixels, ``S + 2 pad``."""
+        return self.image_size + 2 * self.pad
+
+
+def root_box(pelvis: np.ndarray, camera: h36m_utils.Camera, box_mm: float) -> tuple[np.ndarray, float]:
+    """The square box of a ``box_mm`` world square around the pelvis, as seen by ``camera``.
+
+    pelvis: (3,) world mm. Returns (centre (2,) frame pixels, the distorted projection of the
+    pelvis; side in pixels, ``box_mm`` at the pelvis' depth with the mean focal length).
+    """
+    depth = float(h36m_utils.world_to_camera(pelvis, camera)[2])
+    if not depth > 0:
+        raise ValueError(f"The pelvis {pelvis} lies behind camera {camera.id} (depth {depth:.0f} mm); the "
+                         "3D labels or the camera file are wrong.")
+    focal = (camera.K[0, 0] + camera.K[1, 1]) / 2.0
+    return h36m_utils.project(pelvis, camera), box_mm * focal / depth
+
+
+def box_crop_matrix(center: np.ndarray, side: float, image_size: int) -> np.ndarray:
+    """(3, 3) ``h36m_utils.crop_matrix`` mapping the box onto an S x S crop, pixel centres at integers.
+
+    The box's edges ``center -/+ side / 2`` land on the crop's outer pixel edges -0.5 and S - 0.5.
+    """
+    scale = image_size / side
+    offset = np.asarray(center, np.float64) - side / 2.0 + 0.5 / scale
+    return h36m_utils.crop_matrix(scale, offset[0], offset[1])
+
+
+def cache_crop_matrix(center: np.ndarray, side: float, config: CropConfig) -> np.ndarray:
+    """(3, 3) crop matrix of the cached crop of a box: the same scale, ``config.pad`` pixels wider."""
+    return box_crop_matrix(center, side * config.cache_size / config.image_size, config.cache_size)
+
+
+def apply_crop(points: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    """(..., 2) frame pixels -> (..., 2) crop pixels through a (3, 3) ``crop_matrix``."""
+    return points * np.diag(crop)[:2] + crop[:2, 2]
+
+
+def crop_frame(frame: np.ndarray, crop: np.ndarray, image_size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(H, W, C) frame -> (S, S, C) crop (channels kept in their order); outside the frame is black.
+
+    ``out``: a C-contiguous (S, S, C) uint8 array to write into (saves an allocation per frame).
+    """
+    return cv2.warpAffine(frame, crop[:2], (image_size, image_size), dst=out, flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))

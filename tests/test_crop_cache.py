@@ -1,0 +1,129 @@
+"""crop_cache: built once, reused, rebuilt when a source changes, atomic, random shards, damage named."""
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import crop_cache
+import crops
+import h36m_utils
+
+CONFIG = crops.CropConfig(32)
+
+
+@pytest.fixture(scope="module")
+def index(synthetic_dataset):
+    """(sequences, views) of the synthetic set: every sequence with its 4 cameras."""
+    sequences, _ = h36m_utils.find_sequences(str(synthetic_dataset.data_dir), str(synthetic_dataset.labels_dir),
+                                             synthetic_dataset.subjects)
+    cameras = h36m_utils.load_cameras(str(synthetic_dataset.cameras_path))
+    return sequences, [[cameras[s.subject][c] for c in h36m_utils.CAMERA_IDS] for s in sequences]
+
+
+def build(index, cache_dir, stride=4, count=4, **kwargs):
+    sequences, views = index
+    return crop_cache.ensure_cache(sequences[:count], views[:count], CONFIG, stride, str(cache_dir), **kwargs)
+
+
+def records_of(path):
+    return [crop_cache.parse_record(record, 4) for record in tf.data.TFRecordDataset(path)]
+
+
+def test_built_once_reused_then_rebuilt_when_a_source_changes(index, tmp_path, capsys):
+    first = build(index, tmp_path)
+    assert first.build_seconds is not None and first.num_samples == sum(
+        len(range(0, s.num_frames, 4)) for s in index[0][:4])
+    assert "Building the crop cache" in capsys.readouterr().out
+    again = build(index, tmp_path)
+    assert again.build_seconds is None and again.folder == first.folder and again.shards == first.shards
+    assert "reused" in capsys.readouterr().out
+    assert build(index, tmp_path, stride=5).folder != first.folder  # another stride: another cache
+    # A label file rewritten (same size, new modification time): the old cache no longer applies.
+    sequences, views = index
+    labels = tmp_path / "copy.cdf"
+    shutil.copyfile(sequences[0].d3_path, labels)
+    changed = [dataclasses.replace(sequences[0], d3_path=str(labels)), *sequences[1:4]]
+    moved = crop_cache.ensure_cache(changed, views[:4], CONFIG, 4, str(tmp_path))
+    os.utime(labels, ns=(1, 1))
+    touched = crop_cache.ensure_cache(changed, views[:4], CONFIG, 4, str(tmp_path))
+    assert len({first.folder, moved.folder, touched.folder}) == 3 and touched.build_seconds is not None
+    assert "other crop cache(s)" in capsys.readouterr().out  # the stale ones are pointed out
+
+
+def test_identical_sources_give_byte_identical_shards(index, tmp_path):
+    one, two = build(index, tmp_path / "one", verbose=False), build(index, tmp_path / "two", verbose=False)
+    assert [os.path.basename(p) for p in one.shards] == [os.path.basename(p) for p in two.shards]
+    for a, b in zip(one.shards, two.shards):
+        assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_every_shard_is_a_random_sample_in_random_order(index, tmp_path):
+    cache = build(index, tmp_path, stride=1, count=8, verbose=False)
+    ids = [[int(r["sample_id"]) for r in records_of(path)] for path in cache.shards]
+    assert sorted(i for shard in ids for i in shard) == list(range(cache.num_samples))  # each sample once
+    sequence_of = np.repeat(np.arange(8), [s.num_frames for s in index[0][:8]])
+    for shard in ids:
+        assert len(set(sequence_of[shard])) >= 6  # drawn from (nearly) every sequence
+        assert abs(np.corrcoef(np.arange(len(shard)), shard)[0, 1]) < 0.5  # not in stream order
+
+
+def test_damaged_shards_are_errors_naming_the_file(index, tmp_path):
+    cache = build(index, tmp_path, verbose=False)
+    victim = cache.shards[1]
+    data = bytearray(open(victim, "rb").read())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte flipped
+    open(victim, "wb").write(bytes(data))
+    assert crop_cache.open_cache(cache.folder) is not None  # the sizes still agree ...
+    with pytest.raises(ValueError, match=f"shard {victim} is corrupt"):  # ... the checksums do not
+        crop_cache.verify_shards(cache)
+    with pytest.raises(tf.errors.DataLossError):
+        for _ in tf.data.TFRecordDataset(victim):
+            pass
+    open(victim, "wb").write(bytes(data[:-100]))  # cut short, as by a full disk or a partial copy
+    with pytest.raises(ValueError, match=f"shard {victim} is {len(data) - 100} bytes but the manifest says"):
+        build(index, tmp_path)
+
+
+def test_a_failed_build_leaves_nothing_and_a_killed_one_is_cleaned_up(index, tmp_path):
+    sequences, views = index
+    bad_video = tmp_path / "bad.mp4"
+    bad_video.write_bytes(b"not a video at all" * 100)
+    broken = dataclasses.replace(sequences[2], videos={**sequences[2].videos, "55011271": str(bad_video)})
+    with pytest.raises(ValueError, match=f"Cannot open video {bad_video}"):
+        crop_cache.ensure_cache([*sequences[:2], broken], views[:3], CONFIG, 4, str(tmp_path / "cache"))
+    assert [name for name in os.listdir(tmp_path / "cache") if not name.endswith(".lock")] == []
+    # A build killed outright leaves its .partial folder; the next build removes it.
+    key = crop_cache.cache_key(sequences[:4], views[:4], CONFIG, 4)
+    leftover = crop_cache.cache_folder(str(tmp_path / "cache"), key) + ".partial"
+    os.makedirs(leftover)
+    open(os.path.join(leftover, "bucket-00000.tmp"), "w").write("junk")
+    build(index, tmp_path / "cache", verbose=False)
+    assert not os.path.exists(leftover)
+
+
+def test_two_processes_build_the_cache_once(synthetic_dataset, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(os.getcwd())!r})
+        import crop_cache, crops, h36m_utils
+        sequences, _ = h36m_utils.find_sequences({str(synthetic_dataset.data_dir)!r},
+                                                 {str(synthetic_dataset.labels_dir)!r}, ["S1"])
+        cameras = h36m_utils.load_cameras({str(synthetic_dataset.cameras_path)!r})
+        views = [[cameras[s.subject][c] for c in h36m_utils.CAMERA_IDS] for s in sequences]
+        crop_cache.ensure_cache(sequences[:6], views[:6], crops.CropConfig(32), 2, {str(tmp_path)!r})
+    """)
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) for _ in range(2)]
+    try:
+        outputs = [process.communicate(timeout=240)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert sum("built in" in output for output in outputs) == 1, outputs
+    assert sum("(reused)" in output for output in outputs) == 1, outputs
