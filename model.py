@@ -3,11 +3,11 @@
 Per sample: V crops ``(S, S, 3)`` with their projection matrices. Each view is encoded by
 a shared CNN; its features, read as points, are mapped into a camera-independent space
 with the pseudo-inverse of the view's normalised ``P`` (FTL^-1), fused across views by 1x1
-convolutions, mapped back into every view with its ``P`` (FTL), decoded into heatmaps,
-turned into 2D joints by soft-argmax, undistorted and triangulated by the DLT layer
-(``dlt_layer``) into 3D joints in world mm. Everything is written with ``keras.ops`` so it
-runs under any Keras backend; every number of the architecture is a field of
-``ModelConfig``.
+convolutions (or kept apart: ``fusion_layers=0``), mapped back into every view with its
+``P`` (FTL), decoded into heatmaps, turned into 2D joints by soft-argmax, undistorted and
+triangulated by the DLT layer (``dlt_layer``) into 3D joints in world mm. Everything is
+written with ``keras.ops`` so it runs under any Keras backend; every number of the
+architecture is a field of ``ModelConfig``.
 """
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ class ModelConfig:
     latent_points N: the encoder emits 3N channels read as N points in a view's image
         space; FTL^-1 turns them into N homogeneous points (4N channels), camera-free.
     fusion_layers: 1x1 conv + BN + ReLU layers (4N filters) on the concatenated views.
+        0 is the "views kept apart" ablation: no concatenation and no fusion convs; each
+        view's canonical code (B, V, h, w, 4N) goes back through the FTL with its own P,
+        which gives its features back unchanged (P pinv(P) = I), so no information passes
+        between views before the DLT.
     decoder_input_filters: 1x1 conv after the FTL back into each view.
     decoder_filters: one Conv2DTranspose(kernel decoder_kernel, stride 2) + BN + ReLU each.
     softmax_beta: multiplies the heatmap logits before the spatial softmax;
@@ -239,17 +243,21 @@ class ToCanonical(layers.Layer):
 
 @_register
 class FromCanonical(layers.Layer):
-    """FTL: (B, h, w, 4N) fused canonical features, (B, V, 3, 4) normalised P -> (B, V, h, w, 3N).
+    """FTL: canonical features, (B, V, 3, 4) normalised P -> (B, V, h, w, 3N) view features.
 
-    Each channel quadruple is a homogeneous point x; view v receives P_v x. No weights.
+    The features are either fused, (B, h, w, 4N), one map sent to every view, or per view,
+    (B, V, h, w, 4N), view v's own map (the ``fusion_layers=0`` ablation). Each channel
+    quadruple is a homogeneous point x; view v receives P_v x. No weights.
     """
 
     def call(self, features, P):
-        return _transform_points(features[:, None], ops.swapaxes(P, -1, -2), 4, 3)
+        if len(features.shape) == 4:  # fused: a view axis of 1, broadcast against P's V views
+            features = features[:, None]
+        return _transform_points(features, ops.swapaxes(P, -1, -2), 4, 3)
 
     def compute_output_shape(self, features_shape, P_shape):
-        batch, height, width, channels = features_shape
-        return (batch, P_shape[1], height, width, channels // 4 * 3)
+        height, width, channels = features_shape[-3:]
+        return (features_shape[0], P_shape[1], height, width, channels // 4 * 3)
 
 
 @_register
@@ -356,11 +364,23 @@ def _decoder(x, config: ModelConfig, num_joints: int):
     return layers.Conv2D(num_joints, 1, name="heatmap_logits")(x)
 
 
+def _fusion(x, config: ModelConfig):
+    """(B, V, h, w, 4N) canonical codes -> (B, h, w, 4N) fused code, or as is if fusion_layers=0."""
+    if config.fusion_layers == 0:
+        return x
+    x = MergeViews(name="merge_views")(x)
+    for index in range(config.fusion_layers):
+        x = _conv_bn_relu(x, 4 * config.latent_points, 1, 1, f"fusion{index}")
+    return x
+
+
 def _check_build_arguments(config: ModelConfig, num_views: int, num_joints: int):
     if num_views < 2:
         raise ValueError(f"The model triangulates, so it needs num_views >= 2; got {num_views}.")
     if num_joints < 1:
         raise ValueError(f"num_joints must be positive; got {num_joints}.")
+    if config.fusion_layers < 0:
+        raise ValueError(f"fusion_layers must be >= 0 (0: views kept apart); got {config.fusion_layers}.")
     upsampled = config.feature_size * 2 ** len(config.decoder_filters)
     if config.image_size % config.encoder_stride or upsampled != config.heatmap_size:
         raise ValueError(
@@ -402,11 +422,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
     x = layers.Conv2D(3 * points, 1, name="to_view_points")(x)
     x = ToCanonical(name="ftl_inverse")(UnfoldViews(num_views, name="unfold_features")(x), P_normalized)
 
-    x = MergeViews(name="merge_views")(x)
-    for index in range(config.fusion_layers):
-        x = _conv_bn_relu(x, 4 * points, 1, 1, f"fusion{index}")
-
-    x = FoldViews(name="fold_features")(FromCanonical(name="ftl")(x, P_normalized))
+    x = FoldViews(name="fold_features")(FromCanonical(name="ftl")(_fusion(x, config), P_normalized))
     x = _conv_bn_relu(x, config.decoder_input_filters, 1, 1, "decoder_input")
     heatmaps, joints = SoftArgmax(size, config.softmax_beta, config.learn_softmax_beta,
                                   name="soft_argmax")(_decoder(x, config, num_joints))

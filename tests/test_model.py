@@ -1,4 +1,4 @@
-"""Tests of model.py and losses.py on the tiny config with small random batches built here.
+"""Tests of model.py and losses.py, mostly on the tiny config, with small random batches built here.
 
 The batches are geometrically consistent: cameras on a ring around a random 17-point "person",
 crops around each view's projection, P/K/dist/kp2d/kp3d built with h36m_utils (the repo's
@@ -200,13 +200,123 @@ def test_config_and_argument_errors():
         model.build_model("tiny", weights="imagenet")
 
 
-def test_paper_configs_match_the_paper_architecture():
-    for name in ("paper", "resnet50"):
-        config = model.get_config(name)
-        assert (config.image_size, config.feature_size, config.heatmap_size) == (256, 8, 64)
-        assert (3 * config.latent_points, 4 * config.latent_points) == (300, 400)
-        assert config.decoder_input_filters == 2048 and config.decoder_filters == (256, 256, 256)
-    assert model.get_config("paper").backbone == "resnet152"
+README = os.path.join(os.path.dirname(os.path.abspath(model.__file__)), "README.md")
+# The architecture of each config as DESIGN.md section 4 and README.md's model table state it
+# (tiny's 96 encoder channels: its config): encoder sub-model, its map (h, w, C), channels per
+# view 3N, canonical channels 4N, heatmap side.
+DOCUMENTED_ARCHITECTURES = {
+    "tiny": ("tiny_encoder", (16, 16, 96), 48, 64, 32),
+    "resnet50": ("resnet50", (8, 8, 2048), 300, 400, 64),
+    "paper": ("resnet152", (8, 8, 2048), 300, 400, 64),
+}
+
+
+def _readme_parameter_counts() -> dict[str, int]:
+    """{config name: parameter count} from README.md's model table (| config | input | backbone | ...)."""
+    with open(README, encoding="utf-8") as file:
+        lines = [line.strip() for line in file]
+    header = next(index for index, line in enumerate(lines)
+                  if line.startswith("| config |") and "| backbone |" in line and "| parameters |" in line)
+    columns = [cell.strip() for cell in lines[header].strip("|").split("|")]
+    counts = {}
+    for line in lines[header + 2:]:             # + 2: past the | --- | row
+        if not line.startswith("|"):
+            break
+        row = dict(zip(columns, (cell.strip() for cell in line.strip("|").split("|"))))
+        counts[row["config"].strip("`")] = int(row["parameters"].replace(",", ""))
+    return counts
+
+
+def _output_shape(network, layer: str) -> tuple:
+    return tuple(network.get_layer(layer).output.shape)
+
+
+@pytest.mark.parametrize("name", list(DOCUMENTED_ARCHITECTURES))
+def test_configs_build_the_documented_architecture(name):
+    """The built graph (weights=None) has README's parameter count and the documented layer shapes."""
+    encoder, feature_map, view_channels, canonical_channels, heatmap_size = DOCUMENTED_ARCHITECTURES[name]
+    network = model.build_model(name, num_views=4, num_joints=JOINTS, weights=None)
+    built, documented = network.count_params(), _readme_parameter_counts()[name]
+    assert built == documented, f"{name}: {built:,} parameters built, README.md says {documented:,}"
+    cells = feature_map[:2]
+    assert _output_shape(network, encoder) == (None, *feature_map)
+    assert _output_shape(network, "to_view_points") == (None, *cells, view_channels)
+    assert _output_shape(network, "ftl_inverse") == (None, 4, *cells, canonical_channels)
+    fusion = [tuple(layer.output.shape) for layer in network.layers
+              if layer.name.startswith("fusion") and layer.name.endswith("_relu")]
+    assert fusion == [(None, *cells, canonical_channels)] * 2
+    assert _output_shape(network, "ftl") == (None, 4, *cells, view_channels)
+    assert _output_shape(network, "heatmaps") == (None, 4, heatmap_size, heatmap_size, JOINTS)
+
+
+# --------------------------------------------------------------------------- information between views
+
+EXCHANGE_PX = 1.0      # fused sharp tiny models move other views' joints by > 20 px
+FLOAT_NOISE_PX = 1e-2  # FTL(FTL^-1(y)) - y in float32, through the decoder: < 2e-4 px seen
+
+
+def _sharp_tiny_model(fusion_layers: int, rng) -> keras.Model:
+    """A 4-view tiny model, perturbed weights and 10x heatmap logits, so kp2d spread over the crop."""
+    keras.utils.set_random_seed(int(rng.integers(1 << 30)))
+    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers)
+    network = model.build_model(config, num_views=4)
+    _perturb_weights(network, rng)
+    logits = network.get_layer("heatmap_logits").kernel
+    logits.assign(keras.ops.convert_to_numpy(logits) * 10.0)
+    return network
+
+
+def _changes_from_view_zero(network, inputs, rng) -> dict[str, dict[str, float]]:
+    """Max abs output changes when only view 0's image (new noise) or only its P (view 1's) changes.
+
+    inputs: the model's inputs, images (B, V, S, S, 3), P (B, V, 3, 4). Returns
+    {"image" | "P": {"own kp2d": px, "other kp2d": px, "kp3d": mm}}, "own" being view 0.
+    Unchanged inputs must first give the same outputs bit for bit, so any change is the edit's.
+    """
+    def predict(batch):
+        return {name: keras.ops.convert_to_numpy(value) for name, value in network(batch, training=False).items()}
+
+    reference = predict(inputs)
+    for name, value in predict(inputs).items():
+        np.testing.assert_array_equal(value, reference[name], err_msg=f"{name} of unchanged inputs")
+    images, P = inputs["images"].copy(), inputs["P"].copy()
+    images[:, 0] = rng.integers(0, 256, images[:, 0].shape, dtype=np.uint8)
+    P[:, 0] = P[:, 1]
+    changes = {}
+    for edit, batch in (("image", {**inputs, "images": images}), ("P", {**inputs, "P": P})):
+        outputs = predict(batch)
+        kp2d = np.abs(outputs["kp2d"] - reference["kp2d"])                       # (B, V, J, 2)
+        changes[edit] = {"own kp2d": kp2d[:, 0].max(), "other kp2d": kp2d[:, 1:].max(),
+                         "kp3d": np.abs(outputs["kp3d"] - reference["kp3d"]).max()}
+    return changes
+
+
+def _exchanging_edits(changes) -> set[str]:
+    """The edits of view 0 ("image", "P") that moved another view's kp2d by more than EXCHANGE_PX."""
+    return {edit for edit, change in changes.items() if change["other kp2d"] > EXCHANGE_PX}
+
+
+def test_views_exchange_information_through_fusion(rng):
+    """View 0's image and its P both reach the other views' 2D joints, and the 3D joints."""
+    changes = _changes_from_view_zero(_sharp_tiny_model(2, rng), make_batch(rng, 2, 4)[0], rng)
+    assert _exchanging_edits(changes) == {"image", "P"}, changes
+    assert min(change["kp3d"] for change in changes.values()) > 1.0, changes   # mm; > 200 seen
+
+
+def test_views_kept_apart_without_fusion_layers(rng):
+    """fusion_layers=0: the check of the test above finds no exchange, so it fails without fusion.
+
+    View 0's image moves its own joints only; P changes no view's joints, as each view's code
+    comes back unchanged through FTL(FTL^-1(y)) = P pinv(P) y = y.
+    """
+    network = _sharp_tiny_model(0, rng)
+    assert not [layer.name for layer in network.layers
+                if isinstance(layer, model.MergeViews) or layer.name.startswith("fusion")]
+    changes = _changes_from_view_zero(network, make_batch(rng, 2, 4)[0], rng)
+    assert _exchanging_edits(changes) == set(), changes
+    assert changes["image"]["own kp2d"] > EXCHANGE_PX, changes          # the edit reached the decoder
+    unchanged = [changes["image"]["other kp2d"], changes["P"]["own kp2d"], changes["P"]["other kp2d"]]
+    np.testing.assert_allclose(unchanged, 0.0, atol=FLOAT_NOISE_PX, err_msg=str(changes))
 
 
 # --------------------------------------------------------------------------- training through the DLT
@@ -259,15 +369,18 @@ def test_training_steps_with_3d_loss_lower_it_and_keep_gradients_finite(rng):
 
 # --------------------------------------------------------------------------- saving
 
-def test_save_and_load_round_trip(tiny_model, tmp_path, rng):
-    _perturb_weights(tiny_model, rng)
+@pytest.mark.parametrize("fusion_layers", [2, 0])
+def test_save_and_load_round_trip(fusion_layers, tmp_path, rng):
+    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers)
+    network = model.build_model(config, num_views=4)
+    _perturb_weights(network, rng)
     inputs, _, _ = make_batch(rng, 2, 4)
-    expected = {k: keras.ops.convert_to_numpy(v) for k, v in tiny_model(inputs, training=False).items()}
+    expected = {k: keras.ops.convert_to_numpy(v) for k, v in network(inputs, training=False).items()}
 
-    tiny_model.save(tmp_path / "model.keras")
+    network.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
-    tiny_model.save_weights(tmp_path / "model.weights.h5")
-    rebuilt = model.build_model("tiny", num_views=4)
+    network.save_weights(tmp_path / "model.weights.h5")
+    rebuilt = model.build_model(config, num_views=4)
     rebuilt.load_weights(tmp_path / "model.weights.h5")
     for restored in (loaded, rebuilt):
         outputs = restored(inputs, training=False)
