@@ -1,6 +1,7 @@
 """Human3.6M without the download: a small synthetic data set in the exact official layout.
 
-    python synthetic_h36m.py --out DIR [--subjects S1 S5 ...] [--frames N] [--size W] [--seed S]
+    python synthetic_h36m.py --out DIR [--subjects S1 S5 ...] [--trials N] [--frames N] [--size W]
+                             [--seed S]
 
 writes, under DIR::
 
@@ -17,6 +18,11 @@ balls through ``h36m_utils.project`` (official distortion), so the pixels agree 
 labels, which are ``project(D3)``. Every body part has its own colour (left and right differ);
 the 17 standard joints carry white balls.
 
+Like the real set, every action is recorded twice per subject by default (``trials``): each
+trial is another motion of the same kind (its own random stream), by the same skeleton in
+front of the same cameras, named as the real files are (``Directions 1`` and ``Directions``,
+``SittingDown 2`` and ``SittingDown``, ``Photo`` and ``Photo 2``; see ``trial_names``).
+
 With ``quirks=True`` the set has the real set's quirks (see ``plan_sequences``). Everything is
 a function of the seed: labels are identical bit for bit for the same arguments, and a
 subject's labels do not depend on which other subjects or actions are generated.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import pathlib
 import sys
@@ -40,6 +47,7 @@ FPS = 50
 DEFAULT_SUBJECTS = ("S1", "S5", "S6", "S7", "S11")  # four training subjects, one held out
 DEFAULT_FRAMES = 120
 DEFAULT_SIZE = 320
+DEFAULT_TRIALS = 2  # the real set has two trials of every action per subject
 # One action of each kind of motion: pointing, waving, hands at the face, sitting down,
 # leaning on a leash, walking.
 DEFAULT_ACTIONS = ("Directions", "Greeting", "Photo", "SittingDown", "WalkDog", "Walking")
@@ -704,53 +712,81 @@ class SequencePlan:
     name: str
     video_frames: dict
     label_frames: int
-    motion_key: int  # which random stream animates it
+    motion_key: tuple  # which random stream animates it (``_motion_key``)
 
 
-def _trial_name(subject: str, action: str, quirks: bool) -> str:
-    """The file stem of a subject's trial of an action, with the real set's naming habits."""
-    if not quirks:
-        return f"{action} 1"
-    base = _S1_NAMES.get(action, action) if subject == "S1" else action
+def _first_trial_number(subject: str, action: str) -> int | None:
+    """The number in the name of a subject's first trial of an action (None: unnumbered)."""
     if action == "SittingDown":
-        return f"{base} 2"        # numbering starts at 2, as in the real S1
+        return 2        # numbering starts at 2, as in the real S1
     if action == "Directions":
-        return f"{base} 1"        # S11 "Directions 1" is the real set's damaged recording
-    number = (_subject_number(subject) + h36m_utils.ACTIONS.index(action)) % 2
-    return f"{base} 1" if number else base
+        return 1        # "Directions 1" then "Directions", as for most real subjects
+    return 1 if (_subject_number(subject) + h36m_utils.ACTIONS.index(action)) % 2 else None
 
 
-def plan_sequences(subjects, actions, frames: int, quirks: bool, seed: int) -> list:
-    """The sequences of the set; with ``quirks`` those of the real data set:
+def trial_names(subject: str, action: str, trials: int, quirks: bool) -> list:
+    """The file stems of a subject's ``trials`` trials of an action, in trial order.
 
-    * the first subject's last action: one camera video 2 to 7 frames longer than the others;
-    * the first subject's first action: labels 3 to 8 frames shorter than the videos;
-    * S11 (else the last subject), first action: camera 54138969's video missing;
+    Without quirks: ``<Action> 1``, ``<Action> 2``, ... With quirks, the real set's naming
+    habits: S1's action names; ``<Action> 1`` then ``<Action>``, or ``<Action>`` then
+    ``<Action> 2``, or ``SittingDown 2`` then ``SittingDown`` (no ``SittingDown 1``, as in the
+    real S1); further trials count on. The first trial's name does not depend on ``trials``.
+    """
+    if not quirks:
+        return [f"{action} {trial}" for trial in range(1, trials + 1)]
+    base = _S1_NAMES.get(action, action) if subject == "S1" else action
+    first = _first_trial_number(subject, action)
+    # After the first number and the unnumbered name, count on (from 2 when the first is None).
+    numbers = itertools.chain([first, None] if first else [None], itertools.count((first or 1) + 1))
+    return [f"{base} {number}" if number else base for number in itertools.islice(numbers, trials)]
+
+
+def _motion_key(action: str, trial: int) -> tuple:
+    """The random stream of an action's trial (0-based): the first trial's stream is the same
+    whatever ``trials`` is; the others add the trial index (never a trailing 0: numpy seeds
+    ``[k]`` and ``[k, 0]`` alike)."""
+    index = h36m_utils.ACTIONS.index(action)
+    return (index, trial) if trial else (index,)
+
+
+def plan_sequences(subjects, actions, frames: int, quirks: bool, seed: int,
+                   trials: int = DEFAULT_TRIALS) -> list:
+    """The sequences of the set: ``trials`` trials of every action per subject, each another
+    motion of the same kind (``_motion_key``); with ``quirks`` those of the real data set:
+
+    * the first subject's last action, last trial: one camera video 2 to 7 frames longer;
+    * the first subject's first action, first trial: labels 3 to 8 frames shorter than videos;
+    * S11 (else the last subject), first action, last trial: camera 54138969's video missing
+      (the real set lacks it for S11 ``Directions``, the trial after ``Directions 1``);
     * the first subject: a short ``<first action>_ALL`` recording (videos only);
-    * S1 says TakingPhoto / WalkingDog; trial numbers are irregular (``SittingDown 2`` only).
+    * S1 says TakingPhoto / WalkingDog; trial numbers are irregular (``trial_names``).
     """
     rng = _rng(seed, 100)
     longer_by, shorter_by = int(rng.integers(2, 8)), int(rng.integers(3, 9))
     missing_subject = "S11" if "S11" in subjects else subjects[-1]
+    # (subject, action index, trial index) of each quirk's sequence
+    longer = (subjects[0], len(actions) - 1, trials - 1) if quirks else None
+    shorter = (subjects[0], 0, 0) if quirks else None
+    missing = (missing_subject, 0, trials - 1) if quirks else None
     plans = []
     for subject in subjects:
         for index, action in enumerate(actions):
-            videos, labels = dict.fromkeys(CAMERA_IDS, frames), frames
-            if quirks and subject == subjects[0] and index == len(actions) - 1:
-                videos[CAMERA_IDS[2]] += longer_by
-            if quirks and subject == subjects[0] and index == 0:
-                labels -= shorter_by
-            if quirks and subject == missing_subject and index == 0:
-                videos[CAMERA_IDS[0]] = None
-            plans.append(SequencePlan(subject, action, _trial_name(subject, action, quirks),
-                                      videos, labels, h36m_utils.ACTIONS.index(action)))
+            for trial, name in enumerate(trial_names(subject, action, trials, quirks)):
+                where, videos = (subject, index, trial), dict.fromkeys(CAMERA_IDS, frames)
+                if where == longer:
+                    videos[CAMERA_IDS[2]] += longer_by
+                if where == missing:
+                    videos[CAMERA_IDS[0]] = None
+                labels = frames - shorter_by if where == shorter else frames
+                plans.append(SequencePlan(subject, action, name, videos, labels,
+                                          _motion_key(action, trial)))
         if quirks and subject == subjects[0]:
             plans.append(SequencePlan(subject, actions[0], f"{actions[0]}_ALL",
-                                      dict.fromkeys(CAMERA_IDS, max(8, frames // 4)), 0, 99))
+                                      dict.fromkeys(CAMERA_IDS, max(8, frames // 4)), 0, (99,)))
     return plans
 
 
-def _check_arguments(subjects, actions, frames: int, size: int) -> None:
+def _check_arguments(subjects, actions, trials: int, frames: int, size: int) -> None:
     unknown = [s for s in subjects if s not in h36m_utils.SUBJECTS]
     if unknown or not subjects:
         raise ValueError(f"Unknown subjects {unknown or '(none given)'}; choose from "
@@ -759,6 +795,8 @@ def _check_arguments(subjects, actions, frames: int, size: int) -> None:
     if unknown or not actions:
         raise ValueError(f"Unknown actions {unknown or '(none given)'}; choose from "
                          f"{', '.join(h36m_utils.ACTIONS)} (canonical names).")
+    if trials < 1:
+        raise ValueError(f"trials={trials}: every action needs at least 1 trial.")
     if frames < _MIN_FRAMES:
         raise ValueError(f"frames={frames} is too short: use at least {_MIN_FRAMES} (the quirks "
                          "shorten some labels by up to 8 frames).")
@@ -769,7 +807,7 @@ def _check_arguments(subjects, actions, frames: int, size: int) -> None:
 def write_sequence(plan: SequencePlan, root: pathlib.Path, cameras: dict, backgrounds: dict,
                    offsets: np.ndarray, seed: int) -> None:
     """Animate, label and film one sequence (its videos and CDF files under ``root``)."""
-    rng = _rng(seed, _subject_number(plan.subject), 1, plan.motion_key)
+    rng = _rng(seed, _subject_number(plan.subject), 1, *plan.motion_key)
     length = max(n for n in plan.video_frames.values() if n is not None)
     poses = keep_in_view(animate(plan.action, offsets, length, rng), cameras.values())
     labels = root / "Labels" / plan.subject / "MyPoseFeatures"
@@ -787,17 +825,18 @@ def write_sequence(plan: SequencePlan, root: pathlib.Path, cameras: dict, backgr
 
 def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_FRAMES,
                      size: int = DEFAULT_SIZE, seed: int = 0, actions=None, quirks: bool = True,
-                     progress: bool = True) -> SyntheticDataset:
+                     progress: bool = True, trials: int = DEFAULT_TRIALS) -> SyntheticDataset:
     """Write a synthetic Human3.6M set under ``out_dir`` and say where its parts are.
 
     subjects: subject names (``S1`` ... ``S11``); actions: canonical action names (default
-    ``DEFAULT_ACTIONS``), one trial each; frames: label frames per sequence (50 fps); size:
+    ``DEFAULT_ACTIONS``); trials: trials of every action per subject, each another motion of
+    the same kind (the real set has 2); frames: label frames per sequence (50 fps); size:
     image width in pixels (cameras 54138969 and 60457274 are 2 rows taller, like the real
     1000 x 1002 videos); quirks: include the real set's quirks (``plan_sequences``); progress:
     print a line per sequence. Existing files of the same names are overwritten.
     """
     subjects, actions = tuple(subjects), tuple(DEFAULT_ACTIONS if actions is None else actions)
-    _check_arguments(subjects, actions, frames, size)
+    _check_arguments(subjects, actions, trials, frames, size)
     root = pathlib.Path(out_dir)
     for subject in subjects:
         (root / "Data" / subject / "Videos").mkdir(parents=True, exist_ok=True)
@@ -808,7 +847,7 @@ def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_F
     cameras_path = root / "Labels" / "camera-parameters.json"
     cameras_path.write_text(json.dumps(cameras_json(cameras), indent=1))
 
-    plans = plan_sequences(subjects, actions, frames, quirks, seed)
+    plans = plan_sequences(subjects, actions, frames, quirks, seed, trials)
     for subject in subjects:
         offsets = subject_offsets(_rng(seed, _subject_number(subject), 2))
         backgrounds = {
@@ -837,6 +876,9 @@ def main(argv=None) -> int:
     parser.add_argument("--subjects", nargs="+", default=list(DEFAULT_SUBJECTS), help="subjects")
     parser.add_argument("--actions", nargs="+", default=list(DEFAULT_ACTIONS),
                         help=f"canonical actions, from: {' '.join(h36m_utils.ACTIONS)}")
+    parser.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                        help="trials of every action per subject, each a different motion; the "
+                             "real set has 2")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
                         help="labelled frames per sequence (50 fps)")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="image width in pixels")
@@ -846,7 +888,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     try:
         dataset = generate_dataset(args.out, args.subjects, args.frames, args.size, args.seed,
-                                   args.actions, quirks=not args.no_quirks)
+                                   args.actions, quirks=not args.no_quirks, trials=args.trials)
     except ValueError as error:
         parser.error(str(error))
     videos = sorted(dataset.data_dir.rglob("*.mp4"))

@@ -1,10 +1,11 @@
-"""The synthetic Human3.6M set: layout, quirks, labels, rendering, determinism, command line.
+"""The synthetic Human3.6M set: layout, trials, quirks, labels, rendering, determinism, CLI.
 
 Checked against independent readers: cdflib for the CDF files, OpenCV decoding for the mp4
 videos, h36m_utils.load_cameras for the camera file.
 """
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -79,9 +80,8 @@ def test_layout_is_the_official_one(synthetic_dataset):
     assert synthetic_dataset.cameras_path == synthetic_dataset.labels_dir / "camera-parameters.json"
     for subject in synthetic_dataset.subjects:
         stems = _d3_stems(synthetic_dataset, subject)
-        assert len(stems) == len(synthetic_h36m.DEFAULT_ACTIONS)
-        actions = {h36m_utils.canonical_action(stem) for stem in stems}
-        assert actions == set(synthetic_h36m.DEFAULT_ACTIONS)
+        actions = sorted(h36m_utils.canonical_action(stem) for stem in stems)
+        assert actions == sorted(synthetic_h36m.DEFAULT_ACTIONS * synthetic_h36m.DEFAULT_TRIALS)
         videos = _videos(synthetic_dataset, subject)
         for stem in stems:
             d2_dir = _labels_dir(synthetic_dataset, subject, "D2_Positions")
@@ -136,11 +136,91 @@ def test_videos_are_50_fps_mp4_of_the_camera_size(synthetic_dataset, cameras):
         assert ok and frame.shape == (camera.height, camera.width, 3)
 
 
+# --------------------------------------------------------------------------- trials
+
+def test_trial_names_are_real_like_unique_and_map_back_to_their_action():
+    for subject in h36m_utils.SUBJECTS:
+        for action in h36m_utils.ACTIONS:
+            for quirks in (True, False):
+                names = synthetic_h36m.trial_names(subject, action, 3, quirks)
+                assert len(set(names)) == 3, names
+                assert [h36m_utils.canonical_action(name) for name in names] == [action] * 3
+                # The first trial keeps its name whatever the number of trials.
+                assert synthetic_h36m.trial_names(subject, action, 1, quirks) == names[:1]
+    assert synthetic_h36m.trial_names("S1", "SittingDown", 2, True) == ["SittingDown 2",
+                                                                          "SittingDown"]
+    assert synthetic_h36m.trial_names("S11", "Directions", 2, True) == ["Directions 1",
+                                                                         "Directions"]
+    assert synthetic_h36m.trial_names("S1", "Photo", 2, True)[0].startswith("TakingPhoto")
+    assert synthetic_h36m.trial_names("S5", "Walking", 2, False) == ["Walking 1", "Walking 2"]
+
+
+def test_the_default_set_has_two_trials_of_every_action_per_training_subject(tmp_path):
+    """The default subjects, actions and trials (few frames, small images), seen by the index."""
+    dataset = synthetic_h36m.generate_dataset(tmp_path, frames=16, size=64, progress=False)
+    sequences, report = h36m_utils.find_sequences(str(dataset.data_dir), str(dataset.labels_dir),
+                                                  dataset.subjects)
+    assert synthetic_h36m.DEFAULT_TRIALS == 2
+    trials = {}
+    for sequence in sequences:
+        trials.setdefault((sequence.subject, sequence.action), []).append(sequence.name)
+    training = [s for s in dataset.subjects if s not in h36m_utils.TEST_SUBJECTS]
+    assert training == ["S1", "S5", "S6", "S7"]
+    for subject in training:
+        for action in synthetic_h36m.DEFAULT_ACTIONS:
+            names = trials[subject, action]
+            assert len(set(names)) == len(names) == 2, (subject, action, names)
+    # S11 too, but for Directions: one trial lacks a camera video, as in the real set.
+    s11 = [len(trials["S11", action]) for action in synthetic_h36m.DEFAULT_ACTIONS]
+    assert s11 == [1] + [2] * (len(s11) - 1)
+    skipped = {(e.subject, e.sequence) for e in report.of_kind("skipped")}
+    assert skipped == {("S1", "Directions_ALL"), ("S11", "Directions")}
+    assert {e.sequence for e in report.of_kind("renamed")} == {
+        "TakingPhoto", "TakingPhoto 2", "WalkingDog 1", "WalkingDog"}
+    expected = 2 * len(dataset.subjects) * len(synthetic_h36m.DEFAULT_ACTIONS) - 1
+    assert report.num_sequences == len(sequences) == expected
+    assert str(report).startswith(f"Human3.6M index: {expected} sequences")
+
+
+def test_the_trials_of_an_action_are_different_motions(synthetic_dataset):
+    """Not the same motion moved elsewhere: the body itself moves differently. (That each
+    trial still does what its action says is checked with the other motion tests.)"""
+    trials = {}
+    for subject, stem, d3, _ in _labelled_sequences(synthetic_dataset):
+        trials.setdefault((subject, h36m_utils.canonical_action(stem)), []).append(d3)
+    for key, (first, second) in trials.items():
+        frames = min(len(first), len(second))  # one trial has shortened labels
+        root_relative = [pose[:frames] - pose[:frames, :1] for pose in (first, second)]
+        assert np.abs(first[:frames] - second[:frames]).max() > 200, key
+        assert np.abs(root_relative[0] - root_relative[1]).max() > 50, key  # not just moved
+
+
+def test_one_trial_gives_the_one_trial_set(tmp_path):
+    """trials=1: one trial per action, named as before trials existed, with every quirk on it;
+    its labels are those of the first of two trials, bit for bit."""
+    actions = ("Directions", "SittingDown", "Walking")
+    one, two = (synthetic_h36m.generate_dataset(tmp_path / str(trials), subjects=("S1",),
+                                                frames=16, size=64, actions=actions,
+                                                trials=trials, progress=False)
+                for trials in (1, 2))
+    assert _d3_stems(one, "S1") == ["Directions 1", "SittingDown 2", "Walking"]
+    assert sorted(_videos(one, "S1")) == ["Directions 1", "Directions_ALL", "SittingDown 2",
+                                          "Walking"]
+    # S1 alone is the first and the last subject: short labels and a missing camera, one trial.
+    assert set(_videos(one, "S1")["Directions 1"]) == set(CAMERA_IDS) - {"54138969"}
+    assert _pose(_labels_dir(one, "S1", "D3_Positions") / "Directions 1.cdf").shape[1] < 16
+    assert len(_d3_stems(two, "S1")) == 6
+    for stem in ("Directions 1", "SittingDown 2"):
+        ours, theirs = (_pose(_labels_dir(dataset, "S1", "D3_Positions") / f"{stem}.cdf")
+                        for dataset in (one, two))
+        np.testing.assert_array_equal(ours, theirs)
+
+
 # --------------------------------------------------------------------------- quirks
 
 def test_quirks_of_the_real_set_are_present(synthetic_dataset):
     s1, s11 = _videos(synthetic_dataset, "S1"), _videos(synthetic_dataset, "S11")
-    # One camera video 2 to 7 frames longer than the others (in exactly one sequence).
+    # One camera video 2 to 7 frames longer than the others (in exactly one trial).
     longer = []
     for stem, per_camera in {**s1, **{f"S11 {k}": v for k, v in s11.items()}}.items():
         counts = sorted(_frame_count(path) for path in per_camera.values())
@@ -149,7 +229,7 @@ def test_quirks_of_the_real_set_are_present(synthetic_dataset):
     assert len(longer) == 1
     counts = longer[0][1]
     assert counts[:-1] == [counts[0]] * (len(counts) - 1) and 2 <= counts[-1] - counts[0] <= 7
-    # Labels shorter than the videos in one sequence.
+    # Labels shorter than the videos in one trial.
     shorter = []
     for subject, videos in (("S1", s1), ("S11", s11)):
         for stem in _d3_stems(synthetic_dataset, subject):
@@ -157,10 +237,12 @@ def test_quirks_of_the_real_set_are_present(synthetic_dataset):
             if labels.shape[1] < min(_frame_count(path) for path in videos[stem].values()):
                 shorter.append((subject, stem))
     assert len(shorter) == 1
-    # S11 "Directions 1" has no video from camera 54138969 (the real set's damaged one), but labels.
-    assert set(s11["Directions 1"]) == set(CAMERA_IDS) - {"54138969"}
+    # S11 "Directions" (not "Directions 1") has no video from camera 54138969 (the real set's
+    # damaged one), but labels.
+    assert set(s11["Directions"]) == set(CAMERA_IDS) - {"54138969"}
+    assert set(s11["Directions 1"]) == set(CAMERA_IDS)
     s11_d2 = _labels_dir(synthetic_dataset, "S11", "D2_Positions")
-    assert (s11_d2 / "Directions 1.54138969.cdf").is_file()
+    assert (s11_d2 / "Directions.54138969.cdf").is_file()
     # An _ALL recording: videos of all cameras, no labels.
     all_stems = [stem for stem in s1 if stem.endswith("_ALL")]
     assert all_stems == ["Directions_ALL"] and set(s1["Directions_ALL"]) == set(CAMERA_IDS)
@@ -183,7 +265,8 @@ def test_without_quirks_the_set_is_clean(tmp_path):
                                               progress=False)
     for subject in ("S1", "S11"):
         videos = _videos(dataset, subject)
-        assert sorted(videos) == _d3_stems(dataset, subject) == ["Directions 1", "Photo 1"]
+        assert sorted(videos) == _d3_stems(dataset, subject) == ["Directions 1", "Directions 2",
+                                                                 "Photo 1", "Photo 2"]
         for stem, per_camera in videos.items():
             assert set(per_camera) == set(CAMERA_IDS)
             assert {_frame_count(path) for path in per_camera.values()} == {16}
@@ -196,10 +279,11 @@ def test_the_index_reports_every_quirk(synthetic_dataset):
                                                   str(synthetic_dataset.labels_dir),
                                                   synthetic_dataset.subjects)
     skipped = {(e.subject, e.sequence) for e in report.of_kind("skipped")}
-    assert skipped == {("S1", "Directions_ALL"), ("S11", "Directions 1")}
+    assert skipped == {("S1", "Directions_ALL"), ("S11", "Directions")}
     assert len(report.of_kind("trimmed")) == 2
-    assert len(report.of_kind("renamed")) == 2
-    assert len(sequences) == 2 * len(synthetic_h36m.DEFAULT_ACTIONS) - 1
+    trials = synthetic_h36m.DEFAULT_TRIALS
+    assert len(report.of_kind("renamed")) == 2 * trials  # S1's TakingPhoto and WalkingDog
+    assert len(sequences) == 2 * trials * len(synthetic_h36m.DEFAULT_ACTIONS) - 1
 
 
 # --------------------------------------------------------------------------- labels
@@ -246,28 +330,26 @@ def test_skeleton_is_rigid_human_sized_and_on_the_floor(synthetic_dataset):
 
 
 def test_motion_is_smooth_and_does_what_the_action_says(synthetic_dataset):
-    d3 = {(subject, h36m_utils.canonical_action(stem)): pose
-          for subject, stem, pose, _ in _labelled_sequences(synthetic_dataset)}
-    for key, pose in d3.items():
+    """Every trial of every action."""
+    for subject, stem, pose, _ in _labelled_sequences(synthetic_dataset):
+        key, action = (subject, stem), h36m_utils.canonical_action(stem)
         speed = np.linalg.norm(np.diff(pose, axis=0), axis=-1) * synthetic_h36m.FPS  # mm/s
         assert speed.max() < 8000, key  # a swinging foot is the fastest part
         assert np.abs(np.diff(pose, 2, axis=0)).max() < 30, key  # mm per frame^2: no jumps
         assert speed.mean() > 50, f"{key}: nobody moves"
-    for subject in ("S1", "S11"):
-        pelvis = d3[subject, "Walking"][:, 0, :2]
-        walked = np.linalg.norm(pelvis[-1] - pelvis[0])
-        assert walked > 400
-        pelvis_height = d3[subject, "SittingDown"][:, 0, 2]
-        assert pelvis_height[0] - pelvis_height.min() > 150
-        wrists = d3[subject, "Greeting"][:, [19, 27], 2].max(axis=1)
-        head = d3[subject, "Greeting"][:, 15, 2]
-        assert (wrists > head - 150).any(), "nobody waves"
+        if action == "Walking":
+            assert np.linalg.norm(pose[-1, 0, :2] - pose[0, 0, :2]) > 400, key
+        if action == "SittingDown":
+            assert pose[0, 0, 2] - pose[:, 0, 2].min() > 150, key
+        if action == "Greeting":
+            wrists, head = pose[:, [19, 27], 2].max(axis=1), pose[:, 15, 2]
+            assert (wrists > head - 150).any(), f"{key}: nobody waves"
 
 
 def test_every_action_of_the_data_set_can_be_generated(tmp_path):
     dataset = synthetic_h36m.generate_dataset(tmp_path, subjects=("S8",), frames=16, size=64,
                                               actions=h36m_utils.ACTIONS, quirks=False,
-                                              progress=False)
+                                              trials=1, progress=False)
     cameras = h36m_utils.load_cameras(str(dataset.cameras_path))["S8"]
     stems = _d3_stems(dataset, "S8")
     assert sorted(h36m_utils.canonical_action(stem) for stem in stems) == sorted(h36m_utils.ACTIONS)
@@ -389,7 +471,7 @@ def test_labels_are_deterministic_and_independent_of_other_subjects(synthetic_da
     """S11 generated alone with the same seed: the same labels bit for bit, the same video frames.
 
     Alone, S11 is the first subject, so it also gets the first subject's quirks (labels cut
-    short in its first sequence): that sequence is compared over the common frames.
+    short in its first trial): that trial is compared over the common frames.
     """
     alone = synthetic_h36m.generate_dataset(tmp_path / "alone", subjects=("S11",), frames=40,
                                             size=256, seed=0, progress=False)
@@ -406,7 +488,7 @@ def test_labels_are_deterministic_and_independent_of_other_subjects(synthetic_da
                 assert common >= 30
                 np.testing.assert_array_equal(ours[:, :common], theirs[:, :common])
         equal_lengths += ours.shape == theirs.shape
-    assert equal_lengths == len(synthetic_h36m.DEFAULT_ACTIONS) - 1
+    assert equal_lengths == synthetic_h36m.DEFAULT_TRIALS * len(synthetic_h36m.DEFAULT_ACTIONS) - 1
     ours = json.loads(alone.cameras_path.read_text())
     theirs = json.loads(synthetic_dataset.cameras_path.read_text())
     assert ours["extrinsics"]["S11"] == theirs["extrinsics"]["S11"]
@@ -431,6 +513,7 @@ def test_another_seed_gives_other_data(synthetic_dataset, tmp_path):
     ({"actions": ("Dancing",)}, "Dancing"),
     ({"frames": 5}, "frames=5"),
     ({"size": 63}, "size=63"),
+    ({"trials": 0}, "trials=0"),
 ])
 def test_bad_arguments_are_refused_with_a_clear_message(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -447,16 +530,18 @@ def _cli(*args):
 
 def test_command_line_writes_a_set_and_reports(tmp_path):
     result = _cli("--out", str(tmp_path), "--subjects", "S6", "--actions", "Walking",
-                  "--frames", "16", "--size", "64", "--seed", "3")
+                  "--trials", "3", "--frames", "16", "--size", "64", "--seed", "3")
     assert result.returncode == 0, result.stderr
-    assert "Wrote 7 videos and 5 label files" in result.stdout
+    # 3 trials x 4 cameras, less the missing one, and the _ALL recording's 4; 3 x (1 + 4) labels.
+    assert "Wrote 15 videos and 15 label files" in result.stdout
     cameras_path = tmp_path / "Labels" / "camera-parameters.json"
     dataset = synthetic_h36m.SyntheticDataset(tmp_path, tmp_path / "Data", tmp_path / "Labels",
                                               cameras_path, ("S6",))
-    [stem] = _d3_stems(dataset, "S6")
-    assert h36m_utils.canonical_action(stem) == "Walking" and f"S6 {stem}" in result.stdout
+    stems = synthetic_h36m.trial_names("S6", "Walking", 3, quirks=True)
+    assert _d3_stems(dataset, "S6") == sorted(stems)
+    assert all(f"S6 {stem} " in result.stdout for stem in stems)
     videos = _videos(dataset, "S6")
-    assert set(videos[stem]) == set(CAMERA_IDS) - {"54138969"}
+    assert set(videos[stems[-1]]) == set(CAMERA_IDS) - {"54138969"}  # alone, S6 is the last subject
     assert set(videos["Walking_ALL"]) == set(CAMERA_IDS)
     assert set(h36m_utils.load_cameras(str(cameras_path))) == {"S6"}
 
@@ -464,8 +549,11 @@ def test_command_line_writes_a_set_and_reports(tmp_path):
 def test_command_line_help_and_errors():
     result = _cli("--help")
     assert result.returncode == 0
-    for default in (synthetic_h36m.DEFAULT_FRAMES, synthetic_h36m.DEFAULT_SIZE):
-        assert f"(default: {default})" in result.stdout
-    assert "--seed" in result.stdout and "--subjects" in result.stdout
+    text = " ".join(result.stdout.split())  # argparse wraps lines anywhere
+    for flag, default in (("--trials", synthetic_h36m.DEFAULT_TRIALS),
+                          ("--frames", synthetic_h36m.DEFAULT_FRAMES),
+                          ("--size", synthetic_h36m.DEFAULT_SIZE)):
+        assert re.search(rf"{flag} [A-Z]+ [^-\[]*\(default: {default}\)", text), flag
+    assert "--seed" in text and "--subjects" in text
     result = _cli("--out", "/nonexistent/never", "--subjects", "S0")
     assert result.returncode == 2 and "S0" in result.stderr
