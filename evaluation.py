@@ -2,7 +2,8 @@
 
 Scores per frame (``h36m_utils`` metrics): MPJPE in world mm (absolute), MPJPE after aligning
 the pelvis, P-MPJPE (Procrustes with scale) and the 2D error in crop pixels (mean over the
-views). They are averaged per action, then over actions, as papers report them.
+views). Two averages are reported: over actions (each action's mean, then the mean of those, as
+most papers report) and over frames (every test frame counts once, as Iskakov et al. report).
 """
 from __future__ import annotations
 
@@ -104,54 +105,114 @@ def per_frame_metrics(predictions: Predictions) -> dict[str, np.ndarray]:
             "error_2d_px": h36m_utils.error_2d(p.kp2d_pred, p.kp2d_true).mean(axis=-1)}
 
 
-def summarize(predictions: Predictions) -> tuple[dict, dict, dict]:
-    """(per_action {action: {metric: mean}}, averages {metric: mean over actions},
-    frames per action {action: count})."""
-    per_action, averages = h36m_utils.summarize_per_action(predictions.actions,
-                                                           per_frame_metrics(predictions))
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """The numbers of the test table.
+
+    per_action: {action: {metric: mean over its frames}}, actions sorted; frames: {action: number
+    of frames}; over_actions: {metric: mean of the per-action means} (the papers' convention);
+    over_frames: {metric: mean over every test frame} (Iskakov et al.'s convention).
+    """
+
+    per_action: dict
+    frames: dict
+    over_actions: dict
+    over_frames: dict
+
+    @property
+    def num_frames(self) -> int:
+        """Test frames in all."""
+        return int(sum(self.frames.values()))
+
+    def averages(self) -> tuple[tuple[str, dict], ...]:
+        """``(("actions", over_actions), ("frames", over_frames))``: the final rows, in order."""
+        return ("actions", self.over_actions), ("frames", self.over_frames)
+
+
+AVERAGES_NOTE = ("The top-level metric keys are the mean over actions (each action's mean, then "
+                 "their mean: the papers' convention), the same numbers as average_over_actions; "
+                 "average_over_frames counts every test frame once (Iskakov et al.'s convention).")
+
+
+def summarize(predictions: Predictions) -> Summary:
+    """Score every frame of ``predictions``; average per action, over actions and over frames."""
+    per_frame = per_frame_metrics(predictions)
+    per_action, over_actions = h36m_utils.summarize_per_action(predictions.actions, per_frame)
     actions, counts = np.unique(predictions.actions, return_counts=True)
-    return per_action, averages, dict(zip(actions.tolist(), counts.tolist()))
+    return Summary(per_action=per_action, frames=dict(zip(actions.tolist(), counts.tolist())),
+                   over_actions=over_actions,
+                   over_frames={key: float(np.mean(values)) for key, values in per_frame.items()})
 
 
-def format_table(per_action: dict, averages: dict, frames: dict) -> str:
-    """The per-action table (mm, px) with the average over actions as its last row."""
+def format_table(summary: Summary) -> str:
+    """The per-action table (mm, px), ending with the rows "Avg (actions)" and "Avg (frames)"."""
     header = f"{'Action':<14}" + "".join(f"{title:>13}" for _, title in METRICS) + f"{'frames':>9}"
     rule = "-" * len(header)
 
     def row(name, values, count):
         return f"{name:<14}" + "".join(f"{values[key]:>13.1f}" for key, _ in METRICS) + f"{count:>9d}"
 
-    lines = [header, rule] + [row(action, per_action[action], frames[action]) for action in per_action]
-    lines += [rule, row("Average", averages, sum(frames.values()))]
+    lines = [header, rule] + [row(action, values, summary.frames[action])
+                              for action, values in summary.per_action.items()]
+    lines += [rule] + [row(f"Avg ({name})", values, summary.num_frames)
+                       for name, values in summary.averages()]
     return "\n".join(lines)
 
 
-def write_metrics(output_dir: str, per_action: dict, averages: dict, frames: dict, *,
-                  weights: str, config: str, extra: dict | None = None) -> tuple[str, str]:
+def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: str,
+                  weights_info: dict | None = None, extra: dict | None = None) -> tuple[str, str]:
     """Write ``metrics.json`` and ``metrics.csv`` to ``output_dir``; return their paths.
 
-    metrics.json: the ``METRICS`` keys averaged over actions at the top level, plus
-    ``per_action`` ({action: {metric: value, "num_frames": n}}), ``num_frames``, ``weights``,
-    ``config`` and any ``extra`` fields. metrics.csv: one row per action, then "Average".
+    metrics.json: see ``_metrics_content``. metrics.csv: one row per action, then "Average over
+    actions" and "Average over frames". An ``extra`` key that would replace one of the
+    protocol's own keys is a ValueError.
     """
+    content = _metrics_content(summary, weights=weights, config=config, weights_info=weights_info)
+    clashes = sorted(set(extra or {}) & set(content))
+    if clashes:
+        raise ValueError(f"write_metrics: extra fields {clashes} would overwrite the protocol's own "
+                         "keys in metrics.json; rename them.")
     os.makedirs(output_dir, exist_ok=True)
-    content = {**{key: averages[key] for key, _ in METRICS},
-               "per_action": {action: {**values, "num_frames": frames[action]}
-                              for action, values in per_action.items()},
-               "num_frames": int(sum(frames.values())), "weights": weights, "config": config,
-               **(extra or {})}
     json_path = os.path.join(output_dir, "metrics.json")
     with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2)
+        json.dump({**content, **(extra or {})}, handle, indent=2)
     csv_path = os.path.join(output_dir, "metrics.csv")
-    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+    _write_csv(csv_path, summary)
+    return json_path, csv_path
+
+
+def _metrics_content(summary: Summary, *, weights: str, config: str,
+                     weights_info: dict | None) -> dict:
+    """The protocol's fields of metrics.json.
+
+    The ``METRICS`` keys at the top level are the mean over actions (as before, for existing
+    readers); ``average_over_actions`` / ``average_over_frames`` name both averages explicitly
+    and ``averages_note`` says so. Also ``per_action`` ({action: {metric: value, "num_frames":
+    n}}), ``num_frames``, ``weights``, ``weights_info`` (which weights were scored and how they
+    were selected; null when not given) and ``config``.
+    """
+    return {**{key: summary.over_actions[key] for key, _ in METRICS},
+            **{f"average_over_{name}": {key: values[key] for key, _ in METRICS}
+               for name, values in summary.averages()},
+            "averages_note": AVERAGES_NOTE,
+            "per_action": {action: {**values, "num_frames": summary.frames[action]}
+                           for action, values in summary.per_action.items()},
+            "num_frames": summary.num_frames, "weights": weights, "weights_info": weights_info,
+            "config": config}
+
+
+def _write_csv(path: str, summary: Summary) -> None:
+    """metrics.csv: a row per action, then one per average, metrics to 3 decimals."""
+    def row(name, values, count):
+        return [name] + [f"{values[key]:.3f}" for key, _ in METRICS] + [count]
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["action"] + [key for key, _ in METRICS] + ["num_frames"])
-        for action, values in per_action.items():
-            writer.writerow([action] + [f"{values[key]:.3f}" for key, _ in METRICS] + [frames[action]])
-        writer.writerow(["Average"] + [f"{averages[key]:.3f}" for key, _ in METRICS]
-                        + [sum(frames.values())])
-    return json_path, csv_path
+        writer.writerows(row(action, values, summary.frames[action])
+                         for action, values in summary.per_action.items())
+        writer.writerows(row(f"Average over {name}", values, summary.num_frames)
+                         for name, values in summary.averages())
 
 
 def draw_pictures(predictions: Predictions, images_dir: str) -> tuple[str, str]:
