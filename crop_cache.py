@@ -513,3 +513,22 @@ def _other_caches_note(cache_dir: str, keep: str) -> str:
     size = sum(os.path.getsize(os.path.join(folder, name)) for folder in others for name in os.listdir(folder))
     return (f" {cache_dir} also holds {len(others)} other crop cache(s), {size / 1e9:.2f} GB, of other "
             "settings or data: delete the ones you no longer use.")
+
+
+def explain_data_loss(cache_dir: str | None, error: Exception) -> str:
+    """A message for a ``tf.errors.DataLossError`` met while reading: which shard of which cache
+    under ``cache_dir`` is corrupt (every cache is read back to find it), and what to do."""
+    cache_dir = cache_dir or default_cache_dir()
+    folders = sorted(os.path.join(cache_dir, name) for name in os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []
+    for folder in folders:
+        if not os.path.isdir(folder) or folder.endswith(".partial"):
+            continue
+        try:
+            cache = open_cache(folder)
+            if cache is not None:
+                verify_shards(cache)
+        except ValueError as found:
+            return str(found)
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return (f"A data file could not be read ({first_line}), but every crop cache in {cache_dir} reads back "
+            "whole; check the disk, then delete the cache folder to rebuild it.")

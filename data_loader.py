@@ -113,7 +113,9 @@ def _epoch_records(shards: list[str], epoch: tf.Tensor, seed: int, shuffle_buffe
     files = tf.data.Dataset.from_tensor_slices(tf.gather(tf.constant(shards), order))
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(READ_SHARDS_AT_ONCE, len(shards)),
                                block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    records = records.shuffle(shuffle_buffer, seed=epoch_seed[0])
+    # A Python seed (a tensor one breaks under a global seed); the records arrive in another order
+    # every epoch, so the shuffle differs every epoch all the same.
+    records = records.shuffle(shuffle_buffer, seed=seed)
     return records.map(lambda record: (record, epoch))
 
 

@@ -491,6 +491,29 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
                     {c: files["d2"][c] for c in CAMERA_IDS}, num_frames)
 
 
+def trial_number(name: str) -> int:
+    """The trial number at the end of a sequence name (``"Directions 2"`` -> 2); 0 when there is none."""
+    last = name.rsplit(" ", 1)[-1]
+    return int(last) if " " in name and last.isdigit() else 0
+
+
+def hold_out_last_trials(sequences, subjects) -> tuple[list, list]:
+    """Split ``sequences`` into (kept, held out): of each subject in ``subjects``, the last trial
+    of every action (by trial number) is held out; every other sequence is kept.
+
+    With Human3.6M's two trials per action this holds out half of a subject's recordings: whole
+    sequences the model never trains on, for validation without touching the test subjects.
+    """
+    last = {}
+    for sequence in sequences:
+        if sequence.subject in subjects:
+            key = (sequence.subject, sequence.action)
+            if key not in last or trial_number(sequence.name) > trial_number(last[key].name):
+                last[key] = sequence
+    held_out = set(id(sequence) for sequence in last.values())
+    return ([s for s in sequences if id(s) not in held_out], [s for s in sequences if id(s) in held_out])
+
+
 def check_cameras(cameras: dict, subjects, cameras_path: str) -> None:
     """Raise ValueError naming the camera file when a subject or camera is missing from it."""
     for subject in subjects:

@@ -394,15 +394,17 @@ def _check_build_arguments(config: ModelConfig, num_views: int, num_joints: int)
 # --------------------------------------------------------------------------- the model
 
 def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int = 17,
-                weights: str | None = None) -> keras.Model:
+                weights: str | None = None, with_heatmaps: bool = False) -> keras.Model:
     """The canonical-fusion model for ``num_views`` fixed views.
 
     Inputs (dict, as ``data_loader`` yields): images uint8 (B, V, S, S, 3) RGB crops,
     P (B, V, 3, 4) crop projection matrices (crop px, world mm), K (B, V, 3, 3) crop
     intrinsics, dist (B, V, 5) [k1, k2, k3, p1, p2].
-    Outputs (dict): heatmaps (B, V, H, W, J) softmax maps, kp2d (B, V, J, 2) crop pixels
-    (distorted, like the image), kp3d (B, J, 3) world mm (undistort + DLT of kp2d).
-    weights: None (random init) or "imagenet" for the ResNet backbones.
+    Outputs (dict): kp2d (B, V, J, 2) crop pixels (distorted, like the image), kp3d (B, J, 3)
+    world mm (undistort + DLT of kp2d), and with ``with_heatmaps`` also heatmaps (B, V, H, W, J),
+    the softmax maps (for analysis: Keras' compiled metrics need a target for every output, and
+    the data has none for them; both variants hold the same weights).
+    weights: None (random init), "imagenet" or a local weights file for the ResNet backbones.
     """
     if isinstance(config, str):
         config = get_config(config)
@@ -429,8 +431,9 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
 
     kp2d = UnfoldViews(num_views, name="kp2d")(joints)
     outputs = {
-        "heatmaps": UnfoldViews(num_views, name="heatmaps")(heatmaps),
         "kp2d": kp2d,
         "kp3d": dlt_layer.UndistortTriangulate(name="kp3d")(kp2d, inputs["P"], inputs["K"], inputs["dist"]),
     }
+    if with_heatmaps:
+        outputs["heatmaps"] = UnfoldViews(num_views, name="heatmaps")(heatmaps)
     return keras.Model(inputs, outputs, name=f"canonical_fusion_{config.name}")

@@ -22,8 +22,9 @@ DEMO_DIR = "synthetic_data"
 # The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see README).
 DEMO_SETTINGS = dict(config="tiny", loss="2d+3d", batch_size=8, epochs=10, steps_per_epoch=160,
                      lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=600, ramp_3d_steps=200,
-                     train_stride=1, val_stride=10, val_steps=None, test_stride=5, strategy="default",
-                     imagenet=False, weights=None)
+                     train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
+                     strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,
+                     weights_sha256=None, box_mm=2000.0)
 
 
 class UsageError(Exception):
@@ -47,18 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "default: <labels-dir>/camera-parameters.json")
     data.add_argument("--train-subjects", nargs="+", default=None,
                       help="training subjects; default: S1 S5 S6 S7 S8 (demo: the synthetic S1 S5 S6 S7)")
+    data.add_argument("--val-subjects", nargs="+", default=None,
+                      help="validation (picks best.weights.h5): of a TRAINING subject the last trial of "
+                           "every action is held out of training; another subject is used whole; 'none': "
+                           "no validation; default: the last training subject")
     data.add_argument("--test-subjects", nargs="+", default=None,
-                      help="validation and test subjects (S9 is filtered by S9_training_vids.txt); "
-                           "default: S9 S11 (demo: S11)")
-    data.add_argument("--train-stride", type=int, default=1, help="train on every n-th frame")
-    data.add_argument("--val-stride", type=int, default=64,
-                      help="validate on every n-th frame of the test subjects after each epoch (0: no validation)")
+                      help="test subjects (S9 is filtered by S9_training_vids.txt); default: S9 S11 (demo: S11)")
+    data.add_argument("--train-stride", type=int, default=5, help="train on every n-th frame (5: 10 fps)")
+    data.add_argument("--val-stride", type=int, default=64, help="validate on every n-th frame after each epoch")
     data.add_argument("--test-stride", type=int, default=5, help="test on every n-th frame (the protocol uses 5)")
+    data.add_argument("--box-mm", type=float, default=2000.0,
+                      help="side of the world square around the pelvis that a crop shows")
+    data.add_argument("--cache-dir", default=None,
+                      help="where the crop caches are built once and reused; default: $CROP_CACHE_DIR or cache/")
     model = parser.add_argument_group("model and loss")
     model.add_argument("--config", choices=("paper", "resnet50", "tiny"), default="paper",
                        help="model configuration (model.CONFIGS); demo always uses tiny")
-    model.add_argument("--imagenet", action="store_true",
-                       help="start the ResNet encoder from ImageNet weights (downloaded once by keras)")
+    model.add_argument("--backbone-weights", default=None,
+                       help="ResNet weights file (keras.applications' *_notop.h5) to start the encoder "
+                            "from, for machines without internet; default: ImageNet, downloaded once")
+    model.add_argument("--no-imagenet", action="store_true",
+                       help="start the ResNet encoder from random weights instead of ImageNet")
     model.add_argument("--loss", choices=("2d", "2d+3d", "3d"), default="2d+3d",
                        help="2d: heatmap joints only; 2d+3d: plus the 3D term through the DLT; 3d: DLT only")
     model.add_argument("--loss-2d", choices=("mse", "l1"), default="mse", help="2D term on crop coordinates / S")
@@ -87,11 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from <checkpoint-dir>/backup, at the same epoch and step")
     fit.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
-                     help="default: one device; mirrored: all GPUs of this machine; multiworker: "
-                          "several machines configured by TF_CONFIG")
+                     help="default: one device; mirrored: all GPUs of this machine (or --cpu-replicas); "
+                          "multiworker: several processes or machines configured by TF_CONFIG")
+    fit.add_argument("--cpu-replicas", type=int, default=0,
+                     help="mirrored on a machine without GPUs: split the CPU into this many replicas "
+                          "(for trying multi-replica training, e.g. 2)")
     parser.add_argument("--weights", default=None,
                         help="weights file or URL: test mode evaluates it; train mode starts from it "
                              "(checked against --config via its .json sidecar)")
+    parser.add_argument("--weights-sha256", default=None,
+                        help="expected sha256 of --weights; a mismatch is an error naming both hashes")
     parser.add_argument("--output-dir", default="outputs", help="where metrics.json and metrics.csv go")
     parser.add_argument("--images-dir", default="imgs", help="where kpts_preds.png and 3d_prediction.png go")
     parser.add_argument("--demo-dir", default=DEMO_DIR,
@@ -103,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "epochs", "train_stride", "test_stride", "backup_every"):
+    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.cpu_replicas and args.strategy != "mirrored":
+        raise UsageError("--cpu-replicas splits the CPU for --strategy mirrored; add --strategy mirrored.")
     args.cameras = args.cameras or os.path.join(args.labels_dir, "camera-parameters.json")
     return args
 
@@ -131,73 +148,132 @@ def load_split(args, subjects, purpose: str):
     return sequences, cameras
 
 
-def _dataset(sequences, cameras, config, batch_size, *, training, stride, seed=None,
+def validation_subjects(args, train_subjects) -> list:
+    """--val-subjects: default the last training subject; 'none' for no validation."""
+    if args.val_subjects is None:
+        return [train_subjects[-1]]
+    return [] if [s.lower() for s in args.val_subjects] == ["none"] else list(args.val_subjects)
+
+
+def load_training_splits(args):
+    """(train sequences, validation sequences, cameras, a sentence saying what validates)."""
+    train_subjects = args.train_subjects or list(h36m_utils.TRAIN_SUBJECTS)
+    val_subjects = validation_subjects(args, train_subjects)
+    sequences, cameras = load_split(args, train_subjects, "training")
+    held_in = [s for s in val_subjects if s in train_subjects]
+    sequences, validation = h36m_utils.hold_out_last_trials(sequences, held_in)
+    others = [s for s in val_subjects if s not in train_subjects]
+    if others:
+        extra, extra_cameras = load_split(args, others, "validation")
+        validation, cameras = validation + extra, {**cameras, **extra_cameras}
+    if not val_subjects:
+        return sequences, [], cameras, "No validation (--val-subjects none): best.weights.h5 is not written."
+    parts = [f"the last trial of every action of {', '.join(held_in)} (held out of training)"] if held_in else []
+    parts += [f"all of {', '.join(others)}"] if others else []
+    names = ", ".join(f"{s.subject} {s.name}" for s in validation)
+    text = (f"Validation (picks best.weights.h5): {' and '.join(parts)}, every {args.val_stride}. frame: "
+            f"{len(validation)} sequences ({names}).")
+    leaked = sorted(set(val_subjects) & set(h36m_utils.TEST_SUBJECTS))
+    if leaked:
+        text += (f" WARNING: {', '.join(leaked)} are test subjects: weights picked on them are tuned to the "
+                 "test set, and test numbers from them are not comparable with the papers'.")
+    return sequences, validation, cameras, text
+
+
+def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, seed=None,
              with_metadata=False, input_context=None):
     import data_loader
     return data_loader.build_dataset(sequences, cameras, image_size=config.image_size,
                                      batch_size=batch_size, training=training, stride=stride,
-                                     seed=seed, with_metadata=with_metadata,
-                                     input_context=input_context)
+                                     box_mm=args.box_mm, seed=seed, with_metadata=with_metadata,
+                                     input_context=input_context, cache_dir=args.cache_dir)
 
 
 # --------------------------------------------------------------------------- train
 
+def backbone_weights(args, config) -> str | None:
+    """What the encoder starts from: None (tiny, --no-imagenet), a local file, or "imagenet"."""
+    if config.backbone == "tiny" or args.no_imagenet:
+        return None
+    if args.backbone_weights and not os.path.isfile(args.backbone_weights):
+        raise UsageError(f"--backbone-weights {args.backbone_weights}: no such file.")
+    return args.backbone_weights or "imagenet"
+
+
+def build_network(args, config):
+    """The model with its encoder's starting weights; an offline machine gets an error naming the flags."""
+    import model as model_lib
+    weights = backbone_weights(args, config)
+    try:
+        return model_lib.build_model(config, weights=weights)
+    except RuntimeError as error:
+        raise UsageError(f"{error}\nOn a machine without internet, pass --backbone-weights PATH (the "
+                         f"keras.applications {config.backbone} *_notop.h5 file copied from a machine that "
+                         "has it in ~/.keras/models), or --no-imagenet to start from random weights.") from error
+
+
 def run_train(args) -> str:
-    """Fit the model; returns the path of the best weights."""
-    train_subjects = args.train_subjects or list(h36m_utils.TRAIN_SUBJECTS)
-    test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
-    sequences, cameras = load_split(args, train_subjects, "training")
-    validation = val_steps = None
-    if args.val_stride > 0:
-        val_sequences, val_cameras = load_split(args, test_subjects, "validation")
+    """Fit the model; returns the path of the weights to test (best, or last without validation)."""
+    sequences, val_sequences, cameras, val_text = load_training_splits(args)
 
     import keras  # TensorFlow loads only once the data is known to be there
     import data_loader
     import losses
     import model as model_lib
+    import tensorboard_logging
     import training
 
     config = model_lib.get_config(args.config)
-    strategy = training.make_strategy(args.strategy)
-    checkpoint_dir, log_dir = training.output_dirs(strategy, args.checkpoint_dir, args.log_dir)
+    strategy = training.make_strategy(args.strategy, args.cpu_replicas)
+    chief = training.is_chief_process(strategy)
+    checkpoint_dir, log_dir = args.checkpoint_dir, args.log_dir
     steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
         sequences, args.batch_size, args.train_stride)
-    print(f"Training {config.name} on {len(sequences)} sequences with --loss {args.loss}: "
-          f"{args.epochs} epochs x {steps_per_epoch} steps, global batch {args.batch_size} on "
-          f"{strategy.num_replicas_in_sync} replica(s).")
+    print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
+          f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
+          f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\n{val_text}")
     keras.utils.set_random_seed(args.seed)
     train_data = training.distributed_dataset(
-        strategy, lambda batch, context: _dataset(sequences, cameras, config, batch, training=True,
+        strategy, lambda batch, context: _dataset(args, sequences, cameras, config, batch, training=True,
                                                   stride=args.train_stride, seed=args.seed,
                                                   input_context=context), args.batch_size)
-    if args.val_stride > 0:
-        validation = _dataset(val_sequences, val_cameras, config, args.batch_size, training=False,
+    validation = val_steps = preview = None
+    if val_sequences:
+        validation = _dataset(args, val_sequences, cameras, config, args.batch_size, training=False,
                               stride=args.val_stride)
         val_steps = args.val_steps or -(-data_loader.count_frames(val_sequences, args.val_stride)
                                         // args.batch_size)
-    start_weights = training.resolve_weights(args.weights) if args.weights else None
+        preview = tensorboard_logging.take_preview_batch(validation, frames=3)
+    start_weights = training.resolve_weights(args.weights, args.weights_sha256) if args.weights else None
     if start_weights:
         training.check_weights_config(start_weights, config.name)
     with strategy.scope():
-        setup = losses.make_losses(args.loss, config.image_size, loss_2d=args.loss_2d,
-                                   loss_3d=args.loss_3d, weight_3d=args.weight_3d,
-                                   warmup_steps=args.warmup_3d_steps, ramp_steps=args.ramp_3d_steps)
-        network = model_lib.build_model(config, weights="imagenet" if args.imagenet else None)
+        network = build_network(args, config)
         training.synchronize_batch_norm(network, strategy)
         if start_weights:
             training.load_weights(network, start_weights, config.name)
             print(f"Starting from --weights {args.weights}.")
-        network.compile(optimizer=training.make_optimizer(
-            args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps), **setup.compile_kwargs())
+        # The 3D term's weight: 0 during --warmup-3d-steps, then a linear ramp (losses.Loss3DWeight).
+        weight_3d = losses.Loss3DWeight({"2d": 0.0, "3d": 1.0, "2d+3d": args.weight_3d}[args.loss],
+                                        args.warmup_3d_steps, args.ramp_3d_steps)
+        network.compile(
+            optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps),
+            # What the model is trained on: edit here (README, "Changing the loss").
+            loss={"kp2d": losses.Loss2D(config.image_size, kind=args.loss_2d),  # crop pixels / S
+                  "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
+            loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},
+            metrics={"kp2d": [losses.pixel_error], "kp3d": [losses.mpjpe]})
+    monitor = "val_kp3d_mpjpe" if validation is not None else None
     training.fit(network, train_data, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
                  checkpoint_dir=checkpoint_dir, config_name=config.name, resume=args.resume,
-                 validation_data=validation, validation_steps=val_steps,
-                 monitor="val_kp3d_loss" if validation is not None else "kp3d_loss",
-                 backup_every=args.backup_every, verbose=args.verbose,
-                 callbacks=[*setup.callbacks, *training.standard_callbacks(log_dir, args.resume)])
-    best = os.path.join(checkpoint_dir, "best.weights.h5")
-    print(f"Best weights (lowest {'validation ' if validation is not None else ''}3D error): {best}")
-    return best
+                 validation_data=validation, validation_steps=val_steps, monitor=monitor,
+                 selection=val_text, backup_every=args.backup_every, verbose=args.verbose, is_chief=chief,
+                 callbacks=[weight_3d, *training.standard_callbacks(log_dir, args.resume, weight_3d.variable,
+                                                                     preview, is_chief=chief)])
+    chosen = os.path.join(checkpoint_dir, "best.weights.h5" if monitor else "last.weights.h5")
+    print(f"Weights to test and publish: {chosen} "
+          f"({'lowest ' + monitor + ' on the validation data' if monitor else 'the last epoch'}).")
+    return chosen
 
 
 # --------------------------------------------------------------------------- test
@@ -215,21 +291,22 @@ def run_test(args, weights: str | None = None) -> dict:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
     config = model_lib.get_config(args.config)
-    local_weights = training.resolve_weights(weights)
+    local_weights = training.resolve_weights(weights, args.weights_sha256)
     training.check_weights_config(local_weights, config.name)
     sequences, cameras = load_split(args, test_subjects, "test")
     network = model_lib.build_model(config)
-    training.load_weights(network, local_weights, config.name)
+    info = training.load_weights(network, local_weights, config.name)
     num_frames = data_loader.count_frames(sequences, args.test_stride)
-    print(f"Testing {weights} ({config.name}) on {num_frames} frames of {', '.join(test_subjects)} "
-          f"(frame stride {args.test_stride}).")
-    dataset = _dataset(sequences, cameras, config, args.batch_size, training=False,
+    print(f"Testing {weights} ({config.name}; {training.describe_weights(info)}) on {num_frames} frames of "
+          f"{', '.join(test_subjects)} (frame stride {args.test_stride}).")
+    dataset = _dataset(args, sequences, cameras, config, args.batch_size, training=False,
                        stride=args.test_stride, with_metadata=True)
     predictions = evaluation.predict(network, dataset, num_frames)
-    per_action, averages, frames = evaluation.summarize(predictions)
-    print(evaluation.format_table(per_action, averages, frames))
+    summary = evaluation.summarize(predictions)
+    print(evaluation.format_table(summary))
     json_path, csv_path = evaluation.write_metrics(
-        args.output_dir, per_action, averages, frames, weights=weights, config=config.name,
+        args.output_dir, summary, weights=weights, config=config.name,
+        weights_info={"file": weights, **{k: v for k, v in (info or {}).items() if k != "logs"}},
         extra={"subjects": test_subjects, "test_stride": args.test_stride})
     pictures = evaluation.draw_pictures(predictions, args.images_dir)
     print(f"Wrote {json_path}, {csv_path}, {pictures[0]} and {pictures[1]}.")
@@ -285,11 +362,9 @@ def run_demo(args) -> dict:
     start = time.time()
     ensure_synthetic_data(os.path.abspath(args.demo_dir))
     generated = time.time()
-    run_train(args)
+    chosen = run_train(args)
     trained = time.time()
-    # The held-out subject also served for validation: test the last weights, not the
-    # ones selected on it, so the number is not tuned to the test set.
-    metrics = run_test(args, os.path.join(args.checkpoint_dir, "last.weights.h5"))
+    metrics = run_test(args, chosen)
     print(f"Demo wall time: {time.time() - start:.0f} s (data {generated - start:.0f} s, training "
           f"{trained - generated:.0f} s, test {time.time() - trained:.0f} s). These are results on "
           "SYNTHETIC data, not Human3.6M.")
@@ -297,17 +372,37 @@ def run_demo(args) -> dict:
 
 
 def main(argv=None) -> int:
+    args = None
     try:
         args = parse_args(argv)
         {"train": run_train, "test": run_test, "demo": run_demo}[args.mode](args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        resume = " Run the same command with --resume to continue." if args and args.mode != "test" else ""
+        print(f"\nInterrupted.{resume}", file=sys.stderr)
+        return 130
     except (FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as error:
         # Raised with a message saying what is wrong and what to do (see the modules).
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # TensorFlow's runtime errors: say which file or worker, if we can
+        message = explain_runtime_error(error, args)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     return 0
+
+
+def explain_runtime_error(error: Exception, args) -> str | None:
+    """A message for the runtime errors with a known cause (a damaged crop cache); else None."""
+    import tensorflow as tf
+    if isinstance(error, tf.errors.DataLossError):
+        import crop_cache
+        return crop_cache.explain_data_loss(args.cache_dir if args else None, error)
+    return None
 
 
 if __name__ == "__main__":

@@ -16,17 +16,18 @@
 """
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import json
 import math
 import os
 import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.saving import saving_lib  # save_weights_only(objects_to_skip=...): weights without the optimizer
 
+import tensorboard_logging
 from losses import NonFiniteLossError, RaiseOnNonFinite
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -37,25 +38,42 @@ LAST_GOOD_FILE_NAME = "last_good.weights.h5"
 
 # --------------------------------------------------------------------------- strategy
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy called ``name`` (one of ``STRATEGIES``).
 
-    ``multiworker`` needs ``TF_CONFIG`` (the cluster and this machine's task), set the same on
-    every machine except for ``task.index``.
+    ``mirrored`` uses every GPU of this machine; with ``cpu_replicas`` N > 0 (a machine without
+    GPUs) it splits the CPU into N logical devices, one replica each, to try multi-replica
+    training anywhere. ``multiworker`` needs ``TF_CONFIG`` (the cluster and this process's task),
+    set the same in every process except for ``task.index``.
     """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas) if cpu_replicas else None)
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError(
-                "--strategy multiworker needs the TF_CONFIG environment variable on every "
-                "machine, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
+                "--strategy multiworker needs the TF_CONFIG environment variable in every worker "
+                "process, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
                 "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' (index 1 "
-                "on the second machine). See README, 'Training on several machines'.")
+                "in the second). See README, 'Training on several machines'.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+
+
+def split_cpu(replicas: int) -> list[str]:
+    """Split the CPU into ``replicas`` logical devices; returns their names.
+
+    Must run before TensorFlow initialises its devices (before any tensor is made).
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    except RuntimeError as error:  # already initialised: only an unchanged split is usable
+        if len(tf.config.list_logical_devices("CPU")) != replicas:
+            raise ValueError(f"Cannot split the CPU into {replicas} devices after TensorFlow has started "
+                             f"({error}); split it first.") from error
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
 def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
@@ -107,15 +125,10 @@ def distributed_dataset(strategy: tf.distribute.Strategy, make_dataset, global_b
         lambda context: make_dataset(per_replica, context))
 
 
-def output_dirs(strategy: tf.distribute.Strategy, checkpoint_dir: str, log_dir: str) -> tuple[str, str]:
-    """Where this process writes checkpoints and logs: the given folders on the chief (and
-    in single-machine runs); a scratch folder on the other workers of a multi-worker run,
-    which must save too (saving is a collective step) but must not overwrite the chief's."""
+def is_chief_process(strategy: tf.distribute.Strategy) -> bool:
+    """True where checkpoints and logs are written: single-machine runs and the multi-worker chief."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type or is_chief(resolver):
-        return checkpoint_dir, log_dir
-    scratch = os.path.join(tempfile.gettempdir(), "canonical_fusion", f"worker{resolver.task_id}")
-    return os.path.join(scratch, "checkpoints"), os.path.join(scratch, "logs")
+    return resolver is None or not resolver.task_type or is_chief(resolver)
 
 
 def is_chief(resolver) -> bool:
@@ -162,17 +175,21 @@ def _replace_atomically(write, path: str, suffix: str) -> None:
             os.remove(temporary)
 
 
-def save_weights(model: keras.Model, path: str, info: dict) -> None:
-    """Write ``model``'s weights (and optimizer state) to ``path`` and ``info`` to its sidecar.
+def save_weights(model: keras.Model, path: str, info: dict, include_optimizer: bool = False) -> None:
+    """Write ``model``'s weights to ``path`` and ``info`` to its sidecar, each atomically.
 
-    Both are written to temporary files first and moved into place, so a crash never leaves
-    a half-written file under the final name. ``info`` must hold ``config`` (the config name).
+    Published weights (best, last) hold the model only; the resume backup passes
+    ``include_optimizer=True`` (Adam's two moments triple the file). Both files are written to
+    temporary names first and moved into place, so a crash never leaves a half-written file under
+    the final name. ``info`` must hold ``config`` (the config name).
     """
     if not path.endswith(".weights.h5"):
         raise ValueError(f"Weights file names must end in .weights.h5, got {path}")
     if "config" not in info:
         raise ValueError("save_weights needs info['config'], the model config's name")
-    _replace_atomically(lambda tmp: model.save_weights(tmp), path, ".weights.h5")
+    skip = None if include_optimizer or model.optimizer is None else [model.optimizer]
+    _replace_atomically(lambda tmp: saving_lib.save_weights_only(model, tmp, objects_to_skip=skip),
+                        path, ".weights.h5")
 
     def write_json(tmp):
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -189,27 +206,59 @@ def read_weights_info(path: str) -> dict | None:
         return json.load(handle)
 
 
-def resolve_weights(path_or_url: str, cache_dir: str | None = None) -> str:
+def resolve_weights(path_or_url: str, sha256: str | None = None, cache_dir: str | None = None) -> str:
     """A local path for ``--weights``: a URL is downloaded once (with its sidecar, if served)
-    by ``keras.utils.get_file`` and cached; a local path must exist."""
+    by ``keras.utils.get_file`` and cached; a local path must exist. With ``sha256`` the file's
+    hash must match (a mismatch is an error naming both hashes)."""
     if "://" not in path_or_url:
         if not os.path.isfile(path_or_url):
             raise FileNotFoundError(
                 f"--weights {path_or_url}: no such file. Pass a .weights.h5 written by "
                 "train_and_test.py (e.g. checkpoints/best.weights.h5) or a URL.")
-        return path_or_url
-    name = os.path.basename(path_or_url.split("?")[0]) or "weights.weights.h5"
+        local = path_or_url
+    else:
+        local = _download(path_or_url, cache_dir)
+    if sha256:
+        check_sha256(local, sha256, path_or_url)
+    return local
+
+
+def _download(url: str, cache_dir: str | None) -> str:
+    name = os.path.basename(url.split("?")[0]) or "weights.weights.h5"
     if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)  # get_file falls back to /tmp for a missing folder
-    local = keras.utils.get_file(name, origin=path_or_url, cache_dir=cache_dir,
-                                 cache_subdir="weights")
+    local = keras.utils.get_file(name, origin=url, cache_dir=cache_dir, cache_subdir="weights")
     try:
-        keras.utils.get_file(name + ".json", origin=path_or_url + ".json", cache_dir=cache_dir,
-                             cache_subdir="weights")
+        keras.utils.get_file(name + ".json", origin=url + ".json", cache_dir=cache_dir, cache_subdir="weights")
     except Exception as error:  # the sidecar is optional for downloads; say what happens
-        print(f"Note: no config sidecar at {path_or_url}.json ({error}); the weights are "
+        print(f"Note: no config sidecar at {url}.json ({error}); the weights are "
               "checked against the model's structure only.")
     return local
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(path: str, expected: str, source: str) -> None:
+    """Raise ValueError naming both hashes when ``path``'s sha256 is not ``expected``."""
+    actual = file_sha256(path)
+    if actual != expected.strip().lower():
+        raise ValueError(f"--weights {source}: sha256 is {actual} but --weights-sha256 expects "
+                         f"{expected.strip().lower()}. The file ({path}) is damaged, incomplete or another "
+                         "file; delete it and download it again, or check the hash you were given.")
+
+
+def describe_weights(info: dict | None) -> str:
+    """One phrase saying which weights a file holds, from its sidecar."""
+    if not info:
+        return "no sidecar: origin unknown"
+    epoch = f"epoch {info['epoch']}" if "epoch" in info else "epoch unknown"
+    return f"{epoch}, {info.get('selected_by', 'selection not recorded')}"
 
 
 def check_weights_config(path: str, config_name: str) -> dict | None:
@@ -255,18 +304,19 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     """Keep ``last.weights.h5`` (every epoch) and ``best.weights.h5`` (best ``monitor``), atomically.
 
     Like ``keras.callbacks.ModelCheckpoint(save_best_only=...)`` twice, but each file is
-    written to a temporary name and moved into place, and carries a sidecar json with the
-    config name, the epoch and the logs.
+    written to a temporary name and moved into place, holds the model only, and carries a
+    sidecar json with the config name, the epoch, the logs and how it was selected
+    (``selection``: what the validation data were). ``monitor`` None: no best file.
     """
 
-    def __init__(self, checkpoint_dir: str, config_name: str, monitor: str = "val_loss",
-                 mode: str = "min", resume: bool = False):
+    def __init__(self, checkpoint_dir: str, config_name: str, monitor: str | None = "val_loss",
+                 mode: str = "min", resume: bool = False, selection: str = ""):
         super().__init__()
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        self.checkpoint_dir, self.config_name = checkpoint_dir, config_name
+        self.checkpoint_dir, self.config_name, self.selection = checkpoint_dir, config_name, selection
         self.monitor, self.sign = monitor, 1.0 if mode == "min" else -1.0
-        self.best = self._best_so_far() if resume else math.inf
+        self.best = self._best_so_far() if resume and monitor else math.inf
 
     @property
     def last_path(self) -> str:
@@ -287,14 +337,17 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if not all(math.isfinite(value) for value in logs.values()):
             return  # never overwrite a checkpoint with a diverged model
         info = {"config": self.config_name, "epoch": epoch + 1, "logs": logs}
-        save_weights(self.model, self.last_path, info)
+        save_weights(self.model, self.last_path, {**info, "selected_by": "the last epoch trained"})
+        if self.monitor is None:
+            return
         value = logs.get(self.monitor)
         if value is None:
             raise KeyError(f"AtomicCheckpoint monitors '{self.monitor}' but the epoch logs hold "
                            f"only {sorted(logs)}")
         if self.sign * value < self.best:
             self.best = self.sign * value
-            save_weights(self.model, self.best_path, info)
+            selected = f"{'lowest' if self.sign > 0 else 'highest'} {self.monitor} = {value:.2f}. {self.selection}"
+            save_weights(self.model, self.best_path, {**info, "selected_by": selected.strip()})
 
 
 def backup_path(checkpoint_dir: str) -> str:
@@ -319,7 +372,7 @@ class StepBackup(keras.callbacks.Callback):
 
     def save(self) -> None:
         step = int(self.model.optimizer.iterations.numpy())
-        save_weights(self.model, self.path, {"config": self.config_name, "step": step})
+        save_weights(self.model, self.path, {"config": self.config_name, "step": step}, include_optimizer=True)
         self.saved_step = step
 
     def on_train_begin(self, logs=None):
@@ -363,6 +416,8 @@ class TerminateOnNonFinite(RaiseOnNonFinite):
         except NonFiniteLossError as error:
             step = int(self.model.optimizer.iterations.numpy())
             epoch, in_epoch = divmod(step - 1, self.steps_per_epoch)
+            if not os.path.isfile(self.backup.path):  # another worker than the chief: nothing to keep
+                raise
             shutil.copyfile(self.backup.path, self.last_good_path)
             shutil.copyfile(sidecar_path(self.backup.path), sidecar_path(self.last_good_path))
             raise NonFiniteLossError(
@@ -396,46 +451,58 @@ def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> int
 
 def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, checkpoint_dir: str,
         config_name: str, resume: bool = False, validation_data=None, validation_steps=None,
-        monitor: str | None = None, backup_every: int = 100, callbacks=(), verbose="auto"):
+        monitor: str | None = None, selection: str = "", backup_every: int = 100, callbacks=(),
+        verbose="auto", is_chief: bool = True):
     """``model.fit`` with atomic checkpoints, backups, a non-finite guard and resume.
 
     The model must be compiled (its optimizer's step counter is the training step). With
     ``resume`` the run restarts from ``<checkpoint_dir>/backup`` at the same epoch and step:
     the interrupted epoch is finished first (its remaining steps), then the other epochs.
-    Returns the list of ``History`` objects of the ``model.fit`` calls made.
+    monitor: the log that picks ``best.weights.h5`` (None: only ``last.weights.h5``), and
+    selection: what the validation data were, written in its sidecar. Only the chief
+    (``is_chief``) writes; the other workers of a multi-worker run read the chief's backup when
+    resuming (so ``checkpoint_dir`` must be on a file system they all see). Ctrl-C saves the
+    state first. Returns the list of ``History`` objects of the ``model.fit`` calls made.
     """
     step = restore_backup(model, checkpoint_dir, resume)
     start_epoch, start_batch = divmod(step, steps_per_epoch)
     if resume and step:
         print(f"Resuming at epoch {start_epoch + 1}, step {start_batch} of {steps_per_epoch} "
               f"(training step {step}).")
-    monitor = monitor or ("val_loss" if validation_data is not None else "loss")
     backup = StepBackup(checkpoint_dir, config_name, backup_every)
-    all_callbacks = [TerminateOnNonFinite(backup, checkpoint_dir, steps_per_epoch), backup,
-                     AtomicCheckpoint(checkpoint_dir, config_name, monitor, resume=resume), *callbacks]
-    common = dict(callbacks=all_callbacks, validation_data=validation_data,
+    guard = TerminateOnNonFinite(backup, checkpoint_dir, steps_per_epoch)
+    writers = [backup, AtomicCheckpoint(checkpoint_dir, config_name, monitor, resume=resume, selection=selection)]
+    common = dict(callbacks=[guard, *(writers if is_chief else []), *callbacks], validation_data=validation_data,
                   validation_steps=validation_steps, verbose=verbose, shuffle=False)
     histories = []
-    if start_batch and start_epoch < epochs:  # finish the interrupted epoch
-        histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=start_epoch + 1,
-                                   steps_per_epoch=steps_per_epoch - start_batch, **common))
-        start_epoch += 1
-    if start_epoch < epochs:
-        histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=epochs,
-                                   steps_per_epoch=steps_per_epoch, **common))
-    shutil.rmtree(os.path.dirname(backup.path), ignore_errors=True)  # finished: nothing to resume
+    try:
+        if start_batch and start_epoch < epochs:  # finish the interrupted epoch
+            histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=start_epoch + 1,
+                                       steps_per_epoch=steps_per_epoch - start_batch, **common))
+            start_epoch += 1
+        if start_epoch < epochs:
+            histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=epochs,
+                                       steps_per_epoch=steps_per_epoch, **common))
+    except KeyboardInterrupt:
+        if is_chief:  # the steps done so far are not lost
+            backup.save()
+            print(f"\nInterrupted: the training state at step {backup.saved_step} is saved in "
+                  f"{os.path.dirname(backup.path)}.")
+        raise
+    if is_chief:
+        shutil.rmtree(os.path.dirname(backup.path), ignore_errors=True)  # finished: nothing to resume
     return histories
 
 
-def standard_callbacks(log_dir: str, resume: bool) -> list:
-    """CSV log (appended to when resuming) and, when the tensorboard package is installed,
-    TensorBoard logs, under ``log_dir``."""
+def standard_callbacks(log_dir: str, resume: bool, weight_3d: keras.Variable, preview_batch=None,
+                       is_chief: bool = True) -> list:
+    """TensorBoard logs under ``<log_dir>/tensorboard`` (``tensorboard_logging``), then the CSV log
+    ``<log_dir>/training.csv`` (appended to when resuming), which so also records the learning rate
+    and 3D weight that the first TensorBoard callback adds to the logs. Other workers than the
+    chief write nothing."""
+    board = tensorboard_logging.tensorboard_callbacks(os.path.join(log_dir, "tensorboard"), weight_3d,
+                                                      preview_batch, is_chief=is_chief)
+    if not is_chief:
+        return board
     os.makedirs(log_dir, exist_ok=True)
-    callbacks = [keras.callbacks.CSVLogger(os.path.join(log_dir, "training.csv"), append=resume)]
-    if importlib.util.find_spec("tensorboard") is None:
-        print("Note: no TensorBoard logs (the tensorboard package is not installed; "
-              "`pip install tensorboard` to get them). The CSV log is written.")
-    else:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(log_dir, "tensorboard"),
-                                                     update_freq="epoch"))
-    return callbacks
+    return [*board, keras.callbacks.CSVLogger(os.path.join(log_dir, "training.csv"), append=resume)]

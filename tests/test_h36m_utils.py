@@ -314,3 +314,15 @@ def test_error_2d_and_per_action_summary():
     per_action, averages = hu.summarize_per_action(actions, {"mpjpe": [10, 20, 30, 100]})
     assert per_action == {"Eating": {"mpjpe": 100.0}, "Walking": {"mpjpe": 20.0}}
     assert averages == {"mpjpe": 60.0}  # mean of actions, not of frames (which would be 40)
+
+
+def test_last_trial_of_every_action_is_held_out_for_validation():
+    def sequence(subject, name):
+        return hu.Sequence(subject, hu.canonical_action(name), name, {}, "", {}, 10)
+    names = ["Directions 1", "Directions 2", "SittingDown", "SittingDown 2", "TakingPhoto 1", "Walking 1"]
+    sequences = [sequence(s, n) for s in ("S1", "S8") for n in names]
+    kept, held_out = hu.hold_out_last_trials(sequences, ["S8"])
+    assert [(s.subject, s.name) for s in held_out] == [("S8", n) for n in
+                                                       ("Directions 2", "SittingDown 2", "TakingPhoto 1", "Walking 1")]
+    assert len(kept) + len(held_out) == len(sequences) and not set(map(id, kept)) & set(map(id, held_out))
+    assert all(s.subject == "S1" for s in kept[:len(names)]) and hu.hold_out_last_trials(sequences, [])[1] == []

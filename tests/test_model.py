@@ -101,11 +101,13 @@ def _perturb_weights(network, rng):
 
 @pytest.mark.parametrize("num_views", [2, 3, 4])
 def test_output_shapes_and_finiteness(num_views, rng):
-    network = model.build_model("tiny", num_views=num_views)
+    network = model.build_model("tiny", num_views=num_views, with_heatmaps=True)
     inputs, _, _ = make_batch(rng, 2, num_views)
     outputs = network(inputs, training=False)
     config = model.CONFIGS["tiny"]
     assert set(outputs) == {"heatmaps", "kp2d", "kp3d"}
+    plain = model.build_model("tiny", num_views=num_views)  # the training variant: the same weights
+    assert set(plain(inputs, training=False)) == {"kp2d", "kp3d"} and plain.count_params() == network.count_params()
     heat = config.heatmap_size
     assert tuple(outputs["heatmaps"].shape) == (2, num_views, heat, heat, JOINTS)
     assert tuple(outputs["kp2d"].shape) == (2, num_views, JOINTS, 2)
@@ -235,7 +237,7 @@ def _output_shape(network, layer: str) -> tuple:
 def test_configs_build_the_documented_architecture(name):
     """The built graph (weights=None) has README's parameter count and the documented layer shapes."""
     encoder, feature_map, view_channels, canonical_channels, heatmap_size = DOCUMENTED_ARCHITECTURES[name]
-    network = model.build_model(name, num_views=4, num_joints=JOINTS, weights=None)
+    network = model.build_model(name, num_views=4, num_joints=JOINTS, weights=None, with_heatmaps=True)
     built, documented = network.count_params(), _readme_parameter_counts()[name]
     assert built == documented, f"{name}: {built:,} parameters built, README.md says {documented:,}"
     cells = feature_map[:2]
@@ -406,8 +408,17 @@ def test_loss_values_against_numpy(rng):
     assert not np.isfinite(float(losses.Loss3D("l1")(true_3d, pred_3d)))
     with pytest.raises(ValueError, match="Unknown 3D loss"):
         losses.Loss3D("l2")
-    with pytest.raises(ValueError, match="Unknown loss mode"):
-        losses.make_losses("2.5d", 128)
+    with pytest.raises(ValueError, match="final_weight, warmup_steps, ramp_steps >= 0"):
+        losses.Loss3DWeight(-1.0)
+
+
+def test_metrics_in_mm_and_px_against_numpy(rng):
+    true_3d, pred_3d = rng.normal(0, 100, (2, 5, 17, 3)).astype(np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(losses.mpjpe(true_3d, pred_3d)),
+                               np.linalg.norm(pred_3d - true_3d, axis=-1).mean(axis=-1), rtol=1e-5)
+    true_2d, pred_2d = rng.normal(0, 10, (2, 5, 4, 17, 2)).astype(np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(losses.pixel_error(true_2d, pred_2d)),
+                               np.linalg.norm(pred_2d - true_2d, axis=-1).mean(axis=(1, 2)), rtol=1e-5)
 
 
 def test_ramp_weight_schedule():
@@ -416,17 +427,24 @@ def test_ramp_weight_schedule():
     assert losses.ramp_weight(3, 0.5, warmup_steps=3, ramp_steps=0) == 0.5
 
 
-def test_fit_ramps_the_3d_weight_and_fails_on_non_finite_loss(rng):
+def test_fit_ramps_the_3d_weight_of_any_loss_and_fails_on_non_finite_loss(rng):
+    """The ramp weighs whatever loss sits under kp3d: here a plain function the user wrote."""
     keras.utils.set_random_seed(int(rng.integers(1 << 30)))
     network = model.build_model("tiny", num_views=2)
     inputs, targets, _ = make_batch(rng, 2, 2)
-    setup = losses.make_losses("2d+3d", IMAGE_SIZE, weight_3d=0.01, warmup_steps=2, ramp_steps=2)
-    network.compile(optimizer=keras.optimizers.Adam(1e-4), **setup.compile_kwargs())
+    weight_3d = losses.Loss3DWeight(0.01, warmup_steps=2, ramp_steps=2)
+
+    def users_3d_loss(y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_pred - y_true) / 1000.0, axis=(1, 2))
+
+    network.compile(optimizer=keras.optimizers.Adam(1e-4), loss={"kp2d": losses.Loss2D(IMAGE_SIZE), "kp3d": users_3d_loss},
+                    loss_weights={"kp2d": 1.0, "kp3d": weight_3d.variable})
     seen = []
     record = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: seen.append(
-            (float(keras.ops.convert_to_numpy(setup.weight_3d)), logs["loss"], logs["kp2d_loss"], logs["kp3d_loss"])))
-    network.fit(inputs, targets, batch_size=2, epochs=5, verbose=0, callbacks=setup.callbacks + [record])
+            (float(keras.ops.convert_to_numpy(weight_3d.variable)), logs["loss"], logs["kp2d_loss"], logs["kp3d_loss"])))
+    guard = losses.RaiseOnNonFinite()
+    network.fit(inputs, targets, batch_size=2, epochs=5, verbose=0, callbacks=[weight_3d, guard, record])
     weights = [entry[0] for entry in seen]
     np.testing.assert_allclose(weights, [0, 0, 0.005, 0.01, 0.01])
     for weight, total, term_2d, term_3d in seen:            # logs: unweighted terms, weighted total
@@ -435,17 +453,7 @@ def test_fit_ramps_the_3d_weight_and_fails_on_non_finite_loss(rng):
 
     targets["kp3d"][1, 3, 0] = np.nan
     with pytest.raises(losses.NonFiniteLossError, match="kp3d_loss"):
-        network.fit(inputs, targets, batch_size=2, epochs=1, verbose=0, callbacks=setup.callbacks)
-
-
-@pytest.mark.parametrize("mode, weights", [("2d", (1.0, 0.0)), ("3d", (0.0, 1.0)), ("2d+3d", (1.0, 1e-4))])
-def test_make_losses_weights_per_mode(mode, weights):
-    setup = losses.make_losses(mode, 128)
-    assert set(setup.loss) == {"kp2d", "kp3d"}
-    assert setup.loss_weights["kp2d"] == weights[0]
-    assert float(keras.ops.convert_to_numpy(setup.loss_weights["kp3d"])) == pytest.approx(weights[1])
-    assert not any(isinstance(c, losses.Loss3DWeightRamp) for c in setup.callbacks)
-    assert any(isinstance(c, losses.RaiseOnNonFinite) for c in setup.callbacks)
+        network.fit(inputs, targets, batch_size=2, epochs=1, verbose=0, callbacks=[weight_3d, guard])
 
 
 # --------------------------------------------------------------------------- other backends

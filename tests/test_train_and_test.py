@@ -58,13 +58,13 @@ def test_train_then_test_on_synthetic_data(synthetic_dataset, tmp_path, capsys):
                                 "--output-dir", str(outputs), "--images-dir", str(images)])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
-    assert "Average" in printed and "MPJPE" in printed
+    assert "Avg (actions)" in printed and "Avg (frames)" in printed and "MPJPE" in printed
     metrics = json.loads((outputs / "metrics.json").read_text())
     for key in ("mpjpe_mm", "mpjpe_relative_mm", "p_mpjpe_mm", "error_2d_px"):
         assert math.isfinite(metrics[key]) and metrics[key] >= 0
     assert metrics["config"] == "tiny" and metrics["weights"] == str(best) and metrics["num_frames"] > 0
     assert sum(row["num_frames"] for row in metrics["per_action"].values()) == metrics["num_frames"]
-    assert (outputs / "metrics.csv").read_text().splitlines()[-1].startswith("Average,")
+    assert (outputs / "metrics.csv").read_text().splitlines()[-1].startswith("Average over frames,")
     for picture in ("kpts_preds.png", "3d_prediction.png"):
         assert (images / picture).stat().st_size > 10_000
 
