@@ -16,9 +16,10 @@ and ``build_dataset`` batches them (a leading B axis on everything). J = the 17 
 Where the pixels come from: ``crop_cache`` streams the videos once into sharded TFRecords of
 JPEG crops cut around the ROOT box (``crops.root_box``: a fixed world square around the
 pelvis, never the 2D labels), ``pad`` pixels wider than the final crop. Here the shards are
-read back: testing takes the exact centre window of each cached crop (no resampling);
-training jitters the box in scale and shift and resamples it bilinearly
-(``tf.image.crop_and_resize``), and K, P and the 2D targets go through the same matrix.
+read back: testing takes the exact centre window of each cached crop; training takes a window
+shifted by whole pixels (and, with ``scale_jitter``, of another size, resized bilinearly), and
+K, P and the 2D targets go through the same matrix. Only TensorFlow ops run per sample (no
+Python callback), so a process that stops reading mid-epoch still exits cleanly.
 
 Training order: the cache's shards are each a random sample of the split in random order;
 every epoch reads them in a new random order, several at once, through a shuffle buffer, so
@@ -53,8 +54,8 @@ def steps_per_epoch(sequences, batch_size: int, stride: int = 1) -> int:
 
 
 def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, training: bool, stride: int = 1,
-                  box_mm: float = crops.CropConfig.box_mm, scale_jitter: float = crops.CropConfig.scale_jitter,
-                  shift_jitter: float = crops.CropConfig.shift_jitter, seed: int | None = None,
+                  box_mm: float = crops.CropConfig.box_mm, shift_jitter: float = crops.CropConfig.shift_jitter,
+                  scale_jitter: float = crops.CropConfig.scale_jitter, seed: int | None = None,
                   with_metadata: bool = False, camera_ids: SequenceOf[str] = h36m_utils.CAMERA_IDS,
                   shuffle_buffer: int = 1024, drop_remainder: bool | None = None,
                   input_context: tf.distribute.InputContext | None = None, cache_dir: str | None = None,
@@ -122,18 +123,17 @@ def _epoch_records(shards: list[str], epoch: tf.Tensor, seed: int, shuffle_buffe
 def _sample(record, epoch, config: crops.CropConfig, num_views: int, training: bool, seed: int | None):
     """One cached record -> (inputs, targets, metadata) with shapes of the module docstring."""
     fields = crop_cache.parse_record(record, num_views)
-    size, cached = config.image_size, config.cache_size
+    cached = config.cache_size
     images = tf.stack([tf.io.decode_jpeg(fields["images"][view], channels=3) for view in range(num_views)])
     images = tf.ensure_shape(images, (num_views, cached, cached, 3))
     if training:
         key = tf.random.experimental.stateless_fold_in(
             tf.random.experimental.stateless_fold_in(tf.constant([seed, 1], tf.int64), epoch), fields["sample_id"])
-        zoom, corner = _jittered_windows(key, config, num_views)
-        images = _resample(images, zoom, corner, size)
+        corner, side = _jittered_windows(key, config, num_views)
     else:
-        zoom, corner = tf.ones(num_views, tf.float64), tf.fill((num_views, 2), tf.cast(config.pad, tf.float64))
-        images = images[:, config.pad:config.pad + size, config.pad:config.pad + size]
-    crop = _window_matrix(zoom, corner) @ fields["cache_crop"]  # (V, 3, 3) frame -> final crop pixels
+        corner, side = tf.fill((num_views, 2), config.pad), tf.fill((num_views,), config.image_size)
+    images = _cut_windows(images, corner, side, config)
+    crop = _window_matrix(corner, side, config.image_size) @ fields["cache_crop"]  # (V, 3, 3) frame -> crop px
     K = crop @ fields["K"]
     inputs = {"images": images, "P": tf.cast(K @ fields["Rt"], tf.float32), "K": tf.cast(K, tf.float32),
               "dist": tf.cast(fields["dist"], tf.float32)}
@@ -145,35 +145,43 @@ def _sample(record, epoch, config: crops.CropConfig, num_views: int, training: b
 
 
 def _jittered_windows(key: tf.Tensor, config: crops.CropConfig, num_views: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per view, the jittered box as a window of the cached crop: zoom (V,) and corner (V, 2).
+    """Per view, the jittered box as a square window of the cached crop, in whole cached pixels:
+    top-left ``corner`` (V, 2) int32 (x, y) and ``side`` (V,) int32.
 
-    The box side is ``S * zoom`` cached pixels, zoom uniform in ``1 -/+ scale_jitter``, its centre
-    moved by up to ``shift_jitter`` of that side; ``corner`` is the cached-crop position that
-    output pixel 0 samples, so output pixel i samples ``corner + i * zoom``.
+    side = S times a factor uniform in ``1 -/+ scale_jitter``; the window's centre moves from the
+    cached crop's by up to ``shift_jitter`` of that side along each axis.
     """
-    size, center = config.image_size, (config.cache_size - 1) / 2.0
+    size, cached = config.image_size, config.cache_size
     zoom_key, shift_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     zoom = tf.random.stateless_uniform((num_views,), zoom_key, 1.0 - config.scale_jitter,
-                                       1.0 + config.scale_jitter, tf.float64)
-    shift = tf.random.stateless_uniform((num_views, 2), shift_key, -config.shift_jitter, config.shift_jitter,
-                                        tf.float64)
-    side = size * zoom[:, None]
-    return zoom, center + shift * side - side / 2.0 + 0.5 * zoom[:, None]
+                                       1.0 + config.scale_jitter)
+    side = tf.cast(tf.round(size * zoom), tf.int32)
+    shift = tf.random.stateless_uniform((num_views, 2), shift_key, -config.shift_jitter, config.shift_jitter)
+    offset = tf.cast(tf.round(shift * tf.cast(side, tf.float32)[:, None]), tf.int32)
+    corner = (cached - side)[:, None] // 2 + offset
+    return tf.clip_by_value(corner, 0, (cached - side)[:, None]), side
 
 
-def _resample(images: tf.Tensor, zoom: tf.Tensor, corner: tf.Tensor, size: int) -> tf.Tensor:
-    """(V, C, C, 3) uint8 cached crops -> (V, S, S, 3) uint8 windows, bilinear, black outside."""
-    last = tf.cast(tf.shape(images)[1] - 1, tf.float64)
-    far = corner + (size - 1) * zoom[:, None]
-    boxes = tf.cast(tf.stack([corner[:, 1], corner[:, 0], far[:, 1], far[:, 0]], axis=1) / last, tf.float32)
-    windows = tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), (size, size))
-    return tf.cast(tf.round(windows), tf.uint8)
+def _cut_windows(images: tf.Tensor, corner: tf.Tensor, side: tf.Tensor, config: crops.CropConfig) -> tf.Tensor:
+    """(V, C, C, 3) uint8 cached crops -> (V, S, S, 3) uint8: each view's window, resized to S when
+    its side is not S (bilinear, pixel centres kept: ``tf.image.resize``'s half-pixel convention)."""
+    size, views = config.image_size, []
+    for view in range(images.shape[0]):
+        x, y, w = corner[view, 0], corner[view, 1], side[view]
+        window = images[view, y:y + w, x:x + w]
+        if config.scale_jitter > 0:  # a resample only where windows can differ from S in size
+            window = tf.cast(tf.round(tf.image.resize(window, (size, size))), tf.uint8)
+        views.append(tf.ensure_shape(window, (size, size, 3)))
+    return tf.stack(views)
 
 
-def _window_matrix(zoom: tf.Tensor, corner: tf.Tensor) -> tf.Tensor:
-    """(V, 3, 3) map from cached-crop pixels to window pixels: ``u' = (u - corner) / zoom``."""
-    scale, zero, one = 1.0 / zoom, tf.zeros_like(zoom), tf.ones_like(zoom)
-    rows = [[scale, zero, -corner[:, 0] * scale], [zero, scale, -corner[:, 1] * scale], [zero, zero, one]]
+def _window_matrix(corner: tf.Tensor, side: tf.Tensor, size: int) -> tf.Tensor:
+    """(V, 3, 3) float64 map from cached-crop pixels to window pixels resized to S:
+    ``u' = (u - corner + 1/2) S / side - 1/2`` (pixel centres at integers on both sides)."""
+    scale = size / tf.cast(side, tf.float64)
+    shift = (0.5 - tf.cast(corner, tf.float64)) * scale[:, None] - 0.5
+    zero, one = tf.zeros_like(scale), tf.ones_like(scale)
+    rows = [[scale, zero, shift[:, 0]], [zero, scale, shift[:, 1]], [zero, zero, one]]
     return tf.stack([tf.stack(row, axis=-1) for row in rows], axis=-2)
 
 

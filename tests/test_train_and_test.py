@@ -2,9 +2,13 @@
 
 The session fixture ``synthetic_dataset`` holds S1 (training) and S11 (held out).
 """
+import csv
+import importlib.util
 import json
 import math
 import os
+import pathlib
+import re
 
 import pytest
 
@@ -86,3 +90,59 @@ def test_demo_settings_use_the_synthetic_layout_and_hold_out_s11(tmp_path):
     assert args.config == "tiny" and args.verbose == 2
     assert args.data_dir == str(tmp_path / "Data") and args.cameras.endswith("camera-parameters.json")
     assert args.test_subjects == ["S11"] and "S11" not in args.train_subjects and "S1" in args.train_subjects
+
+
+# --------------------------------------------------------------------------- README: "Changing the loss"
+
+README = pathlib.Path(train_and_test.__file__).with_name("README.md")
+EXAMPLE = re.compile(r"<!-- example (\w+): (?:replace the line with `(.+?)` by|add before the line `(.+?)`):? -->\n"
+                     r"```python\n(.*?)```", re.S)
+
+
+def readme_examples() -> dict:
+    """{example name: [(line replaced or None, line inserted before or None, code)]} from README.md."""
+    examples = {}
+    for name, replaced, before, code in EXAMPLE.findall(README.read_text()):
+        examples.setdefault(name, []).append((replaced or None, before or None, code))
+    return examples
+
+
+def apply_edits(source: str, edits) -> str:
+    for replaced, before, code in edits:
+        if replaced:
+            lines = [line for line in source.splitlines() if line.strip().startswith(replaced)]
+            assert len(lines) == 1, f"README's line {replaced!r} is not once in train_and_test.py"
+            source = source.replace(lines[0], code.rstrip("\n"))
+        else:
+            assert source.count(before) == 1, f"README's line {before!r} is not once in train_and_test.py"
+            source = source.replace(before, code + "\n\n" + before)
+    return source
+
+
+def first_kp3d_loss(module, dataset, tmp_path, name) -> float:
+    """Train 1 step of tiny with the module's main; the unweighted 3D term of that step (from the CSV)."""
+    logs = tmp_path / name / "logs"
+    argv = ["--mode", "train", *data_flags(dataset), "--config", "tiny", "--batch-size", "2", "--verbose", "0",
+            "--epochs", "1", "--steps-per-epoch", "1", "--val-subjects", "none", "--seed", "3",
+            "--checkpoint-dir", str(tmp_path / name / "checkpoints"), "--log-dir", str(logs)]
+    assert module.main(argv) == 0
+    rows = list(csv.DictReader(open(logs / "training.csv")))
+    return float(rows[0]["kp3d_loss"])
+
+
+def test_changing_the_loss_examples_of_the_readme_run_as_written(synthetic_dataset, tmp_path):
+    examples = readme_examples()
+    assert set(examples) == {"huber", "symmetry"}
+    source = pathlib.Path(train_and_test.__file__).read_text()
+    losses_seen = {"as shipped": first_kp3d_loss(train_and_test, synthetic_dataset, tmp_path, "shipped")}
+    for name, edits in examples.items():
+        path = tmp_path / f"train_and_test_{name}.py"
+        path.write_text(apply_edits(source, edits))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        losses_seen[name] = first_kp3d_loss(module, synthetic_dataset, tmp_path, name)
+    # The same weights and batch: Keras' Huber / delta is below L1 (e^2 / 2 delta near 0, |e| - delta / 2
+    # beyond), the penalty adds to L1.
+    assert all(math.isfinite(value) for value in losses_seen.values()), losses_seen
+    assert losses_seen["huber"] / 50.0 < losses_seen["as shipped"] < losses_seen["symmetry"], losses_seen

@@ -2,12 +2,16 @@
 
 A tiny dense model keeps these fast; the real model goes through test_train_and_test.py.
 """
+import functools
 import glob
+import hashlib
+import http.server
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import keras
 import numpy as np
@@ -246,3 +250,51 @@ def test_weights_from_a_url_are_downloaded_once_with_their_sidecar(tmp_path):
     assert training.resolve_weights(url, cache_dir=str(tmp_path / "cache")) == local
     with pytest.raises(ValueError, match="config 'toy'.*config 'tiny'"):
         training.load_weights(toy_model(compile=False), local, "tiny")
+
+
+def h5_groups(path) -> set:
+    import h5py
+    with h5py.File(path, "r") as handle:
+        return set(handle.keys())
+
+
+def test_published_weights_hold_the_model_only_and_the_backup_the_optimizer(tmp_path):
+    model = toy_model()
+    with pytest.raises(KeyboardInterrupt):  # stop mid-run so that the backup is still there
+        training.fit(model, constant_data(), epochs=2, steps_per_epoch=STEPS_PER_EPOCH, checkpoint_dir=str(tmp_path),
+                     config_name="toy", backup_every=1, verbose=0, callbacks=[CrashAt(STEPS_PER_EPOCH + 1)])
+    last, backup = str(tmp_path / "last.weights.h5"), training.backup_path(str(tmp_path))
+    assert "optimizer" not in h5_groups(last) and "optimizer" in h5_groups(backup)
+    assert os.path.getsize(last) < os.path.getsize(backup)
+    fresh = toy_model(seed=5, compile=False)
+    training.load_weights(fresh, last, "toy")  # loads into a model that has no optimizer at all
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_weights_are_checked_against_their_sha256_locally_and_over_http(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    path = served / "run.weights.h5"
+    training.save_weights(toy_model(), str(path), {"config": "toy"})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert training.resolve_weights(str(path), digest) == str(path)
+    wrong = "0" * 64
+    with pytest.raises(ValueError, match=f"sha256 is {digest} but --weights-sha256 expects {wrong}"):
+        training.resolve_weights(str(path), wrong)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/run.weights.h5"
+        local = training.resolve_weights(url, digest.upper(), cache_dir=str(tmp_path / "cache"))
+        assert open(local, "rb").read() == path.read_bytes()
+        with pytest.raises(ValueError, match=f"sha256 is {digest} but --weights-sha256 expects {wrong}"):
+            training.resolve_weights(url, wrong, cache_dir=str(tmp_path / "cache"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
