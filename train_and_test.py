@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--cpu-replicas", type=int, default=0,
                      help="mirrored on a machine without GPUs: split the CPU into this many replicas "
                           "(for trying multi-replica training, e.g. 2)")
+    fit.add_argument("--worker-start-timeout", type=float, default=600.0,
+                     help="multiworker: seconds to wait for every worker of TF_CONFIG to join before giving up")
     parser.add_argument("--weights", default=None,
                         help="weights file or URL: test mode evaluates it; train mode starts from it "
                              "(checked against --config via its .json sidecar)")
@@ -181,12 +183,13 @@ def load_training_splits(args):
 
 
 def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, seed=None,
-             with_metadata=False, input_context=None):
+             with_metadata=False, input_context=None, drop_remainder=None):
     import data_loader
     return data_loader.build_dataset(sequences, cameras, image_size=config.image_size,
                                      batch_size=batch_size, training=training, stride=stride,
                                      box_mm=args.box_mm, seed=seed, with_metadata=with_metadata,
-                                     input_context=input_context, cache_dir=args.cache_dir)
+                                     input_context=input_context, cache_dir=args.cache_dir,
+                                     drop_remainder=drop_remainder)
 
 
 # --------------------------------------------------------------------------- train
@@ -218,14 +221,16 @@ def run_train(args) -> str:
 
     import keras  # TensorFlow loads only once the data is known to be there
     import data_loader
+    import distribution
     import losses
     import model as model_lib
     import tensorboard_logging
     import training
+    import weights_files
 
     config = model_lib.get_config(args.config)
-    strategy = training.make_strategy(args.strategy, args.cpu_replicas)
-    chief = training.is_chief_process(strategy)
+    strategy = distribution.make_strategy(args.strategy, args.cpu_replicas, args.worker_start_timeout)
+    chief = distribution.is_chief_process(strategy)
     checkpoint_dir, log_dir = args.checkpoint_dir, args.log_dir
     steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
         sequences, args.batch_size, args.train_stride)
@@ -233,25 +238,27 @@ def run_train(args) -> str:
           f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
           f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\n{val_text}")
     keras.utils.set_random_seed(args.seed)
-    train_data = training.distributed_dataset(
+    train_data = distribution.distributed_dataset(
         strategy, lambda batch, context: _dataset(args, sequences, cameras, config, batch, training=True,
                                                   stride=args.train_stride, seed=args.seed,
                                                   input_context=context), args.batch_size)
     validation = val_steps = preview = None
     if val_sequences:
+        # Several replicas: full batches only, or Keras' per-output validation losses come out wrong.
+        full_batches = strategy.num_replicas_in_sync > 1
         validation = _dataset(args, val_sequences, cameras, config, args.batch_size, training=False,
-                              stride=args.val_stride)
-        val_steps = args.val_steps or -(-data_loader.count_frames(val_sequences, args.val_stride)
-                                        // args.batch_size)
+                              stride=args.val_stride, drop_remainder=full_batches)
+        frames = data_loader.count_frames(val_sequences, args.val_stride)
+        val_steps = args.val_steps or (frames // args.batch_size if full_batches else -(-frames // args.batch_size))
         preview = tensorboard_logging.take_preview_batch(validation, frames=3)
-    start_weights = training.resolve_weights(args.weights, args.weights_sha256) if args.weights else None
+    start_weights = weights_files.resolve_weights(args.weights, args.weights_sha256) if args.weights else None
     if start_weights:
-        training.check_weights_config(start_weights, config.name)
+        weights_files.check_weights_config(start_weights, config.name)
     with strategy.scope():
         network = build_network(args, config)
-        training.synchronize_batch_norm(network, strategy)
+        distribution.synchronize_batch_norm(network, strategy)
         if start_weights:
-            training.load_weights(network, start_weights, config.name)
+            weights_files.load_weights(network, start_weights, config.name)
             print(f"Starting from --weights {args.weights}.")
         # The 3D term's weight: 0 during --warmup-3d-steps, then a linear ramp (losses.Loss3DWeight).
         weight_3d = losses.Loss3DWeight({"2d": 0.0, "3d": 1.0, "2d+3d": args.weight_3d}[args.loss],
@@ -263,6 +270,7 @@ def run_train(args) -> str:
                   "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
             loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},
             metrics={"kp2d": [losses.pixel_error], "kp3d": [losses.mpjpe]})
+    distribution.enable_multi_worker_fit(network, strategy)
     monitor = "val_kp3d_mpjpe" if validation is not None else None
     training.fit(network, train_data, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
                  checkpoint_dir=checkpoint_dir, config_name=config.name, resume=args.resume,
@@ -271,8 +279,9 @@ def run_train(args) -> str:
                  callbacks=[weight_3d, *training.standard_callbacks(log_dir, args.resume, weight_3d.variable,
                                                                      preview, is_chief=chief)])
     chosen = os.path.join(checkpoint_dir, "best.weights.h5" if monitor else "last.weights.h5")
-    print(f"Weights to test and publish: {chosen} "
-          f"({'lowest ' + monitor + ' on the validation data' if monitor else 'the last epoch'}).")
+    if chief:
+        print(f"Weights to test and publish: {chosen} "
+              f"({'lowest ' + monitor + ' on the validation data' if monitor else 'the last epoch'}).")
     return chosen
 
 
@@ -284,20 +293,20 @@ def run_test(args, weights: str | None = None) -> dict:
     import data_loader
     import evaluation
     import model as model_lib
-    import training
+    import weights_files
 
     weights = weights or args.weights
     if not weights:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
     config = model_lib.get_config(args.config)
-    local_weights = training.resolve_weights(weights, args.weights_sha256)
-    training.check_weights_config(local_weights, config.name)
+    local_weights = weights_files.resolve_weights(weights, args.weights_sha256)
+    weights_files.check_weights_config(local_weights, config.name)
     sequences, cameras = load_split(args, test_subjects, "test")
     network = model_lib.build_model(config)
-    info = training.load_weights(network, local_weights, config.name)
+    info = weights_files.load_weights(network, local_weights, config.name)
     num_frames = data_loader.count_frames(sequences, args.test_stride)
-    print(f"Testing {weights} ({config.name}; {training.describe_weights(info)}) on {num_frames} frames of "
+    print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
           f"{', '.join(test_subjects)} (frame stride {args.test_stride}).")
     dataset = _dataset(args, sequences, cameras, config, args.batch_size, training=False,
                        stride=args.test_stride, with_metadata=True)
@@ -397,11 +406,18 @@ def main(argv=None) -> int:
 
 
 def explain_runtime_error(error: Exception, args) -> str | None:
-    """A message for the runtime errors with a known cause (a damaged crop cache); else None."""
+    """A message for the runtime errors with a known cause (a damaged crop cache, a lost worker);
+    else None."""
     import tensorflow as tf
     if isinstance(error, tf.errors.DataLossError):
         import crop_cache
         return crop_cache.explain_data_loss(args.cache_dir if args else None, error)
+    import distribution
+    if args is not None and args.strategy == "multiworker" and isinstance(error, distribution.LOST_WORKER_ERRORS):
+        return (f"a worker of the multi-worker run was lost or stopped answering ({type(error).__name__}: "
+                f"{distribution.describe_lost_worker(error)}). Start every worker again with the same command "
+                f"and --resume: they continue from the chief's last backup in "
+                f"{os.path.join(args.checkpoint_dir, 'backup')}.")
     return None
 
 

@@ -1,12 +1,7 @@
-"""Everything around ``keras.Model.fit``: strategy, schedule, weights files, callbacks, resume.
+"""Everything around ``keras.Model.fit``: the learning-rate schedule, checkpoints, resume, logs.
 
-* Strategy: ``default`` (one device), ``mirrored`` (all GPUs of one machine),
-  ``multiworker`` (several machines, configured by ``TF_CONFIG``). ``--batch-size`` is the
-  GLOBAL batch; each replica gets ``batch / replicas`` and every input pipeline reads its
-  own share of the sequences (``distributed_dataset``).
-* Weights: ``*.weights.h5`` written atomically (temporary file + ``os.replace``), with a
-  sidecar ``<file>.json`` naming the model config, so that loading weights into another
-  config fails with a message naming both.
+* Checkpoints: ``last.weights.h5`` every epoch and ``best.weights.h5`` on the best validation
+  value, model only, written atomically with a sidecar (``weights_files``).
 * Resume: ``StepBackup`` keeps the full training state (weights + optimizer, whose step
   counter says where training is) in ``<checkpoint_dir>/backup``; ``fit`` restarts from it
   at the same epoch and step. Keras 3's own ``BackupAndRestore`` restores only the epoch
@@ -16,8 +11,6 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import shutil
@@ -25,117 +18,15 @@ import shutil
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.saving import saving_lib  # save_weights_only(objects_to_skip=...): weights without the optimizer
 
+import distribution
 import tensorboard_logging
 from losses import NonFiniteLossError, RaiseOnNonFinite
+from weights_files import read_weights_info, save_weights, sidecar_path
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 BACKUP_DIR_NAME = "backup"
 BACKUP_FILE_NAME = "state.weights.h5"
 LAST_GOOD_FILE_NAME = "last_good.weights.h5"
-
-
-# --------------------------------------------------------------------------- strategy
-
-def make_strategy(name: str, cpu_replicas: int = 0) -> tf.distribute.Strategy:
-    """The ``tf.distribute`` strategy called ``name`` (one of ``STRATEGIES``).
-
-    ``mirrored`` uses every GPU of this machine; with ``cpu_replicas`` N > 0 (a machine without
-    GPUs) it splits the CPU into N logical devices, one replica each, to try multi-replica
-    training anywhere. ``multiworker`` needs ``TF_CONFIG`` (the cluster and this process's task),
-    set the same in every process except for ``task.index``.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas) if cpu_replicas else None)
-    if name == "multiworker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
-                "--strategy multiworker needs the TF_CONFIG environment variable in every worker "
-                "process, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
-                "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' (index 1 "
-                "in the second). See README, 'Training on several machines'.")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
-
-
-def split_cpu(replicas: int) -> list[str]:
-    """Split the CPU into ``replicas`` logical devices; returns their names.
-
-    Must run before TensorFlow initialises its devices (before any tensor is made).
-    """
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
-    except RuntimeError as error:  # already initialised: only an unchanged split is usable
-        if len(tf.config.list_logical_devices("CPU")) != replicas:
-            raise ValueError(f"Cannot split the CPU into {replicas} devices after TensorFlow has started "
-                             f"({error}); split it first.") from error
-    return [device.name for device in tf.config.list_logical_devices("CPU")]
-
-
-def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
-    """The batch each replica sees; the global batch must split evenly across replicas."""
-    replicas = strategy.num_replicas_in_sync
-    if global_batch_size < replicas or global_batch_size % replicas:
-        raise ValueError(f"--batch-size {global_batch_size} is the global batch and must be a "
-                         f"multiple of the {replicas} replicas of the strategy; use e.g. "
-                         f"{max(1, global_batch_size // replicas) * replicas}.")
-    return global_batch_size // replicas
-
-
-def synchronize_batch_norm(model: keras.Model, strategy: tf.distribute.Strategy) -> int:
-    """Make every BatchNormalization in ``model`` (backbone included) use global-batch statistics.
-
-    With several replicas each would otherwise normalise over its own slice of the global batch,
-    so training would differ from one device. Only for TensorFlow strategies with more than one
-    replica: a single device needs nothing, and a saved model stays loadable by other backends.
-    Returns how many layers were switched.
-    """
-    if strategy.num_replicas_in_sync <= 1:
-        return 0
-    batch_norms = [layer for layer in _all_layers(model)
-                   if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in batch_norms:
-        layer.synchronized = True  # read at call time by Keras' BatchNormalization
-    return len(batch_norms)
-
-
-def _all_layers(layer):
-    """``layer`` and every layer nested in it (sub-models such as the ResNet backbone)."""
-    yield layer
-    for child in getattr(layer, "layers", []):
-        yield from _all_layers(child)
-
-
-def distributed_dataset(strategy: tf.distribute.Strategy, make_dataset, global_batch_size: int):
-    """The training data, split across the strategy's replicas.
-
-    make_dataset(batch_size, input_context) -> tf.data.Dataset yields batches of
-    ``batch_size``; under a distributing strategy it is called once per input pipeline (one
-    per worker) with the per-replica batch and an ``InputContext`` to shard the sequences by.
-    """
-    per_replica = per_replica_batch_size(global_batch_size, strategy)
-    if strategy.num_replicas_in_sync == 1 and not isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return make_dataset(global_batch_size, None)
-    return strategy.distribute_datasets_from_function(
-        lambda context: make_dataset(per_replica, context))
-
-
-def is_chief_process(strategy: tf.distribute.Strategy) -> bool:
-    """True where checkpoints and logs are written: single-machine runs and the multi-worker chief."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    return resolver is None or not resolver.task_type or is_chief(resolver)
-
-
-def is_chief(resolver) -> bool:
-    """The chief task, or worker 0 when the cluster names no chief (TF_CONFIG's convention)."""
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "chief" or (
-        not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
 
 
 # --------------------------------------------------------------------------- optimizer
@@ -153,149 +44,6 @@ def make_optimizer(learning_rate: float, total_steps: int, warmup_steps: int = 0
         decay_steps=max(total_steps - warmup_steps, 1), alpha=0.01,
         warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
     return keras.optimizers.Adam(schedule, clipnorm=clipnorm)
-
-
-# --------------------------------------------------------------------------- weights files
-
-def sidecar_path(weights_path: str) -> str:
-    """The json beside a weights file (``best.weights.h5`` -> ``best.weights.h5.json``)."""
-    return f"{weights_path}.json"
-
-
-def _replace_atomically(write, path: str, suffix: str) -> None:
-    """Call write(temporary_path), then move the result onto ``path`` in one step."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}{suffix}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def save_weights(model: keras.Model, path: str, info: dict, include_optimizer: bool = False) -> None:
-    """Write ``model``'s weights to ``path`` and ``info`` to its sidecar, each atomically.
-
-    Published weights (best, last) hold the model only; the resume backup passes
-    ``include_optimizer=True`` (Adam's two moments triple the file). Both files are written to
-    temporary names first and moved into place, so a crash never leaves a half-written file under
-    the final name. ``info`` must hold ``config`` (the config name).
-    """
-    if not path.endswith(".weights.h5"):
-        raise ValueError(f"Weights file names must end in .weights.h5, got {path}")
-    if "config" not in info:
-        raise ValueError("save_weights needs info['config'], the model config's name")
-    skip = None if include_optimizer or model.optimizer is None else [model.optimizer]
-    _replace_atomically(lambda tmp: saving_lib.save_weights_only(model, tmp, objects_to_skip=skip),
-                        path, ".weights.h5")
-
-    def write_json(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(info, handle, indent=2)
-    _replace_atomically(write_json, sidecar_path(path), ".json")
-
-
-def read_weights_info(path: str) -> dict | None:
-    """The sidecar json of a weights file, or None when there is none."""
-    side = sidecar_path(path)
-    if not os.path.isfile(side):
-        return None
-    with open(side, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def resolve_weights(path_or_url: str, sha256: str | None = None, cache_dir: str | None = None) -> str:
-    """A local path for ``--weights``: a URL is downloaded once (with its sidecar, if served)
-    by ``keras.utils.get_file`` and cached; a local path must exist. With ``sha256`` the file's
-    hash must match (a mismatch is an error naming both hashes)."""
-    if "://" not in path_or_url:
-        if not os.path.isfile(path_or_url):
-            raise FileNotFoundError(
-                f"--weights {path_or_url}: no such file. Pass a .weights.h5 written by "
-                "train_and_test.py (e.g. checkpoints/best.weights.h5) or a URL.")
-        local = path_or_url
-    else:
-        local = _download(path_or_url, cache_dir)
-    if sha256:
-        check_sha256(local, sha256, path_or_url)
-    return local
-
-
-def _download(url: str, cache_dir: str | None) -> str:
-    name = os.path.basename(url.split("?")[0]) or "weights.weights.h5"
-    if cache_dir:
-        os.makedirs(cache_dir, exist_ok=True)  # get_file falls back to /tmp for a missing folder
-    local = keras.utils.get_file(name, origin=url, cache_dir=cache_dir, cache_subdir="weights")
-    try:
-        keras.utils.get_file(name + ".json", origin=url + ".json", cache_dir=cache_dir, cache_subdir="weights")
-    except Exception as error:  # the sidecar is optional for downloads; say what happens
-        print(f"Note: no config sidecar at {url}.json ({error}); the weights are "
-              "checked against the model's structure only.")
-    return local
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_sha256(path: str, expected: str, source: str) -> None:
-    """Raise ValueError naming both hashes when ``path``'s sha256 is not ``expected``."""
-    actual = file_sha256(path)
-    if actual != expected.strip().lower():
-        raise ValueError(f"--weights {source}: sha256 is {actual} but --weights-sha256 expects "
-                         f"{expected.strip().lower()}. The file ({path}) is damaged, incomplete or another "
-                         "file; delete it and download it again, or check the hash you were given.")
-
-
-def describe_weights(info: dict | None) -> str:
-    """One phrase saying which weights a file holds, from its sidecar."""
-    if not info:
-        return "no sidecar: origin unknown"
-    epoch = f"epoch {info['epoch']}" if "epoch" in info else "epoch unknown"
-    return f"{epoch}, {info.get('selected_by', 'selection not recorded')}"
-
-
-def check_weights_config(path: str, config_name: str) -> dict | None:
-    """Raise ValueError naming both configs when the sidecar of ``path`` names another config.
-
-    Cheap (reads the json only): call it before building a big model. Returns the sidecar
-    info (None when the file has none).
-    """
-    info = read_weights_info(path)
-    if info is not None and info.get("config") != config_name:
-        raise ValueError(
-            f"--weights {path} were trained with config '{info.get('config')}', but the model "
-            f"is built with config '{config_name}'. Pass --config {info.get('config')} or "
-            "weights trained with this config.")
-    return info
-
-
-def load_weights(model: keras.Model, path: str, config_name: str) -> dict | None:
-    """Load weights saved by ``save_weights`` into ``model`` built from config ``config_name``.
-
-    Call it before ``model.compile``: the file's optimizer state (and step counter) is then
-    ignored, so a run started from these weights begins its own schedule at step 0.
-
-    Raises ValueError naming both configs when the sidecar says the weights belong to another
-    config, or naming the file and the config when the structure does not fit. Returns the
-    sidecar info (None when the file has none).
-    """
-    info = check_weights_config(path, config_name)
-    try:
-        model.load_weights(path)
-    except (ValueError, KeyError, OSError) as error:
-        raise ValueError(
-            f"--weights {path} do not fit the '{config_name}' model "
-            f"({'no sidecar json names their config' if info is None else 'same config name, different structure'}): "
-            f"{str(error).splitlines()[0]}. Use weights written by train_and_test.py with "
-            "this --config.") from error
-    return info
 
 
 # --------------------------------------------------------------------------- callbacks
@@ -461,10 +209,11 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
     monitor: the log that picks ``best.weights.h5`` (None: only ``last.weights.h5``), and
     selection: what the validation data were, written in its sidecar. Only the chief
     (``is_chief``) writes; the other workers of a multi-worker run read the chief's backup when
-    resuming (so ``checkpoint_dir`` must be on a file system they all see). Ctrl-C saves the
-    state first. Returns the list of ``History`` objects of the ``model.fit`` calls made.
+    resuming (so ``checkpoint_dir`` must be on a file system they all see), and all must resume
+    at the same step. Ctrl-C or a runtime error (a lost worker) saves the state first. Returns the list of ``History`` objects of the ``model.fit`` calls made.
     """
     step = restore_backup(model, checkpoint_dir, resume)
+    distribution.check_same_step(model.distribute_strategy, step)
     start_epoch, start_batch = divmod(step, steps_per_epoch)
     if resume and step:
         print(f"Resuming at epoch {start_epoch + 1}, step {start_batch} of {steps_per_epoch} "
@@ -483,11 +232,12 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
         if start_epoch < epochs:
             histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=epochs,
                                        steps_per_epoch=steps_per_epoch, **common))
-    except KeyboardInterrupt:
-        if is_chief:  # the steps done so far are not lost
+    except (KeyboardInterrupt, tf.errors.OpError) as error:  # Ctrl-C, a lost worker, a damaged file
+        if is_chief:  # the steps done so far are not lost (each was checked finite)
             backup.save()
-            print(f"\nInterrupted: the training state at step {backup.saved_step} is saved in "
-                  f"{os.path.dirname(backup.path)}.")
+            what = "Interrupted" if isinstance(error, KeyboardInterrupt) else "Stopped"
+            print(f"\n{what}: the training state at step {backup.saved_step} is saved in "
+                  f"{os.path.dirname(backup.path)}.", flush=True)
         raise
     if is_chief:
         shutil.rmtree(os.path.dirname(backup.path), ignore_errors=True)  # finished: nothing to resume

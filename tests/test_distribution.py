@@ -1,0 +1,173 @@
+"""distribution: strategies from the command line, synchronised BatchNorm, the chief, and real
+multi-process runs (MultiWorkerMirroredStrategy on 127.0.0.1, MirroredStrategy on split CPUs)."""
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import distribution
+
+
+def test_bad_strategy_inputs(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribution.make_strategy("multiworker")
+    with pytest.raises(ValueError, match="default, mirrored, multiworker"):
+        distribution.make_strategy("horovod")
+    with pytest.raises(ValueError, match="multiple of the 1 replicas|global batch"):
+        distribution.per_replica_batch_size(0, tf.distribute.get_strategy())
+
+
+def test_only_the_chief_writes():
+    def strategy_as(task_type, task_id, jobs):
+        spec = tf.train.ClusterSpec({job: [f"host{i}:2222" for i in range(n)] for job, n in jobs.items()})
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(spec, task_type=task_type, task_id=task_id)
+        return type("FakeStrategy", (), {"cluster_resolver": resolver})()
+
+    assert distribution.is_chief_process(tf.distribute.get_strategy())
+    assert distribution.is_chief_process(strategy_as("worker", 0, {"worker": 2}))
+    assert distribution.is_chief_process(strategy_as("chief", 0, {"chief": 1, "worker": 2}))
+    for other in (strategy_as("worker", 1, {"worker": 2}), strategy_as("worker", 0, {"chief": 1, "worker": 2})):
+        assert not distribution.is_chief_process(other)
+
+
+# --------------------------------------------------------------------------- the command line, several processes
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for handle in sockets:
+            handle.bind(("127.0.0.1", 0))
+        return [handle.getsockname()[1] for handle in sockets]
+    finally:
+        for handle in sockets:
+            handle.close()
+
+
+def train_command(dataset, folder, *extra) -> list[str]:
+    """tiny on the 12 S1 sequences, one frame each (frame 0): a global batch of 12 is every sample,
+    whichever worker reads which shard, so every run below sees the same batches."""
+    return [sys.executable, "train_and_test.py", "--mode", "train", "--data-dir", str(dataset.data_dir),
+            "--labels-dir", str(dataset.labels_dir), "--cameras", str(dataset.cameras_path),
+            "--train-subjects", "S1", "--val-subjects", "none", "--train-stride", "40", "--config", "tiny",
+            "--batch-size", "12", "--verbose", "2", "--seed", "1", "--checkpoint-dir", str(folder / "checkpoints"),
+            "--log-dir", str(folder / "logs"), *extra]
+
+
+def start_workers(command, ports, folder, indices=None) -> list[subprocess.Popen]:
+    """A process per worker (all, or ``indices``) of a TF_CONFIG cluster on 127.0.0.1; output in
+    <folder>/worker<i>.log."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(len(ports)) if indices is None else indices:
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(folder / f"worker{index}.log", "w")
+        processes.append(subprocess.Popen([*command, "--strategy", "multiworker"], cwd=REPO, stdout=log,
+                                          stderr=subprocess.STDOUT, env={**ENV, "TF_CONFIG": config}))
+    return processes
+
+
+def wait_all(processes, timeout: float) -> list[int]:
+    """Exit codes of ``processes``; every one still running at the deadline is killed (and fails the test)."""
+    deadline, codes = time.time() + timeout, []
+    try:
+        for process in processes:
+            codes.append(process.wait(timeout=max(1.0, deadline - time.time())))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a process was still running after {timeout} s")
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    return codes
+
+
+def read_log(folder) -> list[dict]:
+    path = folder / "logs" / "training.csv"
+    if not path.exists():
+        return []
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def losses_of(folder) -> list[float]:
+    return [float(row["loss"]) for row in read_log(folder)]
+
+
+def backup_step(folder) -> int:
+    try:
+        return json.loads((folder / "checkpoints" / "backup" / "state.weights.h5.json").read_text())["step"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return -1
+
+
+EPOCHS = ["--epochs", "3", "--steps-per-epoch", "3", "--backup-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def one_device_losses(synthetic_dataset, tmp_path_factory):
+    """The reference: the same command on one device; the loss of each epoch."""
+    folder = tmp_path_factory.mktemp("one_device")
+    result = subprocess.run(train_command(synthetic_dataset, folder, *EPOCHS), cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return losses_of(folder)
+
+
+def test_two_workers_train_like_one_device_survive_a_lost_worker_and_resume(synthetic_dataset, one_device_losses,
+                                                                           tmp_path):
+    """Two worker processes on 127.0.0.1: the chief alone writes checkpoints and the log, and its
+    first epoch's loss equals one device's on the same global batches. Worker 1 is then killed:
+    the chief stops at once, saying so and how to resume, and both finish with --resume."""
+    command = train_command(synthetic_dataset, tmp_path, *EPOCHS)
+    workers = start_workers(command, free_ports(2), tmp_path)
+    deadline = time.time() + 300
+    while not read_log(tmp_path) and time.time() < deadline and all(w.poll() is None for w in workers):
+        time.sleep(0.1)  # until the first epoch is logged
+    workers[1].kill()
+    killed = time.time()
+    assert wait_all(workers[:1], 60) == [1]  # the chief must not hang
+    stopped_after = time.time() - killed
+    log = (tmp_path / "worker0.log").read_text()
+    assert "a worker of the multi-worker run was lost" in log and "--resume" in log, log[-3000:]
+    saved = backup_step(tmp_path)
+    assert 3 <= saved < 9 and f"training state at step {saved} is saved" in log, log[-3000:]
+    np.testing.assert_allclose(losses_of(tmp_path)[:1], one_device_losses[:1], rtol=1e-4)
+
+    workers = start_workers(command + ["--resume"], free_ports(2), tmp_path)
+    codes = wait_all(workers, 300)
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert all(f"(training step {saved})" in text for text in logs)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["last.weights.h5", "last.weights.h5.json"]
+    assert [int(row["epoch"]) for row in read_log(tmp_path)] == [0, 1, 2]  # every epoch, once
+    print(f"the chief stopped {stopped_after:.1f} s after worker 1 was killed; resumed at step {saved}")
+
+
+def test_mirrored_from_the_command_line_on_two_cpu_replicas(synthetic_dataset, one_device_losses, tmp_path):
+    command = train_command(synthetic_dataset, tmp_path, *EPOCHS, "--strategy", "mirrored", "--cpu-replicas", "2")
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "global batch 12 on 2 replica(s)" in result.stdout
+    np.testing.assert_allclose(losses_of(tmp_path), one_device_losses, rtol=1e-4)
+
+
+def test_a_worker_that_never_joins_is_reported(synthetic_dataset, tmp_path):
+    command = train_command(synthetic_dataset, tmp_path, "--epochs", "1", "--worker-start-timeout", "15")
+    alone = start_workers(command, free_ports(2), tmp_path, indices=[0])  # worker 1 never starts
+    started = time.time()
+    codes = wait_all(alone, 120)
+    log = (tmp_path / "worker0.log").read_text()
+    assert codes == [1] and "within 15 s (--worker-start-timeout)" in log and "workers joined" not in log, log[-3000:]
+    assert time.time() - started < 110

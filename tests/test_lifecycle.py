@@ -1,0 +1,100 @@
+"""Processes end cleanly: data set readers exit 0 every time, Ctrl-C saves the state and exits 130,
+and ``--resume`` then finishes the run; every run is a real subprocess, bounded in time."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def data_flags(dataset):
+    return ["--data-dir", str(dataset.data_dir), "--labels-dir", str(dataset.labels_dir),
+            "--cameras", str(dataset.cameras_path), "--train-subjects", "S1", "--test-subjects", "S11"]
+
+
+def start(args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
+    """Wait for ``process`` (killed after ``timeout`` s); (exit code, stdout, stderr)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"still running after {timeout} s:\n{out[-2000:]}\n{err[-2000:]}")
+    return process.returncode, out, err
+
+
+READ_SOME_BATCHES = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    import data_loader, h36m_utils
+    sequences, _ = h36m_utils.find_sequences({data!r}, {labels!r}, ["S1", "S11"])
+    cameras = h36m_utils.load_cameras({cameras!r})
+    for training in (True, False):
+        batches = iter(data_loader.build_dataset(sequences, cameras, image_size=32, batch_size=4, training=training,
+                                                 with_metadata=True, verbose=False))
+        for _ in range(3):
+            next(batches)
+    print("read")
+""")
+
+
+def test_processes_that_read_a_few_batches_exit_cleanly_every_time(synthetic_dataset):
+    script = READ_SOME_BATCHES.format(repo=str(REPO), data=str(synthetic_dataset.data_dir),
+                                      labels=str(synthetic_dataset.labels_dir),
+                                      cameras=str(synthetic_dataset.cameras_path))
+    for _ in range(3):  # two at a time: six exits in all
+        results = [finish(process, 180) for process in [start(["-c", script]) for _ in range(2)]]
+        for code, out, err in results:
+            assert code == 0 and "read" in out and "terminate called" not in err, err[-3000:]
+
+
+def backup_step(path) -> int:
+    """The training step of a backup (-1 while there is none)."""
+    try:
+        return json.loads(pathlib.Path(f"{path}.json").read_text())["step"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return -1
+
+
+def test_ctrl_c_saves_the_state_exits_130_and_resume_finishes(synthetic_dataset, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    train = ["train_and_test.py", "--mode", "train", *data_flags(synthetic_dataset), "--config", "tiny",
+             "--batch-size", "2", "--epochs", "2", "--steps-per-epoch", "60", "--val-subjects", "none",
+             "--backup-every", "5", "--verbose", "0", "--checkpoint-dir", str(checkpoints),
+             "--log-dir", str(tmp_path / "logs")]
+    process = start(train)
+    backup = checkpoints / "backup" / "state.weights.h5"
+    deadline = time.time() + 240
+    while backup_step(backup) < 5 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.1)  # until training is under way (the periodic backup of step 5)
+    process.send_signal(signal.SIGINT)
+    code, out, err = finish(process, 120)
+    assert code == 130, (out[-2000:], err[-2000:])
+    assert "Interrupted" in err and "--resume" in err and "Traceback" not in err, err[-3000:]
+    saved_at = backup_step(backup)  # the state when interrupted, not the last periodic backup
+    assert 5 <= saved_at < 120 and f"training state at step {saved_at} is saved" in out, out[-2000:]
+
+    code, out, err = finish(start(train + ["--resume"]), 300)
+    assert code == 0, err[-3000:]
+    assert f"training step {saved_at})" in out
+    assert json.loads((checkpoints / "last.weights.h5.json").read_text())["epoch"] == 2
+    assert not backup.exists()  # finished: nothing left to resume
+
+    test = ["train_and_test.py", "--mode", "test", *data_flags(synthetic_dataset), "--config", "tiny",
+            "--weights", str(checkpoints / "last.weights.h5"), "--test-stride", "10", "--batch-size", "4",
+            "--output-dir", str(tmp_path / "outputs"), "--images-dir", str(tmp_path / "imgs")]
+    code, out, err = finish(start(test), 300)
+    assert code == 0 and "Avg (frames)" in out, err[-3000:]
