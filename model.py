@@ -22,6 +22,9 @@ SERIALIZATION_PACKAGE = "canonical_fusion"
 # keras.applications' "caffe" preprocessing for its ResNets: BGR order, ImageNet mean.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 RESNET_STRIDE = 32
+# Camera geometry, soft-argmax and the joints stay float32 under a mixed dtype policy: bfloat16
+# keeps 8 bits of mantissa, so a 256 px coordinate would be off by up to 1 px and P P^T ill-posed.
+GEOMETRY_DTYPE = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,24 +419,28 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
         "K": keras.Input((num_views, 3, 3), name="K"),
         "dist": keras.Input((num_views, 5), name="dist"),
     }
-    P_normalized = NormalizeProjection(size, config.world_unit_mm, name="normalize_P")(inputs["P"])
+    P_normalized = NormalizeProjection(size, config.world_unit_mm, dtype=GEOMETRY_DTYPE,
+                                       name="normalize_P")(inputs["P"])
 
     x = FoldViews(name="fold_images")(inputs["images"])
     x = ImagePreprocessing(config.preprocessing, name="preprocess")(x)
     x = _encoder(config, weights)(x)
     x = layers.Conv2D(3 * points, 1, name="to_view_points")(x)
-    x = ToCanonical(name="ftl_inverse")(UnfoldViews(num_views, name="unfold_features")(x), P_normalized)
+    x = UnfoldViews(num_views, name="unfold_features")(x)
+    x = ToCanonical(dtype=GEOMETRY_DTYPE, name="ftl_inverse")(x, P_normalized)
 
-    x = FoldViews(name="fold_features")(FromCanonical(name="ftl")(_fusion(x, config), P_normalized))
+    x = FromCanonical(dtype=GEOMETRY_DTYPE, name="ftl")(_fusion(x, config), P_normalized)
+    x = FoldViews(name="fold_features")(x)
     x = _conv_bn_relu(x, config.decoder_input_filters, 1, 1, "decoder_input")
     heatmaps, joints = SoftArgmax(size, config.softmax_beta, config.learn_softmax_beta,
-                                  name="soft_argmax")(_decoder(x, config, num_joints))
+                                  dtype=GEOMETRY_DTYPE, name="soft_argmax")(_decoder(x, config, num_joints))
 
-    kp2d = UnfoldViews(num_views, name="kp2d")(joints)
+    kp2d = UnfoldViews(num_views, dtype=GEOMETRY_DTYPE, name="kp2d")(joints)
     outputs = {
         "kp2d": kp2d,
-        "kp3d": dlt_layer.UndistortTriangulate(name="kp3d")(kp2d, inputs["P"], inputs["K"], inputs["dist"]),
+        "kp3d": dlt_layer.UndistortTriangulate(dtype=GEOMETRY_DTYPE, name="kp3d")(
+            kp2d, inputs["P"], inputs["K"], inputs["dist"]),
     }
     if with_heatmaps:
-        outputs["heatmaps"] = UnfoldViews(num_views, name="heatmaps")(heatmaps)
+        outputs["heatmaps"] = UnfoldViews(num_views, dtype=GEOMETRY_DTYPE, name="heatmaps")(heatmaps)
     return keras.Model(inputs, outputs, name=f"canonical_fusion_{config.name}")

@@ -475,6 +475,29 @@ print("ok", keras.backend.backend())
 """
 
 
+def test_geometry_stays_float32_under_mixed_bfloat16(rng):
+    """bfloat16 convolutions, float32 FTL, soft-argmax, joints and DLT: a model built under a mixed
+    policy keeps the camera math exact enough (see model.GEOMETRY_DTYPE)."""
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        network = model.build_model("tiny", num_views=2)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    for name in ("normalize_P", "ftl_inverse", "ftl", "soft_argmax", "kp2d", "kp3d"):
+        assert network.get_layer(name).compute_dtype == "float32", name
+    assert network.get_layer("fusion0_conv").compute_dtype == "bfloat16"
+    inputs, _, _ = make_batch(rng, 2, 2)
+    outputs = network(inputs, training=False)
+    for name in ("kp2d", "kp3d"):
+        value = keras.ops.convert_to_numpy(outputs[name])
+        assert value.dtype == np.float32 and np.isfinite(value).all(), name
+    twin = model.build_model("tiny", num_views=2)
+    twin.set_weights(network.get_weights())
+    gap = np.abs(keras.ops.convert_to_numpy(twin(inputs, training=False)["kp2d"]) -
+                 keras.ops.convert_to_numpy(outputs["kp2d"]))
+    assert gap.max() < 1.0  # px on a 128 px crop: only the convolutions lost precision
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_forward_under_a_second_backend(backend):
     if importlib.util.find_spec(backend) is None:
