@@ -1,18 +1,22 @@
 """Speed and accuracy of the DLT solvers, side by side in one run, as one table.
 
-    python benchmarks/bench_dlt.py [--batches 16 64 256 1024] [--repeats 15]
+    python benchmarks/bench_dlt.py [--batches 256 16 64 1024 4096] [--repeats 15]
+    KERAS_BACKEND=jax python benchmarks/bench_dlt.py      # the same table through JAX (no TensorFlow)
 
 Scene: 4 cameras in a Human3.6M-like ring (5 m away, f = 1145 px), 17 joints per sample, 2 px
 of Gaussian noise on the pinhole 2D points; float32 inputs in the form the model uses: points
 (B, J, V, 2) and P per sample, (B, 1, V, 3, 4), broadcast over the joints (not materialised per
-point). Solvers, each in its best form:
-  SII (2 / 3 iterations): dlt_layer.triangulate in a tf.function with XLA (jit_compile=True);
-  keras.ops.svd: dlt_layer.triangulate(method="svd"), which calls tf.linalg.svd on the same
-    normalised system (the faster of a plain tf.function and an XLA one is kept);
-  numpy.linalg.svd: float64 batched SVD of the plain, unnormalised system (numpy's best form).
-Time: median over repeats of one call on the whole batch; the solvers take turns in 3 rounds,
-each turn after 0.1 s of untimed calls (warm-up, compilation and the previous solver's spinning
-threads excluded).
+point). The first batch is the paper's setting (256 x 17 points). Solvers, each compiled in the
+backend's best form:
+  SII (2 / 3 iterations): dlt_layer.triangulate, jitted (TensorFlow: tf.function with XLA;
+    JAX: jax.jit);
+  keras.ops.svd: dlt_layer.triangulate(method="svd"), the SVD of the same normalised system,
+    jitted (TensorFlow: the faster of a plain tf.function and an XLA one is kept);
+  numpy.linalg.svd: float64 batched SVD of the plain, unnormalised system (numpy's best form, CPU).
+Time: median over repeats of one call on the whole batch, the result synchronised before the
+timer stops (TensorFlow: copied to numpy; JAX: block_until_ready); the solvers take turns in 3
+rounds, each turn after 0.1 s of untimed calls (warm-up, compilation and the previous solver's
+spinning threads excluded).
 Accuracy: max / mean distance in mm to the float64 SVD of the same normalised system
 (dlt_layer.triangulate(method="svd", dtype="float64")): the solver's own error. For the plain
 numpy row it is the effect of the normalisation under noise, which the last column (mean error
@@ -25,13 +29,17 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX computes float64 only when enabled; the reference needs it, the solvers get float32 inputs.
+os.environ.setdefault("JAX_ENABLE_X64", "1")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import dlt_layer  # noqa: E402
+from backend_info import describe_backend  # noqa: E402
 
+BACKEND = keras.backend.backend()
 NUM_JOINTS, NUM_VIEWS, NOISE_PX = 17, 4, 2.0
 
 
@@ -89,41 +97,56 @@ def median_ms(functions, repeats, rounds=3, settle_s=0.1):
     return {name: 1000 * float(np.median(values)) for name, values in times.items()}
 
 
-def tf_solver(method, iterations, jit):
-    solve = tf.function(lambda points, P: dlt_layer.triangulate(points, P, method=method,
-                                                                iterations=iterations),
-                        jit_compile=jit)
-    return lambda points, P: solve(points, P).numpy()
+def compiled_solver(method, iterations, xla=True):
+    """callable(points, P) -> the solver's (B, J, 3) estimate, computed and synchronised."""
+    def solve(points, P):
+        return dlt_layer.triangulate(points, P, method=method, iterations=iterations)
+    if BACKEND == "jax":
+        import jax
+        jitted = jax.jit(solve)
+        return lambda points, P: jitted(points, P).block_until_ready()
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")  # one function per batch size is by design, not a retracing bug
+    function = tf.function(solve, jit_compile=xla)
+    return lambda points, P: function(points, P).numpy()
 
 
 def solvers():
-    """(name, {form: callable(points float32, P float32) -> numpy}) in table order."""
+    """(name, {form: callable(points float32, P float32) -> estimate}) in table order."""
+    jit = "jax.jit" if BACKEND == "jax" else "XLA"
+    svd_forms = {jit: compiled_solver("svd", 2)}
+    if BACKEND == "tensorflow":
+        svd_forms["tf.function"] = compiled_solver("svd", 2, xla=False)
     return [
-        ("SII, 2 iterations", {"XLA": tf_solver("sii", 2, True)}),
-        ("SII, 3 iterations", {"XLA": tf_solver("sii", 3, True)}),
-        ("keras.ops.svd (tf.linalg.svd)", {"tf.function": tf_solver("svd", 2, False),
-                                           "XLA": tf_solver("svd", 2, True)}),
+        ("SII, 2 iterations", {jit: compiled_solver("sii", 2)}),
+        ("SII, 3 iterations", {jit: compiled_solver("sii", 3)}),
+        ("keras.ops.svd", svd_forms),
     ]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256, 1024])
+    parser.add_argument("--batches", type=int, nargs="+", default=[256, 16, 64, 1024, 4096],
+                        help="samples of 17 joints per call; the paper's setting (256) first")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     cameras = ring_cameras()
     header = (f"{'batch x joints':>14} | {'solver':<30} | {'form':<11} | {'time ms':>8} | "
-              f"{'tf.svd / this':>13} | {'max mm':>8} | {'mean mm':>8} | {'truth mm':>10}")
+              f"{'svd / this':>13} | {'max mm':>8} | {'mean mm':>8} | {'truth mm':>10}")
     print(f"DLT solvers, {NUM_VIEWS} views, {NOISE_PX:g} px noise, float32 inputs; "
           f"points (B, {NUM_JOINTS}, {NUM_VIEWS}, 2), P (B, 1, {NUM_VIEWS}, 3, 4); "
-          f"max/mean mm vs float64 SVD of the same system, mean mm vs truth; {os.cpu_count()} CPU cores, TF {tf.__version__}")
+          f"max/mean mm vs float64 SVD of the same system, mean mm vs truth; {describe_backend()}")
     print(header)
     print("-" * len(header))
     for batch in args.batches:
         points, P, truth = make_batch(rng, batch, cameras)
-        points32, P32 = tf.constant(points, tf.float32), tf.constant(P, tf.float32)
-        reference = dlt_layer.triangulate(points, P, method="svd", dtype="float64").numpy()
+        points32 = keras.ops.convert_to_tensor(points, "float32")
+        P32 = keras.ops.convert_to_tensor(P, "float32")
+        reference = keras.ops.convert_to_numpy(dlt_layer.triangulate(points, P, method="svd", dtype="float64"))
+        if reference.dtype != np.float64:
+            raise RuntimeError(f"The float64 reference came back as {reference.dtype}: with JAX, "
+                               "set JAX_ENABLE_X64=1 (this script does unless it is set otherwise).")
         # One compiled function per solver and form for this shape, used for both the timing
         # and the accuracy (re-creating them would retrace and recompile).
         table = solvers()
@@ -134,7 +157,10 @@ def main():
         rows = []
         for name, forms in table:
             form = min(forms, key=lambda form: timed[name, form])
-            estimate = forms[form](points32, P32).astype(np.float64)
+            estimate = keras.ops.convert_to_numpy(forms[form](points32, P32))
+            if estimate.dtype != np.float32:
+                raise RuntimeError(f"{name} computed in {estimate.dtype}, not float32: the timing would mislead.")
+            estimate = estimate.astype(np.float64)
             rows.append((name, form, timed[name, form], estimate))
         rows.append(("numpy.linalg.svd f64, plain", "numpy", timed["numpy", "numpy"],
                      numpy_svd_dlt(points, P)))

@@ -1,18 +1,27 @@
-"""Size and speed of each model config on this machine, and the DLT's share of a training step.
+"""Size, speed and memory of each model config, and the DLT's share of a training step.
 
-One table: per config (paper, resnet50, tiny) the number of parameters, the forward and the
-forward+backward time per sample (a sample = all V views), and the share of one training
-step spent in the undistortion + DLT layer (its forward and backward on the same batch,
-timed alone, side by side in the same run). Random weights and inputs; every step is a
-compiled tf.function, timed after a warm-up call as the median of a few repeats.
+One table row per config x dtype policy x batch: parameters, forward and forward+backward time
+per step (a sample = all V views), training samples/s, the share of a training step spent in the
+undistortion + DLT layer (its forward and backward on the same batch, timed alone), peak
+accelerator memory, the hours one epoch of Human3.6M's training split would take at that speed,
+and, for a mixed policy, how far its outputs are from the float32 model with the same weights.
+Random weights and inputs; every step is compiled (TensorFlow: tf.function; JAX: jax.jit of a
+stateless step), timed after a warm-up call as the median of a few repeats, the result
+synchronised before the timer stops. Each row runs in a fresh process, so that its peak memory
+is its own and an out-of-memory batch ends only that row.
 
     python benchmarks/bench_model.py                       # all configs, a few minutes on 2 cores
     python benchmarks/bench_model.py --configs tiny --repeats 5
+    KERAS_BACKEND=jax python benchmarks/bench_model.py --configs paper resnet50 --batches 16 \\
+        --policies float32 mixed_bfloat16 --find-max-batch  # on a GPU, through JAX
 """
 import argparse
+import json
 import os
 import pathlib
+import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -21,13 +30,20 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import dlt_layer  # noqa: E402
+from backend_info import describe_backend  # noqa: E402
 import losses  # noqa: E402
 import model  # noqa: E402
 
+BACKEND = keras.backend.backend()
 DEFAULT_BATCH = {"paper": 1, "resnet50": 2, "tiny": 8}
+# Four-view samples of Human3.6M's training split (S1 S5 S6 S7 S8) at stride 5 (DESIGN.md).
+H36M_TRAIN_SAMPLES = 78_000
+# Spread of the heatmap logits in the mixed-vs-float32 comparison (see sharpen_heatmaps).
+HEATMAP_LOGIT_STD = 4.0
+RESULT_PREFIX = "ROW "
+OUT_OF_MEMORY_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "OOM")
 
 
 def random_batch(config: model.ModelConfig, batch: int, num_views: int, rng):
@@ -52,7 +68,7 @@ def random_batch(config: model.ModelConfig, batch: int, num_views: int, rng):
 
 
 def median_seconds(function, repeats: int) -> float:
-    function()                                     # trace and warm up
+    function()                                     # compile and warm up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -61,65 +77,261 @@ def median_seconds(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(name: str, batch: int, num_views: int, repeats: int, rng) -> dict:
-    config = model.get_config(name)
-    network = model.build_model(config, num_views=num_views)
-    inputs, targets = random_batch(config, batch, num_views, rng)
+# --------------------------------------------------------------------------- compiled steps
+
+def tensorflow_steps(network, inputs, targets, total_loss, optimizer, dlt):
+    """(forward, train, dlt_backward): callables that run one compiled step and wait for it."""
+    import tensorflow as tf
     inputs = {key: tf.constant(value) for key, value in inputs.items()}
     targets = {key: tf.constant(value) for key, value in targets.items()}
-    loss_2d, loss_3d = losses.Loss2D(config.image_size), losses.Loss3D()
-    optimizer = keras.optimizers.Adam(1e-4)
+    kp2d = tf.Variable(targets["kp2d"])
 
     @tf.function
     def forward():
         return network(inputs, training=False)["kp3d"]
 
     @tf.function
-    def train_step():
+    def train():
         with tf.GradientTape() as tape:
-            outputs = network(inputs, training=True)
-            value = loss_2d(targets["kp2d"], outputs["kp2d"]) + loss_3d(targets["kp3d"], outputs["kp3d"])
+            value = total_loss(targets, network(inputs, training=True))
         optimizer.apply_gradients(zip(tape.gradient(value, network.trainable_variables),
                                       network.trainable_variables))
         return value
 
-    layer = dlt_layer.UndistortTriangulate()
-    kp2d = tf.Variable(targets["kp2d"])
-
     @tf.function
-    def dlt_step():
+    def dlt_backward():
         with tf.GradientTape() as tape:
-            value = loss_3d(targets["kp3d"], layer(kp2d, inputs["P"], inputs["K"], inputs["dist"]))
+            value = dlt(kp2d, inputs, targets)
         return tape.gradient(value, kp2d)
 
-    forward_s = median_seconds(forward, repeats)
-    train_s = median_seconds(train_step, repeats)
-    dlt_s = median_seconds(dlt_step, max(repeats, 20))
-    return {"config": name, "params": network.count_params(), "batch": batch,
-            "forward": forward_s / batch, "train": train_s / batch, "dlt_share": dlt_s / train_s,
-            "dlt_ms": dlt_s * 1e3}
+    return tuple(lambda step=step: step().numpy() for step in (forward, train, dlt_backward))
 
 
-def main():
+def jax_steps(network, inputs, targets, total_loss, optimizer, dlt):
+    """As tensorflow_steps, through Keras' stateless API under jax.jit (donated state)."""
+    import jax
+    optimizer.build(network.trainable_variables)
+    # Copies: the step donates its state, and the Keras variables must keep theirs.
+    state = jax.tree.map(lambda value: value.copy(), [[v.value for v in network.trainable_variables],
+                                                      [v.value for v in network.non_trainable_variables],
+                                                      [v.value for v in optimizer.variables]])
+    inputs, targets = jax.device_put(inputs), jax.device_put(targets)
+
+    @jax.jit
+    def forward(trainable, non_trainable, inputs):
+        return network.stateless_call(trainable, non_trainable, inputs, training=False)[0]["kp3d"]
+
+    def loss_and_state(trainable, non_trainable, inputs, targets):
+        outputs, non_trainable = network.stateless_call(trainable, non_trainable, inputs, training=True)
+        return total_loss(targets, outputs), non_trainable
+
+    def train(trainable, non_trainable, optimizer_state, inputs, targets):
+        (value, non_trainable), grads = jax.value_and_grad(loss_and_state, has_aux=True)(
+            trainable, non_trainable, inputs, targets)
+        trainable, optimizer_state = optimizer.stateless_apply(optimizer_state, grads, trainable)
+        return value, [trainable, non_trainable, optimizer_state]
+
+    train = jax.jit(train, donate_argnums=(0, 1, 2))
+    dlt_backward = jax.jit(jax.grad(lambda kp2d, inputs, targets: dlt(kp2d, inputs, targets)))
+
+    def train_once():
+        value, state[:] = train(*state, inputs, targets)
+        jax.block_until_ready((value, state))
+
+    return (lambda: forward(state[0], state[1], inputs).block_until_ready(), train_once,
+            lambda: dlt_backward(targets["kp2d"], inputs, targets).block_until_ready())
+
+
+def peak_memory_bytes():
+    """Peak bytes the process held on its accelerator, or None on a CPU."""
+    if BACKEND == "jax":
+        import jax
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use")
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+
+
+def accelerator_memory_bytes():
+    """The accelerator's usable memory, or None on a CPU."""
+    if BACKEND != "jax":
+        return None
+    import jax
+    return (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+
+
+# --------------------------------------------------------------------------- one row
+
+def measure_row(name: str, policy: str, batch: int, num_views: int, repeats: int, train_only: bool) -> dict:
+    """Build ``name`` under ``policy`` and time its steps on one random batch (runs in a child)."""
+    keras.mixed_precision.set_dtype_policy(policy)
+    config = model.get_config(name)
+    network = model.build_model(config, num_views=num_views)
+    inputs, targets = random_batch(config, batch, num_views, np.random.default_rng(0))
+    loss_2d, loss_3d = losses.Loss2D(config.image_size), losses.Loss3D()
+    layer = dlt_layer.UndistortTriangulate()
+
+    def total_loss(targets, outputs):
+        return loss_2d(targets["kp2d"], outputs["kp2d"]) + loss_3d(targets["kp3d"], outputs["kp3d"])
+
+    def dlt(kp2d, inputs, targets):
+        return loss_3d(targets["kp3d"], layer(kp2d, inputs["P"], inputs["K"], inputs["dist"]))
+
+    make_steps = jax_steps if BACKEND == "jax" else tensorflow_steps
+    forward, train, dlt_backward = make_steps(network, inputs, targets, total_loss,
+                                              keras.optimizers.Adam(1e-4), dlt)
+    row = {"config": name, "policy": policy, "batch": batch, "params": network.count_params(), "device": describe_backend(),
+           "train_s": median_seconds(train, repeats)}
+    if train_only:
+        return {**row, "peak_bytes": peak_memory_bytes(), "limit_bytes": accelerator_memory_bytes()}
+    row.update(forward_s=median_seconds(forward, repeats), dlt_s=median_seconds(dlt_backward, max(repeats, 20)),
+               peak_bytes=peak_memory_bytes(), limit_bytes=accelerator_memory_bytes())
+    if policy != "float32":
+        row.update(compare_with_float32(network, config, num_views, inputs))
+    return row
+
+
+def sharpen_heatmaps(network, inputs, logit_std: float = HEATMAP_LOGIT_STD) -> None:
+    """Scale the last conv so that the heatmap logits spread like a trained network's.
+
+    Random weights give nearly flat heatmaps, whose soft-argmax sits at the crop centre whatever
+    the precision; peaky ones expose what bfloat16 loses.
+    """
+    layer = network.get_layer("heatmap_logits")
+    logits = keras.Model(network.inputs, layer.output).predict_on_batch(inputs)
+    scale = logit_std / float(np.std(np.asarray(logits, np.float64)))
+    layer.set_weights([weight * scale for weight in layer.get_weights()])
+
+
+def compare_with_float32(network, config, num_views: int, inputs) -> dict:
+    """Finite outputs, and the largest 2D (px) and 3D (mm) gaps to a float32 twin of ``network``."""
+    sharpen_heatmaps(network, inputs)
+    mixed = network.predict_on_batch(inputs)
+    keras.mixed_precision.set_dtype_policy("float32")
+    twin = model.build_model(config, num_views=num_views)
+    twin.set_weights(network.get_weights())
+    exact = twin.predict_on_batch(inputs)
+    finite = all(bool(np.isfinite(np.asarray(mixed[key], np.float64)).all()) for key in ("kp2d", "kp3d"))
+    gap = {key: np.abs(np.asarray(mixed[key], np.float64) - np.asarray(exact[key], np.float64))
+           for key in ("kp2d", "kp3d")}
+    joint_3d = np.linalg.norm(np.asarray(mixed["kp3d"], np.float64) - np.asarray(exact["kp3d"], np.float64), axis=-1)
+    return {"finite": finite, "kp2d_max_px": float(gap["kp2d"].max()),
+            "kp3d_max_mm": float(joint_3d.max()), "kp3d_mean_mm": float(joint_3d.mean()),
+            "kp3d_dtype": str(np.asarray(mixed["kp3d"]).dtype)}
+
+
+# --------------------------------------------------------------------------- the table
+
+def run_row(args, name: str, policy: str, batch: int, train_only: bool = False) -> dict:
+    """One row in a fresh process: {..., "error": text} when it failed, "out_of_memory" if so."""
+    command = [sys.executable, __file__, "--row", name, policy, str(batch), "--views", str(args.views),
+               "--repeats", str(args.repeats)] + (["--train-only"] if train_only else [])
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.row_timeout)
+    print(f"({name} {policy} batch {batch}{' train only' if train_only else ''}: "
+          f"{time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    text = done.stderr + done.stdout
+    errors = [line for line in text.splitlines() if re.match(r"\w+(Error|Exception)\b", line)]
+    return {"config": name, "policy": policy, "batch": batch, "error": errors[-1] if errors else f"exit {done.returncode}",
+            "out_of_memory": any(marker in text for marker in OUT_OF_MEMORY_MARKERS), "log": text[-3000:]}
+
+
+def largest_batch(args, name: str, policy: str, measured: dict) -> tuple[int, list[str]]:
+    """The largest batch seen to train: each probe is the batch that the last peak memory predicts
+    fills 92% of the accelerator, then halfway back after an out-of-memory; (batch, probe notes)."""
+    if not measured.get("peak_bytes") or not measured.get("limit_bytes"):
+        return measured["batch"], ["no accelerator memory figures: not probed"]
+    best, notes = measured["batch"], []
+    guess = int(measured["batch"] * 0.92 * measured["limit_bytes"] / measured["peak_bytes"])
+    for _ in range(args.max_batch_probes):
+        if guess <= best:
+            break
+        probe = run_row(args, name, policy, guess, train_only=True)
+        fits = "error" not in probe
+        notes.append(f"{guess}: " + (f"fits, {guess / probe['train_s']:.1f} samples/s" if fits else
+                                     "out of memory" if probe["out_of_memory"] else probe["error"]))
+        if fits:
+            best, guess = guess, int(guess * 0.92 * probe["limit_bytes"] / probe["peak_bytes"])
+        else:
+            guess = (best + guess) // 2
+    return best, notes
+
+
+def format_row(row: dict) -> str:
+    config = model.get_config(row["config"])
+    if "error" in row:
+        return f"| {row['config']} | {row['policy']} | {config.image_size} | | {row['batch']} | failed: {row['error'][:150]} |"
+    samples_per_s = row["batch"] / row["train_s"]
+    memory = "n/a (CPU)" if row.get("peak_bytes") is None else f"{row['peak_bytes'] / 2**30:.1f}"
+    hours = H36M_TRAIN_SAMPLES / samples_per_s / 3600
+    check = (f"{'finite' if row['finite'] else 'NOT FINITE'}, 2D {row['kp2d_max_px']:.2f} px, "
+             f"3D max {row['kp3d_max_mm']:.1f} / mean {row['kp3d_mean_mm']:.1f} mm"
+             if "finite" in row else "(reference)")
+    return (f"| {row['config']} | {row['policy']} | {config.image_size} | {row['params']:,} | {row['batch']} "
+            f"| {1e3 * row['forward_s']:.1f} | {1e3 * row['train_s']:.1f} | {samples_per_s:.1f} "
+            f"| {100 * row['dlt_s'] / row['train_s']:.2f}% | {memory} | {hours:.2f} | {check} |")
+
+
+def print_title(args, device: str) -> None:
+    print(f"{args.views} views, 17 joints, random weights; {device}; median of {args.repeats} "
+          f"(DLT: of {max(args.repeats, 20)}) after one warm-up call; epoch = {H36M_TRAIN_SAMPLES:,} "
+          f"samples (Human3.6M training split at stride 5); mixed rows vs float32 with heatmap logits "
+          f"scaled to std {HEATMAP_LOGIT_STD:g}", flush=True)
+    print("| config | policy | S | parameters | batch | forward ms/step | forward+backward ms/step "
+          "| training samples/s | DLT share of a step | peak memory GiB | hours per H36M epoch "
+          "| vs float32 (same weights) |")
+    print("|" + "---|" * 12)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["paper", "resnet50", "tiny"], choices=sorted(model.CONFIGS))
+    parser.add_argument("--policies", nargs="+", default=["float32"],
+                        help="Keras dtype policies, e.g. float32 mixed_bfloat16 (a mixed row is compared "
+                             "with float32 at the same weights)")
+    parser.add_argument("--batches", type=int, nargs="+",
+                        help="samples per step (default: paper 1, resnet50 2, tiny 8)")
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, help="samples per step (default: paper 1, resnet50 2, tiny 8)")
-    args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    print(f"{args.views} views, 17 joints, random weights, CPU threads: {os.cpu_count()}, "
-          f"median of {args.repeats} (DLT: of {max(args.repeats, 20)}) after one warm-up call")
-    header = (f"| config | S | parameters | batch | forward s/sample | forward+backward s/sample "
-              f"| DLT fwd+bwd ms/batch | DLT share of a training step |")
-    print(header)
-    print("|" + "---|" * header.count(" | ") + "---|")
+    parser.add_argument("--find-max-batch", action="store_true",
+                        help="also probe the largest batch that trains, from the accelerator's peak memory")
+    parser.add_argument("--max-batch-probes", type=int, default=2, help="compilations spent per probe")
+    parser.add_argument("--row-timeout", type=float, default=1800, help="seconds for one row's process")
+    parser.add_argument("--row", nargs=3, metavar=("CONFIG", "POLICY", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.row:
+        name, policy, batch = args.row
+        row = measure_row(name, policy, int(batch), args.views, args.repeats, args.train_only)
+        print(RESULT_PREFIX + json.dumps(row), flush=True)
+        return 0
+    rows = []
     for name in args.configs:
-        row = measure(name, args.batch or DEFAULT_BATCH[name], args.views, args.repeats, rng)
-        print(f"| {name} | {model.get_config(name).image_size} | {row['params']:,} | {row['batch']} "
-              f"| {row['forward']:.3f} | {row['train']:.3f} | {row['dlt_ms']:.2f} "
-              f"| {100 * row['dlt_share']:.2f}% |", flush=True)
+        for policy in args.policies:
+            for batch in args.batches or [DEFAULT_BATCH[name]]:
+                rows.append(run_row(args, name, policy, batch))
+                if len(rows) == 1:  # the rows' processes, not this one, touch the device
+                    print_title(args, rows[0].get("device", "device unknown: the first row failed"))
+                print(format_row(rows[-1]), flush=True)
+                if "error" in rows[-1]:
+                    print(rows[-1]["log"], file=sys.stderr)
+    if args.find_max_batch:  # after the table: probing costs a compilation per try
+        for row in rows:
+            if "error" not in row:
+                best, notes = largest_batch(args, row["config"], row["policy"], row)
+                print(f"Largest batch seen to train, {row['config']} {row['policy']}: {best} "
+                      f"({args.max_batch_probes} probe(s): {'; '.join(notes) or 'none'})", flush=True)
+    return 1 if any("error" in row for row in rows) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

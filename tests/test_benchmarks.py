@@ -1,0 +1,51 @@
+"""The GPU benchmarks run here too, on the CPU under TensorFlow at tiny sizes: their tables are
+parsed and checked (accuracy of the DLT solvers, finite mixed-precision outputs close to float32)."""
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), *args], capture_output=True,
+                            text=True, timeout=600, cwd=REPO_ROOT,
+                            env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def table_rows(text: str, separator: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split(separator.strip())]
+            for line in text.splitlines() if line.count(separator) >= 5 and not line.startswith(("|---", "---"))]
+
+
+def test_dlt_benchmark_table_on_cpu():
+    text = run_benchmark("bench_dlt.py", "--batches", "16", "--repeats", "2")
+    assert "TensorFlow" in text and "CPU" in text
+    rows = {row[1]: row for row in table_rows(text, " | ") if row[0].startswith("16 x 17")}
+    assert set(rows) == {"SII, 2 iterations", "SII, 3 iterations", "keras.ops.svd", "numpy.linalg.svd f64, plain"}
+    for name in ("SII, 2 iterations", "SII, 3 iterations", "keras.ops.svd"):
+        time_ms, max_mm = float(rows[name][3]), float(rows[name][5])
+        assert time_ms > 0 and max_mm < 0.05, rows[name]      # float32 solver vs the float64 SVD
+        assert 5.0 < float(rows[name][7]) < 15.0, rows[name]  # 2 px noise: ~9 mm from the truth
+    assert float(rows["keras.ops.svd"][4].rstrip("x")) == 1.0
+
+
+def test_model_benchmark_mixed_precision_row_on_cpu():
+    text = run_benchmark("bench_model.py", "--configs", "tiny", "--policies", "mixed_bfloat16", "--batches", "2",
+                         "--repeats", "1")
+    assert "TensorFlow" in text and "epoch = 78,000 samples" in text
+    [row] = [row for row in table_rows(text, "|") if row[0] == "tiny"]
+    config, policy, size, params, batch, forward_ms, train_ms, samples_per_s = row[:8]
+    assert (config, policy, size, batch) == ("tiny", "mixed_bfloat16", "128", "2")
+    assert int(params.replace(",", "")) > 100_000 and float(forward_ms) > 0 and float(train_ms) > float(forward_ms)
+    assert abs(float(samples_per_s) - 2 / (float(train_ms) / 1000)) < 0.1 * float(samples_per_s)
+    assert row[9] == "n/a (CPU)"
+    hours = 78_000 * float(train_ms) / 1000 / 2 / 3600
+    assert abs(float(row[10]) - hours) < 0.02 * hours
+    check = row[11]                # e.g. "finite, 2D 0.95 px, 3D max 7.3 / mean 2.9 mm"
+    assert check.startswith("finite,"), check
+    mean_mm = float(check.split("mean ")[1].split(" mm")[0])
+    assert mean_mm < 10.0, check   # the stated tolerance: bf16 features, float32 geometry
