@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+import model
 import train_and_test
 
 
@@ -146,3 +147,36 @@ def test_changing_the_loss_examples_of_the_readme_run_as_written(synthetic_datas
     # beyond), the penalty adds to L1.
     assert all(math.isfinite(value) for value in losses_seen.values()), losses_seen
     assert losses_seen["huber"] / 50.0 < losses_seen["as shipped"] < losses_seen["symmetry"], losses_seen
+
+
+# --------------------------------------------------------------------------- backbone weights
+
+
+def test_offline_without_backbone_weights_is_an_error_naming_both_flags(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    args = train_and_test.parse_args(["--config", "resnet50"])
+    with pytest.raises(train_and_test.UsageError) as error:
+        train_and_test.build_network(args, model.get_config(args.config))
+    assert "--backbone-weights" in str(error.value) and "--no-imagenet" in str(error.value)
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+    import keras
+    import numpy as np
+    local = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(256, 256, 3))
+    for variable in local.weights[:3]:
+        variable.assign(np.full(variable.shape, 0.125, variable.dtype))
+    path = tmp_path / "resnet50_notop.weights.h5"
+    local.save_weights(path)
+    args = train_and_test.parse_args(["--config", "resnet50", "--backbone-weights", str(path)])
+    network = train_and_test.build_network(args, model.get_config(args.config))
+    encoder = network.get_layer("resnet50")
+    for mine, theirs in zip(encoder.weights, local.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
+    missing = train_and_test.parse_args(["--config", "resnet50", "--backbone-weights", str(tmp_path / "nope.h5")])
+    with pytest.raises(train_and_test.UsageError, match="nope.h5: no such file"):
+        train_and_test.build_network(missing, model.get_config(missing.config))
