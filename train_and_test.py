@@ -20,8 +20,8 @@ import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by th
 
 DEMO_DIR = "synthetic_data"
 # The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see README).
-DEMO_SETTINGS = dict(config="tiny", loss="2d+3d", batch_size=8, epochs=10, steps_per_epoch=160,
-                     lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=600, ramp_3d_steps=200,
+DEMO_SETTINGS = dict(config="tiny", loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8, steps_per_epoch=125,
+                     lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=450, ramp_3d_steps=150,
                      train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
                      strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,
                      weights_sha256=None, box_mm=2000.0)
