@@ -8,7 +8,7 @@
   sees the statistics of the global batch, as on one device.
 * Only the chief writes checkpoints and logs (``is_chief_process``).
 * Keras 3.15 cannot ``fit`` under MultiWorkerMirroredStrategy with more than one worker
-  (keras-team/keras#20585); ``enable_multi_worker_fit`` works around its two bugs.
+  (keras-team/keras#20585); ``enable_distributed_fit`` works around its bugs.
 * A worker that never joins ends the others after ``start_timeout`` seconds (exit 1) instead of
   a silent wait; a worker lost during training surfaces as a ``tf.errors.OpError`` in every other
   worker within seconds (TensorFlow's coordination service heartbeats).
@@ -21,7 +21,6 @@ import os
 import re
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -158,21 +157,27 @@ def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
-def enable_multi_worker_fit(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
-    """Let ``model.fit`` run under MultiWorkerMirroredStrategy with several workers (Keras 3.15).
+def enable_distributed_fit(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+    """Let ``model.fit`` with validation run under a distribution strategy (Keras 3.15).
 
-    Keras' TensorFlow trainer (keras-team/keras#20585) (1) all-reduces a whole input batch just
-    to learn its shapes, which the collective cannot take (a dict of tensors), and (2) reduces
-    the scalar logs over an axis 0 they do not have. Here (1) takes the shapes from this
-    worker's own batch, and (2) averages scalar logs over the replicas. Nothing changes for
-    other strategies. Uses Keras internals: keras is pinned in requirements.txt.
+    Before every ``fit`` and ``evaluate``, Keras' TensorFlow trainer builds the model
+    symbolically from one batch that it takes from the data iterator; at the second epoch's
+    validation that iterator is the cached, exhausted one of the first, and fit dies with
+    StopIteration. Here the model is built once, from this replica's first training batch.
+    Under MultiWorkerMirroredStrategy with several workers (keras-team/keras#20585) Keras also
+    (1) all-reduces that whole batch just to learn its shapes, which the collective cannot take
+    (a dict of tensors), and (2) reduces the scalar logs over an axis 0 they do not have; (1) is
+    gone with the local batch, (2) is fixed by averaging scalar logs over the replicas. Nothing
+    changes without a strategy. Uses Keras internals: keras is pinned in requirements.txt.
     """
+    if strategy is tf.distribute.get_strategy():  # the default strategy: Keras builds lazily
+        return
+    model._maybe_symbolic_build = _build_once_from_local_batch.__get__(model)
     if not is_multi_worker(strategy):
         return
     from keras.src.backend.tensorflow import trainer as keras_trainer
     if not getattr(keras_trainer.reduce_per_replica, "multi_worker_scalars", False):
         keras_trainer.reduce_per_replica = _reducing_scalars_over_replicas(keras_trainer.reduce_per_replica)
-    model._maybe_symbolic_build = _build_from_local_batch.__get__(model)
 
 
 def _reducing_scalars_over_replicas(reduce_per_replica):
@@ -184,8 +189,10 @@ def _reducing_scalars_over_replicas(reduce_per_replica):
     return reduce
 
 
-def _build_from_local_batch(model, iterator=None, data_batch=None):
-    """Keras' ``_maybe_symbolic_build`` with the batch's shapes read from this worker's replica."""
+def _build_once_from_local_batch(model, iterator=None, data_batch=None):
+    """Keras' ``_maybe_symbolic_build``, run once, with the batch's shapes read from this replica."""
+    if getattr(model, "_built_symbolically", False):
+        return
     strategy = model.distribute_strategy
     if iterator is not None:
         for _, _, batches in iterator:
@@ -194,6 +201,7 @@ def _build_from_local_batch(model, iterator=None, data_batch=None):
             break
     with strategy.scope():
         model._symbolic_build(data_batch=data_batch)
+    model._built_symbolically = True
 
 
 def describe_lost_worker(error: tf.errors.OpError) -> str:

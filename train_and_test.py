@@ -250,6 +250,10 @@ def run_train(args) -> str:
                               stride=args.val_stride, drop_remainder=full_batches)
         frames = data_loader.count_frames(val_sequences, args.val_stride)
         val_steps = args.val_steps or (frames // args.batch_size if full_batches else -(-frames // args.batch_size))
+        if val_steps == 0:
+            raise UsageError(f"Validation has {frames} frames, fewer than one global batch of {args.batch_size} "
+                             f"(with {strategy.num_replicas_in_sync} replicas only full batches validate): "
+                             "lower --val-stride, or choose other --val-subjects.")
         preview = tensorboard_logging.take_preview_batch(validation, frames=3)
     start_weights = weights_files.resolve_weights(args.weights, args.weights_sha256) if args.weights else None
     if start_weights:
@@ -270,7 +274,7 @@ def run_train(args) -> str:
                   "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
             loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},
             metrics={"kp2d": [losses.pixel_error], "kp3d": [losses.mpjpe]})
-    distribution.enable_multi_worker_fit(network, strategy)
+    distribution.enable_distributed_fit(network, strategy)
     monitor = "val_kp3d_mpjpe" if validation is not None else None
     training.fit(network, train_data, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
                  checkpoint_dir=checkpoint_dir, config_name=config.name, resume=args.resume,

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         in_memory = tiny.take(1).cache().repeat()
         fed, held = (fit_seconds_per_step(data, args.fit_steps, args.fit_epochs) for data in (tiny, in_memory))
     raw_rate, raw_seconds = raw[0] / raw[1], raw[1]
-    print(f"\n| measure | value | vs reference | CPU ms per item |")
+    print("\n| measure | value | vs reference | CPU ms per item |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| raw decoding, sequential cv2 read | {raw_rate:.0f} view-frames/s | 1.00 | {raw[2]:.2f} |")
     print(f"| first pass: cache build + 1 epoch | {first[1]:.1f} s | {first[1] / raw_seconds:.2f}x the raw "

@@ -1,7 +1,6 @@
 """Processes end cleanly: data set readers exit 0 every time, Ctrl-C saves the state and exits 130,
 and ``--resume`` then finishes the run; every run is a real subprocess, bounded in time."""
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -10,9 +9,9 @@ import textwrap
 import time
 
 import pytest
+from subprocesses import subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def data_flags(dataset):
@@ -21,7 +20,7 @@ def data_flags(dataset):
 
 
 def start(args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 

@@ -6,7 +6,6 @@ import csv
 import importlib.util
 import json
 import math
-import os
 import pathlib
 import re
 
