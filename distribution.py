@@ -8,7 +8,8 @@
   sees the statistics of the global batch, as on one device.
 * Only the chief writes checkpoints and logs (``is_chief_process``).
 * Keras 3.15 cannot ``fit`` under MultiWorkerMirroredStrategy with more than one worker
-  (keras-team/keras#20585); ``enable_distributed_fit`` works around its bugs.
+  (keras-team/keras#20585), and under any strategy dies at the second epoch's validation;
+  ``enable_distributed_fit`` works around both.
 * A worker that never joins ends the others after ``start_timeout`` seconds (exit 1) instead of
   a silent wait; a worker lost during training surfaces as a ``tf.errors.OpError`` in every other
   worker within seconds (TensorFlow's coordination service heartbeats).
