@@ -70,7 +70,7 @@ def test_every_shard_is_a_random_sample_in_random_order(index, tmp_path):
     sequence_of = np.repeat(np.arange(8), [s.num_frames for s in index[0][:8]])
     for shard in ids:
         assert len(set(sequence_of[shard])) >= 6  # drawn from (nearly) every sequence
-        assert abs(np.corrcoef(np.arange(len(shard)), shard)[0, 1]) < 0.5  # not in stream order
+        assert abs(np.corrcoef(np.arange(len(shard)), shard)[0, 1]) < 0.7  # not in stream order (which gives 1)
 
 
 def test_damaged_shards_are_errors_naming_the_file(index, tmp_path):
