@@ -182,8 +182,8 @@ def measure_row(name: str, policy: str, batch: int, num_views: int, repeats: int
     make_steps = jax_steps if BACKEND == "jax" else tensorflow_steps
     forward, train, dlt_backward = make_steps(network, inputs, targets, total_loss,
                                               keras.optimizers.Adam(1e-4), dlt)
-    row = {"config": name, "policy": policy, "batch": batch, "params": network.count_params(), "device": describe_backend(),
-           "train_s": median_seconds(train, repeats)}
+    row = {"config": name, "policy": policy, "batch": batch, "params": network.count_params(),
+           "device": describe_backend(), "train_s": median_seconds(train, repeats)}
     if train_only:
         return {**row, "peak_bytes": peak_memory_bytes(), "limit_bytes": accelerator_memory_bytes()}
     row.update(forward_s=median_seconds(forward, repeats), dlt_s=median_seconds(dlt_backward, max(repeats, 20)),
@@ -208,18 +208,15 @@ def sharpen_heatmaps(network, inputs, logit_std: float = HEATMAP_LOGIT_STD) -> N
 def compare_with_float32(network, config, num_views: int, inputs) -> dict:
     """Finite outputs, and the largest 2D (px) and 3D (mm) gaps to a float32 twin of ``network``."""
     sharpen_heatmaps(network, inputs)
-    mixed = network.predict_on_batch(inputs)
+    mixed = {key: np.asarray(value, np.float64) for key, value in network.predict_on_batch(inputs).items()}
     keras.mixed_precision.set_dtype_policy("float32")
     twin = model.build_model(config, num_views=num_views)
     twin.set_weights(network.get_weights())
-    exact = twin.predict_on_batch(inputs)
-    finite = all(bool(np.isfinite(np.asarray(mixed[key], np.float64)).all()) for key in ("kp2d", "kp3d"))
-    gap = {key: np.abs(np.asarray(mixed[key], np.float64) - np.asarray(exact[key], np.float64))
-           for key in ("kp2d", "kp3d")}
-    joint_3d = np.linalg.norm(np.asarray(mixed["kp3d"], np.float64) - np.asarray(exact["kp3d"], np.float64), axis=-1)
-    return {"finite": finite, "kp2d_max_px": float(gap["kp2d"].max()),
-            "kp3d_max_mm": float(joint_3d.max()), "kp3d_mean_mm": float(joint_3d.mean()),
-            "kp3d_dtype": str(np.asarray(mixed["kp3d"]).dtype)}
+    exact = {key: np.asarray(value, np.float64) for key, value in twin.predict_on_batch(inputs).items()}
+    joint_3d = np.linalg.norm(mixed["kp3d"] - exact["kp3d"], axis=-1)       # (B, J) mm
+    return {"finite": bool(np.isfinite(mixed["kp2d"]).all() and np.isfinite(mixed["kp3d"]).all()),
+            "kp2d_max_px": float(np.abs(mixed["kp2d"] - exact["kp2d"]).max()),
+            "kp3d_max_mm": float(joint_3d.max()), "kp3d_mean_mm": float(joint_3d.mean())}
 
 
 # --------------------------------------------------------------------------- the table
@@ -237,7 +234,8 @@ def run_row(args, name: str, policy: str, batch: int, train_only: bool = False) 
             return json.loads(line[len(RESULT_PREFIX):])
     text = done.stderr + done.stdout
     errors = [line for line in text.splitlines() if re.match(r"\w+(Error|Exception)\b", line)]
-    return {"config": name, "policy": policy, "batch": batch, "error": errors[-1] if errors else f"exit {done.returncode}",
+    return {"config": name, "policy": policy, "batch": batch,
+            "error": errors[-1] if errors else f"exit {done.returncode}",
             "out_of_memory": any(marker in text for marker in OUT_OF_MEMORY_MARKERS), "log": text[-3000:]}
 
 
@@ -265,7 +263,8 @@ def largest_batch(args, name: str, policy: str, measured: dict) -> tuple[int, li
 def format_row(row: dict) -> str:
     config = model.get_config(row["config"])
     if "error" in row:
-        return f"| {row['config']} | {row['policy']} | {config.image_size} | | {row['batch']} | failed: {row['error'][:150]} |"
+        return (f"| {row['config']} | {row['policy']} | {config.image_size} | | {row['batch']} "
+                f"| failed: {row['error'][:150]} |")
     samples_per_s = row["batch"] / row["train_s"]
     memory = "n/a (CPU)" if row.get("peak_bytes") is None else f"{row['peak_bytes'] / 2**30:.1f}"
     hours = H36M_TRAIN_SAMPLES / samples_per_s / 3600
@@ -300,7 +299,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--find-max-batch", action="store_true",
                         help="also probe the largest batch that trains, from the accelerator's peak memory")
-    parser.add_argument("--max-batch-probes", type=int, default=2, help="compilations spent per probe")
+    parser.add_argument("--max-batch-probes", type=int, default=2, help="largest-batch tries per row (each compiles the model again)")
     parser.add_argument("--row-timeout", type=float, default=1800, help="seconds for one row's process")
     parser.add_argument("--row", nargs=3, metavar=("CONFIG", "POLICY", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
