@@ -25,7 +25,7 @@ is never used), under a file lock (two processes never build the same cache twic
 Record format (``tf.train.Example``), V views, J = 17 joints, numbers as raw float64 bytes:
 ``sample_id`` int64, ``subject`` / ``action`` / ``sequence`` bytes, ``frame`` int64,
 ``images`` V JPEG strings (BGR-encoded by OpenCV, so they decode to RGB), ``cache_crop``
-(V, 3, 3) frame -> cached-crop pixels, ``K`` (V, 3, 3), ``Rt`` (V, 3, 4), ``dist`` (V, 5),
+(V, 3, 3) frame -> cached-crop pixels, ``K`` (V, 3, 3), ``Rt`` (V, 3, 4), ``dist`` (V, 6),
 ``kp2d`` (V, J, 2) frame pixels (distorted, the D2 labels), ``kp3d`` (J, 3) world mm.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ import tensorflow as tf
 import crops
 import h36m_utils
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 JPEG_QUALITY = 95
 # Chroma at half resolution (4:2:0, as in the H.264 source videos): 4:4:4 would decode 25% slower
@@ -264,13 +264,13 @@ def serialize_sample(sample_id: int, sequence, frame: int, jpegs: list[bytes], a
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-NUMERIC_SHAPES = {"cache_crop": (3, 3), "K": (3, 3), "Rt": (3, 4), "dist": (5,)}  # per view
+NUMERIC_SHAPES = {"cache_crop": (3, 3), "K": (3, 3), "Rt": (3, 4), "dist": (h36m_utils.DIST_SIZE,)}  # per view
 
 
 def parse_record(record: tf.Tensor, num_views: int, num_joints: int = len(h36m_utils.J17)) -> dict:
     """A serialized record (scalar tf.string) -> dict of tensors (graph-friendly, for ``Dataset.map``).
 
-    images: (V,) JPEG strings; cache_crop, K: (V, 3, 3) float64; Rt: (V, 3, 4); dist: (V, 5);
+    images: (V,) JPEG strings; cache_crop, K: (V, 3, 3) float64; Rt: (V, 3, 4); dist: (V, 6);
     kp2d: (V, J, 2) frame pixels; kp3d: (J, 3) world mm; sample_id, frame: int64 scalars;
     subject, action, sequence: string scalars.
     """

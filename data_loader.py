@@ -5,7 +5,7 @@ One element is one frame index of one sequence, seen by all V cameras at once::
     inputs  = {"images": uint8 (V, S, S, 3) RGB crops,
                "P": float32 (V, 3, 4) = crop @ K @ [R | t]   (pinhole, crop pixels, world mm),
                "K": float32 (V, 3, 3) = crop @ K,
-               "dist": float32 (V, 5) [k1, k2, k3, p1, p2]  (official Human3.6M model)}
+               "dist": float32 (V, 6) [k1, k2, k3, p1, p2, tangential_factor]  (h36m_utils.Camera.dist)}
     targets = {"kp2d": float32 (V, J, 2) crop pixels, DISTORTED (the D2 labels: what the image shows),
                "kp3d": float32 (J, 3) world mm (the D3 labels)}
     metadata = {"subject", "action", "sequence": tf.string, "frame": int32}
@@ -65,7 +65,7 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
     sequences: ``h36m_utils.Sequence`` list (``find_sequences``); cameras: ``load_cameras`` output;
     image_size: crop side S; batch_size: the batch this data set yields (under
     ``distribute_datasets_from_function`` pass ``input_context.get_per_replica_batch_size(global)``).
-    Shapes: images (B, V, S, S, 3) uint8; P (B, V, 3, 4); K (B, V, 3, 3); dist (B, V, 5);
+    Shapes: images (B, V, S, S, 3) uint8; P (B, V, 3, 4); K (B, V, 3, 3); dist (B, V, 6);
     kp2d (B, V, J, 2); kp3d (B, J, 3); metadata strings (B,), frame (B,) int32; V = len(camera_ids).
 
     The crop cache of every ``stride``-th frame is built first if it is not there yet

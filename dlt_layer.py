@@ -67,38 +67,43 @@ def _tiny(dtype: str) -> float:
 # --------------------------------------------------------------------------- undistortion
 
 def undistort(points_2d, K, dist, iterations: int = 6, dtype: str = "float32"):
-    """Distorted pixels -> pinhole pixels, inverting the OFFICIAL Human3.6M distortion.
+    """Distorted pixels -> pinhole pixels, inverting the lens distortion (``h36m_utils.distort_normalized``).
 
     points_2d: (..., N, 2) distorted pixels (what the image shows; pixel centres at integers).
-    K: (..., 3, 3) intrinsics of those pixels (upper triangular; a crop's K works).
-    dist: (..., 5) ordered [k1, k2, k3, p1, p2].
+    K: (..., 3, 3) intrinsics of those pixels, any affine top two rows: a crop's K, also a
+    rotated crop's (whose K is no longer upper triangular), works.
+    dist: (..., 6) ordered [k1, k2, k3, p1, p2, tangential_factor] (1: the official Human3.6M
+    formula, 2: OpenCV's); a (..., 5) dist without the factor is Human3.6M's.
     The leading axes of K and dist are those of points_2d without N (e.g. points (B, V, J, 2),
-    K (B, V, 3, 3), dist (B, V, 5)). Returns (..., N, 2) pinhole pixels, i.e. what ``K [R|t]``
+    K (B, V, 3, 3), dist (B, V, 6)). Returns (..., N, 2) pinhole pixels, i.e. what ``K [R|t]``
     gives.
 
     Fixed-point iteration ``xy <- (xy_d - offset(xy)) / scale(xy)`` on normalised coordinates,
     the distortion being ``xy_d = xy * scale(xy) + offset(xy)`` with ``scale = 1 + k1 r2 +
-    k2 r2^2 + k3 r2^3 + p1 y + p2 x`` and ``offset = (p2 r2, p1 r2)`` (see
-    ``h36m_utils.distort_normalized``). Each step shrinks the error about 20-fold even at the
-    corners of the Human3.6M frames (where the distortion reaches 23 px): 6 iterations leave
-    < 1e-6 px in float64, i.e. float32 rounding only. Differentiable in all inputs.
+    k2 r2^2 + k3 r2^3 + a (p1 y + p2 x)`` and ``offset = (p2 r2, p1 r2)``. Each step shrinks
+    the error about 20-fold even at the corners of the Human3.6M frames (where the distortion
+    reaches 23 px): 6 iterations leave < 1e-6 px in float64, i.e. float32 rounding only.
+    Differentiable in all inputs.
     """
     _check_dtype(dtype)
     points_2d = ops.convert_to_tensor(points_2d, dtype)
     K = ops.expand_dims(ops.convert_to_tensor(K, dtype), -3)            # (..., 1, 3, 3)
-    dist = ops.expand_dims(ops.convert_to_tensor(dist, dtype), -2)      # (..., 1, 5)
-    fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
-    fy, cy = K[..., 1, 1], K[..., 1, 2]
+    dist = ops.expand_dims(ops.convert_to_tensor(dist, dtype), -2)      # (..., 1, 5 or 6)
+    a, b, c = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
+    d, e, f = K[..., 1, 0], K[..., 1, 1], K[..., 1, 2]
     k1, k2, k3, p1, p2 = (dist[..., i] for i in range(5))
-    y_target = (points_2d[..., 1] - cy) / fy
-    x_target = (points_2d[..., 0] - cx - skew * y_target) / fx
+    factor = dist[..., 5] if dist.shape[-1] > 5 else 1.0
+    # Normalised target: the inverse of K's 2 x 2 part applied to (u - c, v - f).
+    du, dv = points_2d[..., 0] - c, points_2d[..., 1] - f
+    determinant = a * e - b * d
+    x_target, y_target = (e * du - b * dv) / determinant, (a * dv - d * du) / determinant
     x, y = x_target, y_target
     for _ in range(iterations):
         r2 = ops.minimum(x * x + y * y, MAX_RADIUS_SQUARED)
-        scale = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)) + p1 * y + p2 * x
+        scale = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)) + factor * (p1 * y + p2 * x)
         scale = _sign_preserving_floor(scale, MIN_LENS_SCALE)
         x, y = (x_target - p2 * r2) / scale, (y_target - p1 * r2) / scale
-    return ops.stack([fx * x + skew * y + cx, fy * y + cy], axis=-1)
+    return ops.stack([a * x + b * y + c, d * x + e * y + f], axis=-1)
 
 
 # --------------------------------------------------------------------------- triangulation
@@ -435,7 +440,7 @@ class UndistortTriangulate(keras.layers.Layer):
     """Weightless layer: distorted 2D joints of V views -> 3D joints (undistort, then the DLT).
 
     call(kp2d (B, V, J, 2) distorted pixels, P (B, V, 3, 4), K (B, V, 3, 3) of the same pixels,
-    dist (B, V, 5) [k1, k2, k3, p1, p2], weights=None or (B, V, J)) -> (B, J, 3) world mm.
+    dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor], weights=None or (B, V, J)) -> (B, J, 3) world mm.
     Computes in ``precision`` ("float32" by default, whatever the model's dtype policy: the DLT
     must not run in float16).
     """

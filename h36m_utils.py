@@ -7,9 +7,11 @@ Conventions used everywhere in this repo (written once, here):
 * Image coordinates are pixels with pixel CENTRES at integer coordinates (OpenCV's
   convention, and the one the data set's D2 labels follow): the top-left pixel covers
   ``[-0.5, 0.5]^2``.
-* Lens distortion uses the OFFICIAL Human3.6M formula (not OpenCV's tangential model); the
-  distortion vector is ordered ``[k1, k2, k3, p1, p2]`` wherever it travels as one array
-  (``Camera.dist``, the loader's ``dist`` tensor, ``dlt_layer.undistort``).
+* Lens distortion: Human3.6M's cameras use the OFFICIAL Human3.6M formula, other rigs
+  OpenCV's (``Camera.distortion_model``); the two differ only in the tangential terms, by a
+  factor of 2 (``distort_normalized``). The distortion travels as one array ordered
+  ``[k1, k2, k3, p1, p2, tangential_factor]`` (``Camera.dist``, the loader's ``dist`` tensor,
+  ``dlt_layer.undistort``), the factor 1 for Human3.6M and 2 for OpenCV.
 * A crop with scale ``s`` and top-left offset ``(ox, oy)`` maps a pixel ``u`` to
   ``s * (u - ox)``; it changes ``K`` only: ``K_crop = crop_matrix(s, ox, oy) @ K``.
 * Joints: the standard 17 of the 32 (``J17``), pelvis first. Cameras in the fixed order
@@ -59,12 +61,18 @@ PELVIS = 0
 
 # --------------------------------------------------------------------------- cameras
 
+# The two lens models differ only in the tangential terms: OpenCV's are twice Human3.6M's,
+# except the p r^2 terms (``distort_normalized``).
+TANGENTIAL_FACTOR = {"h36m": 1.0, "opencv": 2.0}
+DIST_SIZE = 6  # [k1, k2, k3, p1, p2, tangential_factor]
+
 @dataclasses.dataclass(frozen=True)
 class Camera:
     """One calibrated camera of one subject's capture.
 
     R: (3, 3) world->camera rotation; t: (3,) mm; K: (3, 3) intrinsics in pixels;
-    k: (3,) radial k1, k2, k3; p: (2,) tangential p1, p2; width, height in pixels; id: camera id.
+    k: (3,) radial k1, k2, k3; p: (2,) tangential p1, p2; width, height in pixels; id: camera id;
+    distortion_model: "h36m" (the official Human3.6M formula) or "opencv" (OpenCV's).
     """
 
     R: np.ndarray
@@ -75,11 +83,22 @@ class Camera:
     width: int
     height: int
     id: str
+    distortion_model: str = "h36m"
+
+    def __post_init__(self):
+        if self.distortion_model not in TANGENTIAL_FACTOR:
+            raise ValueError(f"Camera {self.id}: unknown distortion_model {self.distortion_model!r}; "
+                             f"choose one of {sorted(TANGENTIAL_FACTOR)}.")
+
+    @property
+    def tangential_factor(self) -> float:
+        """1 for the Human3.6M distortion, 2 for OpenCV's (see ``distort_normalized``)."""
+        return TANGENTIAL_FACTOR[self.distortion_model]
 
     @property
     def dist(self) -> np.ndarray:
-        """(5,) distortion as one vector, ordered [k1, k2, k3, p1, p2]."""
-        return np.concatenate([self.k, self.p])
+        """(6,) distortion as one vector, ordered [k1, k2, k3, p1, p2, tangential_factor]."""
+        return np.concatenate([self.k, self.p, [self.tangential_factor]])
 
     @property
     def center(self) -> np.ndarray:
@@ -103,7 +122,8 @@ def load_cameras(path: str) -> dict[str, dict[str, Camera]]:
     Accepts the JSON layout of karfly/human36m-camera-parameters and the official
     ``metadata.xml`` of the Human3.6M code release. A JSON camera may carry an optional
     ``intrinsics[cam].image_size = [width, height]`` (the synthetic set writes it); without it
-    the official video sizes of ``image_size`` are used.
+    the official video sizes of ``image_size`` are used; and an optional
+    ``intrinsics[cam].distortion_model`` (``"h36m"``, the default, or ``"opencv"``).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -134,7 +154,8 @@ def _cameras_from_json(content: dict) -> dict[str, dict[str, Camera]]:
                 t=np.asarray(extrinsic["t"], np.float64).reshape(3),
                 K=np.asarray(intrinsic["calibration_matrix"], np.float64).reshape(3, 3),
                 k=np.array([k1, k2, k3]), p=np.array([p1, p2]),
-                width=int(width), height=int(height), id=camera_id)
+                width=int(width), height=int(height), id=camera_id,
+                distortion_model=intrinsic.get("distortion_model", "h36m"))
     return cameras
 
 
@@ -181,16 +202,18 @@ def world_to_camera(points_world: np.ndarray, camera: Camera) -> np.ndarray:
     return points_world @ camera.R.T + camera.t
 
 
-def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Official Human3.6M lens distortion of normalised image points (..., 2) -> (..., 2).
+def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, tangential_factor: float = 1.0) -> np.ndarray:
+    """Lens distortion of normalised image points (..., 2) -> (..., 2).
 
-    ``r2 = x^2 + y^2; radial = 1 + k1 r2 + k2 r2^2 + k3 r2^3; tan = p1 y + p2 x;
-    x_d = x (radial + tan) + p2 r2; y_d = y (radial + tan) + p1 r2``.
+    ``r2 = x^2 + y^2; radial = 1 + k1 r2 + k2 r2^2 + k3 r2^3; tan = a (p1 y + p2 x);
+    x_d = x (radial + tan) + p2 r2; y_d = y (radial + tan) + p1 r2``, with ``a`` the
+    ``tangential_factor``: 1 is the official Human3.6M formula; 2 is OpenCV's
+    (``x_d = x radial + 2 p1 x y + p2 (r2 + 2 x^2)``, ``y_d = y radial + p1 (r2 + 2 y^2) + 2 p2 x y``).
     """
     x, y = xy[..., 0], xy[..., 1]
     r2 = x * x + y * y
     radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
-    tangential = p[0] * y + p[1] * x
+    tangential = tangential_factor * (p[0] * y + p[1] * x)
     return np.stack([x * (radial + tangential) + p[1] * r2,
                      y * (radial + tangential) + p[0] * r2], axis=-1)
 
@@ -211,7 +234,7 @@ def project(points_world: np.ndarray, camera: Camera, distort: bool = True) -> n
     cam = world_to_camera(points_world, camera)
     xy = cam[..., :2] / cam[..., 2:3]
     if distort:
-        xy = distort_normalized(xy, camera.k, camera.p)
+        xy = distort_normalized(xy, camera.k, camera.p, camera.tangential_factor)
     return _apply_K(xy, camera.K)
 
 
@@ -222,8 +245,8 @@ def undistort_points(uv: np.ndarray, camera: Camera, iterations: int = 20) -> np
     for _ in range(iterations):
         x, y = xy[..., 0], xy[..., 1]
         r2 = x * x + y * y
-        k, p = camera.k, camera.p
-        scale = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + p[0] * y + p[1] * x
+        k, p, a = camera.k, camera.p, camera.tangential_factor
+        scale = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + a * (p[0] * y + p[1] * x)
         offset = np.stack([p[1] * r2, p[0] * r2], axis=-1)
         xy = (target - offset) / scale[..., None]
     return _apply_K(xy, camera.K)
@@ -237,6 +260,11 @@ def crop_matrix(scale: float, offset_x: float, offset_y: float) -> np.ndarray:
     return np.array([[scale, 0.0, -scale * offset_x],
                      [0.0, scale, -scale * offset_y],
                      [0.0, 0.0, 1.0]])
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """(..., 2) pixels through the affine (3, 3) pixel map ``matrix`` (a crop, maybe turned) -> (..., 2)."""
+    return np.asarray(points, np.float64) @ matrix[:2, :2].T + matrix[:2, 2]
 
 
 def projection_matrix(camera: Camera, crop: np.ndarray | None = None) -> np.ndarray:

@@ -17,6 +17,7 @@ import keras
 from keras import layers, ops
 
 import dlt_layer
+import h36m_utils
 
 SERIALIZATION_PACKAGE = "canonical_fusion"
 # keras.applications' "caffe" preprocessing for its ResNets: BGR order, ImageNet mean.
@@ -402,7 +403,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
 
     Inputs (dict, as ``data_loader`` yields): images uint8 (B, V, S, S, 3) RGB crops,
     P (B, V, 3, 4) crop projection matrices (crop px, world mm), K (B, V, 3, 3) crop
-    intrinsics, dist (B, V, 5) [k1, k2, k3, p1, p2].
+    intrinsics, dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor] (h36m_utils.Camera.dist).
     Outputs (dict): kp2d (B, V, J, 2) crop pixels (distorted, like the image), kp3d (B, J, 3)
     world mm (undistort + DLT of kp2d), and with ``with_heatmaps`` also heatmaps (B, V, H, W, J),
     the softmax maps (for analysis: Keras' compiled metrics need a target for every output, and
@@ -417,7 +418,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
         "images": keras.Input((num_views, size, size, 3), dtype="uint8", name="images"),
         "P": keras.Input((num_views, 3, 4), name="P"),
         "K": keras.Input((num_views, 3, 3), name="K"),
-        "dist": keras.Input((num_views, 5), name="dist"),
+        "dist": keras.Input((num_views, h36m_utils.DIST_SIZE), name="dist"),
     }
     P_normalized = NormalizeProjection(size, config.world_unit_mm, dtype=GEOMETRY_DTYPE,
                                        name="normalize_P")(inputs["P"])

@@ -471,7 +471,9 @@ def cameras_json(cameras: dict) -> dict:
     first = next(iter(cameras.values()))
     intrinsics = {camera_id: {"calibration_matrix": camera.K.tolist(),
                               "distortion": [*camera.k[:2], *camera.p, camera.k[2]],
-                              "image_size": [camera.width, camera.height]}
+                              "image_size": [camera.width, camera.height],
+                              **({} if camera.distortion_model == "h36m" else
+                                 {"distortion_model": camera.distortion_model})}
                   for camera_id, camera in first.items()}
     extrinsics = {subject: {camera_id: {"R": camera.R.tolist(), "t": camera.t[:, None].tolist()}
                             for camera_id, camera in per_camera.items()}

@@ -97,7 +97,7 @@ def test_shapes_dtypes_and_every_frame_once(index, test_pass):
     views, joints = len(h36m_utils.CAMERA_IDS), len(h36m_utils.J17)
     n = data_loader.count_frames(sequences)
     expected = {"images": ((n, views, CROP, CROP, 3), np.uint8), "P": ((n, views, 3, 4), np.float32),
-                "K": ((n, views, 3, 3), np.float32), "dist": ((n, views, 5), np.float32),
+                "K": ((n, views, 3, 3), np.float32), "dist": ((n, views, 6), np.float32),
                 "kp2d": ((n, views, joints, 2), np.float32), "kp3d": ((n, joints, 3), np.float32),
                 "subject": ((n,), object), "action": ((n,), object), "sequence": ((n,), object),
                 "frame": ((n,), np.int32)}
@@ -126,7 +126,7 @@ def reproject(P, K, dist, kp3d):
     """(J, 2) distorted crop pixels of (J, 3) world mm through a crop's P, K and distortion."""
     pinhole = np.c_[kp3d, np.ones(len(kp3d))] @ P.astype(np.float64).T
     normalized = (pinhole[:, :2] / pinhole[:, 2:] - K[:2, 2]) @ np.linalg.inv(K[:2, :2].astype(np.float64)).T
-    return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:]) @ K[:2, :2].T + K[:2, 2]
+    return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
 
 
 def assert_cameras_reproduce_2d_from_3d(elements, cameras, count=20):

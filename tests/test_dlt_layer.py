@@ -4,6 +4,7 @@ References: the true 3D points of random scenes and of the real S1 rig, a float6
 the plain (unnormalised) DLT system, cv2.triangulatePoints, h36m_utils.project, and central
 finite differences. Inputs are fresh random draws every run (the seed is printed on failure).
 """
+import dataclasses
 import importlib.util
 import json
 import os
@@ -336,7 +337,7 @@ def test_undistort_in_crop_pixels_with_batch_axes(rng, h36m_sample_dir):
                                             - crops[b, v, 1:]) for v in range(4)]
                          for b in range(2)])
 
-    dist = np.broadcast_to(np.stack([camera.dist for camera in cameras]), (2, 4, 5))
+    dist = np.broadcast_to(np.stack([camera.dist for camera in cameras]), (2, 4, 6))
     recovered = keras.ops.convert_to_numpy(dlt_layer.undistort(crop_pixels(True), K, dist))
     assert recovered.shape == (2, 4, 17, 2)
     assert np.abs(recovered - crop_pixels(False)).max() < 1e-3
@@ -452,6 +453,44 @@ def test_points_behind_a_camera_are_still_triangulated(rng):
         assert errors_mm(estimate, X).max() < 0.05, method
 
 
+def opencv_camera(rng):
+    """A camera with OpenCV's lens model and strong tangential terms, and its cv2 vectors."""
+    K = np.array([[1650.0, 0, 530.0], [0, 1660.0, 950.0], [0, 0, 1]])
+    k, p = np.array([-0.12, 0.09, -0.02]), np.array([0.004, -0.003])
+    rvec, tvec = rng.normal(0, 0.3, 3), np.array([0.1, -0.2, 3500.0])
+    camera = h36m_utils.Camera(R=cv2.Rodrigues(rvec)[0], t=tvec, K=K, k=k, p=p, width=1088, height=1920,
+                               id="cam", distortion_model="opencv")
+    return camera, rvec, tvec, np.array([k[0], k[1], p[0], p[1], k[2]])
+
+
+def test_opencv_lens_model_matches_cv2(rng):
+    camera, rvec, tvec, cv2_dist = opencv_camera(rng)
+    points = rng.normal(0, 600, (200, 3))
+    expected = cv2.projectPoints(points, rvec, tvec, camera.K, cv2_dist)[0][:, 0]
+    np.testing.assert_allclose(h36m_utils.project(points, camera), expected, atol=1e-6)
+    # Human3.6M's formula differs from OpenCV's by the tangential terms only.
+    h36m = dataclasses.replace(camera, distortion_model="h36m")
+    assert np.abs(h36m_utils.project(points, h36m) - expected).max() > 0.5
+    recovered = keras.ops.convert_to_numpy(dlt_layer.undistort(expected, camera.K, camera.dist, dtype="float64"))
+    np.testing.assert_allclose(recovered, h36m_utils.project(points, camera, distort=False), atol=1e-6)
+    np.testing.assert_allclose(h36m_utils.undistort_points(expected, camera),
+                               cv2.undistortPoints(expected[:, None], camera.K, cv2_dist, P=camera.K)[:, 0], atol=1e-4)
+
+
+def test_undistort_in_a_rotated_crop(rng):
+    """A crop turned in the image plane has a K that is not upper triangular; undistortion must
+    still invert the lens exactly (the crop's pixels are an affine map of the frame's)."""
+    camera, _, _, _ = opencv_camera(rng)
+    angle = np.radians(35.0)
+    turn = np.array([[np.cos(angle), -np.sin(angle), 60.0], [np.sin(angle), np.cos(angle), -40.0], [0, 0, 1]])
+    crop = turn @ h36m_utils.crop_matrix(0.25, 200.0, 600.0)
+    points = rng.normal(0, 400, (50, 3))
+    distorted = h36m_utils.apply_affine(h36m_utils.project(points, camera), crop)
+    pinhole = h36m_utils.apply_affine(h36m_utils.project(points, camera, distort=False), crop)
+    recovered = keras.ops.convert_to_numpy(dlt_layer.undistort(distorted, crop @ camera.K, camera.dist, dtype="float64"))
+    np.testing.assert_allclose(recovered, pinhole, atol=1e-7)
+
+
 def test_undistort_gradients_finite_far_outside_the_lens_model():
     K = np.array([[1000.0, 0, 500], [0, 1000, 500], [0, 0, 1]], np.float32)
     dist = np.array([-0.2, 0.25, -0.01, -0.002, 0.001], np.float32)
@@ -476,7 +515,7 @@ def real_rig_batch(rng, cameras, batch, joints):
                         for v, cam in enumerate(cameras)] for b in range(batch)]),
         "K": np.stack([[crops[b][v] @ cam.K for v, cam in enumerate(cameras)]
                        for b in range(batch)]),
-        "dist": np.broadcast_to(np.stack([cam.dist for cam in cameras]), (batch, len(cameras), 5)),
+        "dist": np.broadcast_to(np.stack([cam.dist for cam in cameras]), (batch, len(cameras), h36m_utils.DIST_SIZE)),
     }
     return {name: value.astype(np.float32) for name, value in inputs.items()}, X
 
@@ -500,7 +539,7 @@ def test_layer_recovers_world_points_from_distorted_crop_pixels(rng, h36m_sample
 def test_layer_in_a_saved_and_reloaded_model(rng, tmp_path, h36m_sample_dir):
     cameras = s1_rig(h36m_sample_dir)
     inputs, _ = real_rig_batch(rng, cameras, batch=2, joints=17)
-    shapes = {"kp2d": (4, 17, 2), "P": (4, 3, 4), "K": (4, 3, 3), "dist": (4, 5)}
+    shapes = {"kp2d": (4, 17, 2), "P": (4, 3, 4), "K": (4, 3, 3), "dist": (4, h36m_utils.DIST_SIZE)}
     symbolic = {name: keras.Input(shape, name=name) for name, shape in shapes.items()}
     layer = dlt_layer.UndistortTriangulate(iterations=3, undistort_iterations=8, name="dlt")
     model = keras.Model(symbolic, layer(symbolic["kp2d"], symbolic["P"], symbolic["K"],

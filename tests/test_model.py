@@ -467,7 +467,7 @@ P2 = np.concatenate([[[0.0, 0, -1], [0, 1, 0], [1, 0, 0]], [[0.0], [0.0], [5000.
 K = np.array([[300.0, 0, 64], [0, 300, 64], [0, 0, 1]])
 inputs = {"images": rng.integers(0, 256, (1, 2, 128, 128, 3), dtype=np.uint8),
           "P": np.stack([K @ P, K @ P2])[None].astype("float32"), "K": np.stack([K, K])[None].astype("float32"),
-          "dist": np.zeros((1, 2, 5), "float32")}
+          "dist": np.zeros((1, 2, 6), "float32")}
 outputs = network(inputs, training=False)
 assert tuple(outputs["kp3d"].shape) == (1, 17, 3)
 assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in outputs.values())
