@@ -41,7 +41,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence as SequenceOf
+from collections.abc import Sequence as SequenceOf
 
 import cv2
 import numpy as np
@@ -49,6 +49,7 @@ import tensorflow as tf
 
 import crops
 import h36m_utils
+from video_io import stream_frames
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -88,51 +89,6 @@ def default_cache_dir() -> str:
 
 
 # --------------------------------------------------------------------------- reading the sources
-
-def open_video(path) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` of ``path`` whose decoder runs on ONE thread.
-
-    Several sequences are cached at once, each from its own thread, which is where the
-    parallelism comes from; FFmpeg's default of one decoding thread per core in EVERY open
-    video would oversubscribe the cores. The thread count only takes effect when passed at
-    open time; an OpenCV without ``CAP_PROP_N_THREADS`` falls back to its default.
-    """
-    if hasattr(cv2, "CAP_PROP_N_THREADS"):
-        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-        if capture.isOpened():
-            return capture
-        capture.release()
-    return cv2.VideoCapture(str(path))
-
-
-def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
-    """Yield the (H, W, 3) uint8 BGR frames at the increasing 0-based ``frame_indices``.
-
-    The video is opened once and read forward: ``grab()`` for every frame, ``retrieve()`` only
-    for the wanted ones. Every frame is decoded into the SAME array (copy it to keep it). A
-    video that cannot be opened or ends early raises ``ValueError`` naming the file.
-    """
-    capture = open_video(path)
-    try:
-        if not capture.isOpened():
-            raise ValueError(f"Cannot open video {path}: the file is missing, corrupt or not a "
-                             "video OpenCV can decode. Re-download or regenerate it.")
-        position, frame = 0, None  # how many frames grab() has returned so far; the frame buffer
-        for index in frame_indices:
-            while position <= index:
-                if not capture.grab():
-                    raise ValueError(
-                        f"Video {path} is truncated or corrupt: it ended after {position} frames, but "
-                        f"frame {index} is needed. Re-download the file, or rebuild the sequence index "
-                        "(find_sequences) so that its frame count matches the videos.")
-                position += 1
-            ok, frame = capture.retrieve(frame)
-            if not ok or frame is None:
-                raise ValueError(f"Video {path}: frame {index} could not be decoded (corrupt file).")
-            yield frame
-    finally:
-        capture.release()
-
 
 def read_labels(path, num_frames: int, dims: int, joints: SequenceOf[int] | None = None) -> np.ndarray:
     """The first ``num_frames`` poses of a D2 (dims=2) or D3 (dims=3) CDF: (num_frames, J, dims) float64.

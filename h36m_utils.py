@@ -26,6 +26,8 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
+import video_io
+
 # --------------------------------------------------------------------------- constants
 
 CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")
@@ -432,17 +434,6 @@ def read_s9_list(path: str) -> set:
         return {line.strip() for line in handle if line.strip()}
 
 
-def video_frame_count(path: str) -> int:
-    """Frames in a video according to its container; 0 when OpenCV cannot open it."""
-    import cv2  # imported here: only the index and the loader touch videos
-
-    capture = cv2.VideoCapture(path)
-    try:
-        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    finally:
-        capture.release()
-
-
 def find_sequences(data_dir: str, labels_dir: str, subjects, actions=None,
                    s9_list: str | None = DEFAULT_S9_LIST) -> tuple[list, IndexReport]:
     """Index the Human3.6M sequences of ``subjects`` under ``data_dir`` and ``labels_dir``.
@@ -504,7 +495,7 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
                     if os.path.basename(p) not in s9_usable]
         if unlisted:
             return skip(f"not in S9_training_vids.txt (known wrong labels): {', '.join(unlisted)}")
-    lengths = {f"video {c}": video_frame_count(path) for c, path in videos.items()}
+    lengths = {f"video {c}": video_io.video_frame_count(path) for c, path in videos.items()}
     broken = [videos[name.split()[1]] for name, length in lengths.items() if length <= 0]
     if broken:
         return skip(f"unreadable video {', '.join(broken)}: re-extract it from the archive")
