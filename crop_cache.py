@@ -26,7 +26,8 @@ Record format (``tf.train.Example``), V views, J = 17 joints, numbers as raw flo
 ``sample_id`` int64, ``subject`` / ``action`` / ``sequence`` bytes, ``frame`` int64,
 ``images`` V JPEG strings (BGR-encoded by OpenCV, so they decode to RGB), ``cache_crop``
 (V, 3, 3) frame -> cached-crop pixels, ``K`` (V, 3, 3), ``Rt`` (V, 3, 4), ``dist`` (V, 6),
-``kp2d`` (V, J, 2) frame pixels (distorted, the D2 labels), ``kp3d`` (J, 3) world mm.
+``kp2d`` (V, J, 2) frame pixels (distorted, the D2 labels), ``kp3d`` (J, 3) world mm, ``rig``
+(4, 4) world -> rig frame of the V cameras (``rig_frame``).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ import tensorflow as tf
 
 import crops
 import h36m_utils
+import rig_frame
 from video_io import stream_frames
 
 FORMAT_VERSION = 2
@@ -131,7 +133,7 @@ def cache_key(sequences, views, config: crops.CropConfig, stride: int) -> dict:
     """Everything that shapes a cache, as JSON-able data (``views[i]``: sequence i's cameras)."""
     return {
         "format": FORMAT_VERSION, "image_size": config.image_size, "cache_size": config.cache_size,
-        "box_mm": config.box_mm, "stride": stride, "jpeg": list(JPEG_PARAMETERS),
+        "box_mm": config.box_mm, "margin": config.margin, "stride": stride, "jpeg": list(JPEG_PARAMETERS),
         "sequences": [{"subject": s.subject, "name": s.name, "action": s.action, "num_frames": s.num_frames,
                        "files": [_file_stamp(p) for p in (s.d3_path, *(s.videos[c.id] for c in cams),
                                                           *(s.d2_paths[c.id] for c in cams))]}
@@ -212,7 +214,7 @@ def _int(value: int) -> tf.train.Feature:
 
 
 def serialize_sample(sample_id: int, sequence, frame: int, jpegs: list[bytes], arrays: dict) -> bytes:
-    """One record: ``arrays`` holds cache_crop, K, Rt, dist, kp2d, kp3d (shapes in the module doc)."""
+    """One record: ``arrays`` holds cache_crop, K, Rt, dist, kp2d, kp3d, rig (shapes in the module doc)."""
     feature = {"sample_id": _int(sample_id), "frame": _int(frame), "images": _bytes(*jpegs),
                "subject": _bytes(sequence.subject.encode()), "action": _bytes(sequence.action.encode()),
                "sequence": _bytes(sequence.name.encode()),
@@ -227,16 +229,17 @@ def parse_record(record: tf.Tensor, num_views: int, num_joints: int = len(h36m_u
     """A serialized record (scalar tf.string) -> dict of tensors (graph-friendly, for ``Dataset.map``).
 
     images: (V,) JPEG strings; cache_crop, K: (V, 3, 3) float64; Rt: (V, 3, 4); dist: (V, 6);
-    kp2d: (V, J, 2) frame pixels; kp3d: (J, 3) world mm; sample_id, frame: int64 scalars;
+    kp2d: (V, J, 2) frame pixels; kp3d: (J, 3) world mm; rig: (4, 4) world -> rig frame;
+    sample_id, frame: int64 scalars;
     subject, action, sequence: string scalars.
     """
     raw = tf.io.FixedLenFeature([], tf.string)
     spec = {"images": tf.io.FixedLenFeature([num_views], tf.string), "sample_id": tf.io.FixedLenFeature([], tf.int64),
             "frame": tf.io.FixedLenFeature([], tf.int64), "subject": raw, "action": raw, "sequence": raw,
-            "kp2d": raw, "kp3d": raw, **{name: raw for name in NUMERIC_SHAPES}}
+            "kp2d": raw, "kp3d": raw, "rig": raw, **{name: raw for name in NUMERIC_SHAPES}}
     fields = tf.io.parse_single_example(record, spec)
     shapes = {**{name: (num_views, *shape) for name, shape in NUMERIC_SHAPES.items()},
-              "kp2d": (num_views, num_joints, 2), "kp3d": (num_joints, 3)}
+              "kp2d": (num_views, num_joints, 2), "kp3d": (num_joints, 3), "rig": (4, 4)}
     for name, shape in shapes.items():
         fields[name] = tf.reshape(tf.io.decode_raw(fields[name], tf.float64), shape)
     return fields
@@ -337,7 +340,8 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
     kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)
     kp2d = np.stack([read_labels(sequence.d2_paths[c.id], count, 2, h36m_utils.J17) for c in cameras], axis=1)
     fixed = {"K": np.stack([c.K for c in cameras]), "dist": np.stack([c.dist for c in cameras]),
-             "Rt": np.stack([np.concatenate([c.R, c.t[:, None]], axis=1) for c in cameras])}
+             "Rt": np.stack([np.concatenate([c.R, c.t[:, None]], axis=1) for c in cameras]),
+             "rig": rig_frame.rig_frame(cameras).matrix()}
     paths = [sequence.videos[camera.id] for camera in cameras]
     streams = [stream_frames(path, frames) for path in paths]
     patch = np.empty((size, size, 3), np.uint8)

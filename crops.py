@@ -10,8 +10,8 @@ the crop's outer pixel edges ``-0.5`` and ``S - 0.5``.
 
 The crop cache stores, per view, a crop ``pad`` pixels wider on every side than the final
 crop, at the same scale (``CropConfig.cache_size = S + 2 pad``): the unjittered crop is then
-the exact centre window of the cached one (no resampling), and every training jitter of
-``scale_jitter`` / ``shift_jitter`` still lies inside it.
+the exact centre window of the cached one, and the training crops of ``crop_augmentation``
+(root moved in 3D, box scaled, crop turned) are resampled from inside it.
 """
 from __future__ import annotations
 
@@ -29,37 +29,28 @@ class CropConfig:
     """How crops are cut.
 
     image_size: side S of the square crop the network sees, in pixels.
-    box_mm: side of the world square around the pelvis that the unjittered crop shows.
-    shift_jitter, scale_jitter (training only): the box centre moves by up to ``shift_jitter``
-    times its side along each axis (in whole cached pixels: a shifted window of the cached crop,
-    no resampling), and its side is multiplied by a factor uniform in ``[1 - scale_jitter,
-    1 + scale_jitter]``. The rescale is off by default: the root box shows every person at one
-    scale at test time anyway, and it costs a bilinear resample per view, about twice the
-    input's CPU time.
+    box_mm: side of the world square around the root (pelvis) that a crop shows.
+    margin: the cached crop shows ``margin`` x the box more on every side, at the same scale,
+    so that a training crop whose 3D root, box size or roll is jittered
+    (``crop_augmentation``) is still cut from real pixels; 0.25 covers a root moved by
+    about 3 standard deviations of the root finder's error, a box 15% larger and a roll of
+    30 degrees.
     """
 
     image_size: int
     box_mm: float = 2000.0
-    scale_jitter: float = 0.0
-    shift_jitter: float = 0.05
+    margin: float = 0.25
 
     def __post_init__(self):
         if int(self.image_size) != self.image_size or self.image_size < 1:
             raise ValueError(f"image_size must be a positive integer, got {self.image_size!r}")
-        if self.box_mm <= 0 or not 0 <= self.scale_jitter < 1 or not 0 <= self.shift_jitter < 0.5:
-            raise ValueError(
-                f"Need box_mm > 0, 0 <= scale_jitter < 1, 0 <= shift_jitter < 0.5; got box_mm={self.box_mm}, "
-                f"scale_jitter={self.scale_jitter}, shift_jitter={self.shift_jitter}")
+        if self.box_mm <= 0 or not 0 <= self.margin <= 1:
+            raise ValueError(f"Need box_mm > 0 and 0 <= margin <= 1; got box_mm={self.box_mm}, margin={self.margin}")
 
     @property
     def pad(self) -> int:
-        """Extra cached pixels on each side: the most a jittered box reaches beyond the nominal one.
-
-        A jittered box of side ``S u`` (u <= 1 + scale_jitter) shifted by up to
-        ``shift_jitter S u`` reaches ``S u (1/2 + shift_jitter)`` from the centre.
-        """
-        reach = (1 + self.scale_jitter) * (0.5 + self.shift_jitter) - 0.5
-        return max(0, math.ceil(self.image_size * reach - 1e-9))
+        """Extra cached pixels on each side of the S x S crop."""
+        return math.ceil(self.image_size * self.margin - 1e-9)
 
     @property
     def cache_size(self) -> int:
@@ -94,11 +85,6 @@ def box_crop_matrix(center: np.ndarray, side: float, image_size: int) -> np.ndar
 def cache_crop_matrix(center: np.ndarray, side: float, config: CropConfig) -> np.ndarray:
     """(3, 3) crop matrix of the cached crop of a box: the same scale, ``config.pad`` pixels wider."""
     return box_crop_matrix(center, side * config.cache_size / config.image_size, config.cache_size)
-
-
-def apply_crop(points: np.ndarray, crop: np.ndarray) -> np.ndarray:
-    """(..., 2) frame pixels -> (..., 2) crop pixels through a (3, 3) ``crop_matrix``."""
-    return points * np.diag(crop)[:2] + crop[:2, 2]
 
 
 def crop_frame(frame: np.ndarray, crop: np.ndarray, image_size: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -3,29 +3,39 @@
 One element is one frame index of one sequence, seen by all V cameras at once::
 
     inputs  = {"images": uint8 (V, S, S, 3) RGB crops,
-               "P": float32 (V, 3, 4) = crop @ K @ [R | t]   (pinhole, crop pixels, world mm),
+               "P": float32 (V, 3, 4) = crop @ K @ [R | t]   (pinhole, crop pixels, canonical mm),
                "K": float32 (V, 3, 3) = crop @ K,
-               "dist": float32 (V, 6) [k1, k2, k3, p1, p2, tangential_factor]  (h36m_utils.Camera.dist)}
+               "dist": float32 (V, 6) [k1, k2, k3, p1, p2, tangential_factor]  (h36m_utils.Camera.dist),
+               "view_mask": float32 (V,) 1 for a view the model may see, 0 for one it may not}
     targets = {"kp2d": float32 (V, J, 2) crop pixels, DISTORTED (the D2 labels: what the image shows),
-               "kp3d": float32 (J, 3) world mm (the D3 labels)}
-    metadata = {"subject", "action", "sequence": tf.string, "frame": int32}
+               "kp3d": float32 (J, 3) canonical mm (the D3 labels)}
+    metadata = {"subject", "action", "sequence": tf.string, "frame": int32,
+                "view": int32 (V,) which camera (index into the sequence's cameras) each view is,
+                "crop": float64 (V, 3, 3) frame pixels -> crop pixels,
+                "canonical": float64 (4, 4) world mm -> canonical mm}
 
 and ``build_dataset`` batches them (a leading B axis on everything). J = the 17 joints
 ``h36m_utils.J17``. Label row ``i`` of every CDF belongs to video frame ``i`` (0-based).
 
+The canonical frame is the rig frame of the V cameras (``rig_frame``: computed from the
+cameras alone), so the model never depends on the calibration's world frame; training may
+turn and move it further (``crop_augmentation``). MPJPE is the same in any rigid frame; map
+predictions back to the world with ``metadata["canonical"]``.
+
 Where the pixels come from: ``crop_cache`` streams the videos once into sharded TFRecords of
-JPEG crops cut around the ROOT box (``crops.root_box``: a fixed world square around the
-pelvis, never the 2D labels), ``pad`` pixels wider than the final crop. Here the shards are
-read back: testing takes the exact centre window of each cached crop; training takes a window
-shifted by whole pixels (and, with ``scale_jitter``, of another size, resized bilinearly), and
-K, P and the 2D targets go through the same matrix. Only TensorFlow ops run per sample (no
-Python callback), so a process that stops reading mid-epoch still exits cleanly.
+JPEG crops cut around the labelled pelvis with a margin (``crops.CropConfig.margin``). Here the
+shards are read back and each crop is cut from its cached crop by an affine warp: without
+augmentation the exact centre window (the box around the labelled pelvis, a pixel copy); with
+it the box around the pelvis moved in 3D, scaled and turned (``crop_augmentation``). K, P and
+the 2D targets go through the same matrix. Only TensorFlow ops run per sample (no Python
+callback), so a process that stops reading mid-epoch still exits cleanly.
 
 Training order: the cache's shards are each a random sample of the split in random order;
 every epoch reads them in a new random order, several at once, through a shuffle buffer, so
-a batch holds frames of many sequences at unrelated moments. Each sample's jitter is drawn
-from a stateless generator keyed by (seed, epoch, sample): the same sample gets the same
-crop whatever the number of workers or the read order.
+a batch holds frames of many sequences at unrelated moments. Each sample's augmentation is
+drawn from a stateless generator keyed by (seed, epoch, sample): the same sample gets the same
+crop whatever the number of workers or the read order; a validation pass (``training=False``
+with an augmentation) draws with epoch 0, the same crops every epoch.
 """
 from __future__ import annotations
 
@@ -34,6 +44,7 @@ from collections.abc import Sequence as SequenceOf
 
 import tensorflow as tf
 
+import crop_augmentation
 import crop_cache
 import crops
 import h36m_utils
@@ -54,8 +65,9 @@ def steps_per_epoch(sequences, batch_size: int, stride: int = 1) -> int:
 
 
 def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, training: bool, stride: int = 1,
-                  box_mm: float = crops.CropConfig.box_mm, shift_jitter: float = crops.CropConfig.shift_jitter,
-                  scale_jitter: float = crops.CropConfig.scale_jitter, seed: int | None = None,
+                  box_mm: float = crops.CropConfig.box_mm, margin: float = crops.CropConfig.margin,
+                  augmentation: crop_augmentation.Augmentation = crop_augmentation.NO_AUGMENTATION,
+                  seed: int | None = None,
                   with_metadata: bool = False, camera_ids: SequenceOf[str] = h36m_utils.CAMERA_IDS,
                   shuffle_buffer: int = 1024, drop_remainder: bool | None = None,
                   input_context: tf.distribute.InputContext | None = None, cache_dir: str | None = None,
@@ -66,21 +78,23 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
     image_size: crop side S; batch_size: the batch this data set yields (under
     ``distribute_datasets_from_function`` pass ``input_context.get_per_replica_batch_size(global)``).
     Shapes: images (B, V, S, S, 3) uint8; P (B, V, 3, 4); K (B, V, 3, 3); dist (B, V, 6);
-    kp2d (B, V, J, 2); kp3d (B, J, 3); metadata strings (B,), frame (B,) int32; V = len(camera_ids).
+    view_mask (B, V); kp2d (B, V, J, 2); kp3d (B, J, 3); metadata strings (B,), frame (B,) int32,
+    view (B, V), crop (B, V, 3, 3), canonical (B, 4, 4); V = len(camera_ids).
 
     The crop cache of every ``stride``-th frame is built first if it is not there yet
     (``crop_cache.ensure_cache``, into ``cache_dir``).
     training=True: repeats forever (an epoch is ``steps_per_epoch(sequences, batch_size, stride)``
     batches); every epoch reads the shards in a new random order through a shuffle buffer of
-    ``shuffle_buffer`` records (about V x 30 kB each at S = 256), with jittered crops, full
-    batches only. seed: the orders and the jitter (None: a fresh random seed); with a seed the
-    stream is reproducible. training=False: one pass over every cached frame, unjittered, in
-    a fixed order, last batch kept.
+    ``shuffle_buffer`` records (about V x 30 kB each at S = 256), full batches only.
+    training=False: one pass over every cached frame in a fixed order, last batch kept.
+    augmentation: the crops' random geometry (``crop_augmentation.Augmentation``; the default
+    is the plain box around the labelled pelvis); seed: the orders and the augmentation (None:
+    a fresh random seed); with a seed the stream is reproducible.
     input_context: this input pipeline reads only its share of the shards
     (``distribute_datasets_from_function``); without it the data set is marked for
     ``AutoShardPolicy.DATA``, which ``experimental_distribute_dataset`` needs.
     """
-    sequences, config = list(sequences), crops.CropConfig(image_size, box_mm, scale_jitter, shift_jitter)
+    sequences, config = list(sequences), crops.CropConfig(image_size, box_mm, margin)
     if batch_size < 1 or stride < 1 or shuffle_buffer < 1:
         raise ValueError(f"batch_size, stride and shuffle_buffer must be >= 1; got {batch_size}, {stride}, "
                          f"{shuffle_buffer}")
@@ -89,13 +103,13 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
     shards = list(cache.shards)
     if input_context is not None:
         shards = _shard(shards, input_context)
+    seed = secrets.randbits(31) if seed is None else seed
     if training:
-        seed = secrets.randbits(31) if seed is None else seed
         records = tf.data.Dataset.counter().flat_map(
             lambda epoch: _epoch_records(shards, epoch, seed, shuffle_buffer))
     else:
         records = tf.data.TFRecordDataset(shards).map(lambda record: (record, tf.constant(0, tf.int64)))
-    dataset = records.map(lambda record, epoch: _sample(record, epoch, config, len(camera_ids), training, seed),
+    dataset = records.map(lambda record, epoch: _sample(record, epoch, config, len(camera_ids), augmentation, seed),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
     if not with_metadata:
@@ -120,69 +134,36 @@ def _epoch_records(shards: list[str], epoch: tf.Tensor, seed: int, shuffle_buffe
     return records.map(lambda record: (record, epoch))
 
 
-def _sample(record, epoch, config: crops.CropConfig, num_views: int, training: bool, seed: int | None):
+def _sample(record, epoch, config: crops.CropConfig, num_views: int, augmentation: crop_augmentation.Augmentation,
+            seed: int):
     """One cached record -> (inputs, targets, metadata) with shapes of the module docstring."""
     fields = crop_cache.parse_record(record, num_views)
     cached = config.cache_size
     images = tf.stack([tf.io.decode_jpeg(fields["images"][view], channels=3) for view in range(num_views)])
     images = tf.ensure_shape(images, (num_views, cached, cached, 3))
-    if training:
-        key = tf.random.experimental.stateless_fold_in(
-            tf.random.experimental.stateless_fold_in(tf.constant([seed, 1], tf.int64), epoch), fields["sample_id"])
-        corner, side = _jittered_windows(key, config, num_views)
-    else:
-        corner, side = tf.fill((num_views, 2), config.pad), tf.fill((num_views,), config.image_size)
-    images = _cut_windows(images, corner, side, config)
-    crop = _window_matrix(corner, side, config.image_size) @ fields["cache_crop"]  # (V, 3, 3) frame -> crop px
-    K = crop @ fields["K"]
-    inputs = {"images": images, "P": tf.cast(K @ fields["Rt"], tf.float32), "K": tf.cast(K, tf.float32),
-              "dist": tf.cast(fields["dist"], tf.float32)}
-    kp2d = fields["kp2d"] * tf.linalg.diag_part(crop)[:, None, :2] + crop[:, None, :2, 2]
-    targets = {"kp2d": tf.cast(kp2d, tf.float32), "kp3d": tf.cast(fields["kp3d"], tf.float32)}
+    key = tf.random.experimental.stateless_fold_in(
+        tf.random.experimental.stateless_fold_in(tf.constant([seed, 1], tf.int64), epoch), fields["sample_id"])
+    draws = crop_augmentation.draw(key, augmentation, num_views)
+    rig, Rt, K_frame, dist = fields["rig"], fields["Rt"], fields["K"], fields["dist"]
+    root = fields["kp3d"][0] + tf.linalg.matvec(rig[:3, :3], draws["root_offset"], transpose_a=True)
+    crop = crop_augmentation.box_matrices(root, Rt, K_frame, dist, config.box_mm * draws["box_scale"],
+                                          config.image_size, draws["roll"])  # (V, 3, 3) frame -> crop px
+    images = crop_augmentation.warp_crops(images, crop @ tf.linalg.inv(fields["cache_crop"]), config.image_size)
+    canonical = crop_augmentation.yaw_and_shift(draws["yaw"], draws["shift"]) @ rig  # world -> canonical
+    K = crop @ K_frame
+    P = K @ Rt @ tf.linalg.inv(canonical)
+    kp2d = crop_augmentation.apply_affine(crop, fields["kp2d"])
+    per_view = {name: tf.gather(value, draws["order"]) for name, value in
+                {"images": images, "P": P, "K": K, "dist": dist, "kp2d": kp2d, "crop": crop}.items()}
+    inputs = {"images": per_view["images"], "P": tf.cast(per_view["P"], tf.float32),
+              "K": tf.cast(per_view["K"], tf.float32), "dist": tf.cast(per_view["dist"], tf.float32),
+              "view_mask": tf.cast(tf.range(num_views) < draws["visible"], tf.float32)}
+    targets = {"kp2d": tf.cast(per_view["kp2d"], tf.float32),
+               "kp3d": tf.cast(crop_augmentation.transform_points(canonical, fields["kp3d"]), tf.float32)}
     metadata = {name: fields[name] for name in METADATA_KEYS}
-    metadata["frame"] = tf.cast(metadata["frame"], tf.int32)
+    metadata.update(frame=tf.cast(metadata["frame"], tf.int32), view=draws["order"], crop=per_view["crop"],
+                    canonical=canonical)
     return inputs, targets, metadata
-
-
-def _jittered_windows(key: tf.Tensor, config: crops.CropConfig, num_views: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per view, the jittered box as a square window of the cached crop, in whole cached pixels:
-    top-left ``corner`` (V, 2) int32 (x, y) and ``side`` (V,) int32.
-
-    side = S times a factor uniform in ``1 -/+ scale_jitter``; the window's centre moves from the
-    cached crop's by up to ``shift_jitter`` of that side along each axis.
-    """
-    size, cached = config.image_size, config.cache_size
-    zoom_key, shift_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
-    zoom = tf.random.stateless_uniform((num_views,), zoom_key, 1.0 - config.scale_jitter,
-                                       1.0 + config.scale_jitter)
-    side = tf.cast(tf.round(size * zoom), tf.int32)
-    shift = tf.random.stateless_uniform((num_views, 2), shift_key, -config.shift_jitter, config.shift_jitter)
-    offset = tf.cast(tf.round(shift * tf.cast(side, tf.float32)[:, None]), tf.int32)
-    corner = (cached - side)[:, None] // 2 + offset
-    return tf.clip_by_value(corner, 0, (cached - side)[:, None]), side
-
-
-def _cut_windows(images: tf.Tensor, corner: tf.Tensor, side: tf.Tensor, config: crops.CropConfig) -> tf.Tensor:
-    """(V, C, C, 3) uint8 cached crops -> (V, S, S, 3) uint8: each view's window, resized to S when
-    its side is not S (bilinear, pixel centres kept: ``tf.image.resize``'s half-pixel convention)."""
-    size, views = config.image_size, []
-    for view in range(images.shape[0]):
-        x, y, w = corner[view, 0], corner[view, 1], side[view]
-        window = images[view, y:y + w, x:x + w]
-        if config.scale_jitter > 0:  # a resample only where windows can differ from S in size
-            window = tf.cast(tf.round(tf.image.resize(window, (size, size))), tf.uint8)
-        views.append(tf.ensure_shape(window, (size, size, 3)))
-    return tf.stack(views)
-
-
-def _window_matrix(corner: tf.Tensor, side: tf.Tensor, size: int) -> tf.Tensor:
-    """(V, 3, 3) float64 map from cached-crop pixels to window pixels resized to S:
-    ``u' = (u - corner + 1/2) S / side - 1/2`` (pixel centres at integers on both sides)."""
-    scale = size / tf.cast(side, tf.float64)
-    shift = (0.5 - tf.cast(corner, tf.float64)) * scale[:, None] - 0.5
-    zero, one = tf.zeros_like(scale), tf.ones_like(scale)
-    rows = [[scale, zero, shift[:, 0]], [zero, scale, shift[:, 1]], [zero, zero, one]]
-    return tf.stack([tf.stack(row, axis=-1) for row in rows], axis=-2)
 
 
 def _cameras_per_sequence(sequences, cameras, camera_ids) -> list[list[h36m_utils.Camera]]:

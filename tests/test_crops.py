@@ -15,8 +15,8 @@ def test_box_edges_land_on_crop_pixel_edges():
     center, side, size = rng.uniform(-200, 1200, 2), rng.uniform(50, 900), int(rng.integers(32, 300))
     crop = crops.box_crop_matrix(center, side, size)
     corners = np.array([center - side / 2, center + side / 2])
-    np.testing.assert_allclose(crops.apply_crop(corners, crop), [[-0.5, -0.5], [size - 0.5, size - 0.5]], atol=1e-9)
-    np.testing.assert_allclose(crops.apply_crop(center, crop), [(size - 1) / 2] * 2, atol=1e-9)
+    np.testing.assert_allclose(h36m_utils.apply_affine(corners, crop), [[-0.5, -0.5], [size - 0.5, size - 0.5]], atol=1e-9)
+    np.testing.assert_allclose(h36m_utils.apply_affine(center, crop), [(size - 1) / 2] * 2, atol=1e-9)
 
 
 def real_frames(sample_dir):
@@ -39,7 +39,7 @@ def test_root_box_of_two_metres_holds_the_real_joints(h36m_sample_dir):
         np.testing.assert_allclose(center, labelled[0], atol=1e-3)  # the labelled pelvis pixel
         depth = h36m_utils.world_to_camera(world[0], camera)[2]
         assert side == pytest.approx(2000.0 * camera.K[0, 0] / depth, rel=1e-3)
-        inside = crops.apply_crop(labelled, crops.box_crop_matrix(center, side, 256))
+        inside = h36m_utils.apply_affine(labelled, crops.box_crop_matrix(center, side, 256))
         assert inside.min() > 0 and inside.max() < 255
 
 
@@ -54,16 +54,15 @@ def test_root_box_depends_on_the_pelvis_only_and_refuses_points_behind_the_camer
         crops.root_box(behind, camera, 2000.0)
 
 
-def test_cache_padding_holds_every_jittered_box():
-    for size, scale_jitter, shift_jitter in ((256, 0.1, 0.05), (128, 0.2, 0.1), (64, 0.0, 0.0)):
-        config = crops.CropConfig(size, scale_jitter=scale_jitter, shift_jitter=shift_jitter)
+def test_cache_margin_is_a_fraction_of_the_box_on_every_side():
+    for size, margin in ((256, 0.25), (128, 0.1), (64, 0.0)):
+        config = crops.CropConfig(size, margin=margin)
         assert config.cache_size == size + 2 * config.pad
-        # The farthest a jittered box reaches from the centre, in nominal crop pixels.
-        reach = size * (1 + scale_jitter) * (0.5 + shift_jitter)
-        assert reach <= config.cache_size / 2 + 1e-9 and config.pad <= reach - size / 2 + 1
-    assert crops.CropConfig(64, scale_jitter=0, shift_jitter=0).pad == 0
+        assert size * margin <= config.pad < size * margin + 1
     with pytest.raises(ValueError, match="box_mm > 0"):
         crops.CropConfig(64, box_mm=0)
+    with pytest.raises(ValueError, match="margin"):
+        crops.CropConfig(64, margin=-0.1)
 
 
 def test_unjittered_crop_is_the_centre_window_of_the_cached_crop():

@@ -1,4 +1,4 @@
-"""data_loader: frame/label alignment, root-centred crops, jitter geometry, i.i.d. batches, sharding, bad input.
+"""data_loader: frame/label alignment, root-centred crops, augmentation geometry, i.i.d. batches, sharding, bad input.
 
 The crops come through the crop cache (``crop_cache``), which is built on first use into the
 session's temporary cache folder (``conftest.crop_cache_dir``).
@@ -13,9 +13,11 @@ import pytest
 import scipy.ndimage
 import tensorflow as tf
 
+import crop_augmentation
 import crops
 import data_loader
 import h36m_utils
+import rig_frame
 import synthetic_h36m
 
 CROP = 64  # crop side of the tests: small keeps them fast
@@ -99,11 +101,13 @@ def test_shapes_dtypes_and_every_frame_once(index, test_pass):
     expected = {"images": ((n, views, CROP, CROP, 3), np.uint8), "P": ((n, views, 3, 4), np.float32),
                 "K": ((n, views, 3, 3), np.float32), "dist": ((n, views, 6), np.float32),
                 "kp2d": ((n, views, joints, 2), np.float32), "kp3d": ((n, joints, 3), np.float32),
-                "subject": ((n,), object), "action": ((n,), object), "sequence": ((n,), object),
-                "frame": ((n,), np.int32)}
+                "view_mask": ((n, views), np.float32), "subject": ((n,), object), "action": ((n,), object),
+                "sequence": ((n,), object), "frame": ((n,), np.int32), "view": ((n, views), np.int32),
+                "crop": ((n, views, 3, 3), np.float64), "canonical": ((n, 4, 4), np.float64)}
     assert {name: (value.shape, value.dtype) for name, value in test_pass.items()} == expected
     seen = sorted(zip(test_pass["subject"], test_pass["sequence"], test_pass["frame"]))
     assert seen == sorted((s.subject.encode(), s.name.encode(), f) for s in sequences for f in range(s.num_frames))
+    assert (test_pass["view_mask"] == 1).all() and (test_pass["view"] == np.arange(views)).all()
 
 
 def test_targets_are_the_labels_of_the_same_frame(index, test_pass):
@@ -112,30 +116,38 @@ def test_targets_are_the_labels_of_the_same_frame(index, test_pass):
         sequence = sequence_named(sequences, test_pass["subject"][i].decode(), test_pass["sequence"][i].decode())
         frame = test_pass["frame"][i]
         assert test_pass["action"][i].decode() == sequence.action
-        np.testing.assert_allclose(test_pass["kp3d"][i], h36m_utils.read_poses(sequence.d3_path)[frame, h36m_utils.J17],
-                                   rtol=1e-6)
+        # 3D targets in the canonical frame: the rig frame of the subject's cameras.
+        rig = rig_frame.rig_frame(cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS)
+        np.testing.assert_allclose(test_pass["canonical"][i], rig.matrix(), atol=1e-9)
+        np.testing.assert_allclose(test_pass["kp3d"][i], rig.to_rig(h36m_utils.read_poses(sequence.d3_path)[
+            frame, h36m_utils.J17]), atol=1e-3)
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
             camera = cameras[sequence.subject][camera_id]
             label = h36m_utils.read_poses(sequence.d2_paths[camera_id])[frame, h36m_utils.J17]
             crop = crop_of(test_pass["K"][i, view], camera)
-            np.testing.assert_allclose(crops.apply_crop(label, crop), test_pass["kp2d"][i, view], atol=2e-3)
+            np.testing.assert_allclose(test_pass["crop"][i, view], crop, rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(h36m_utils.apply_affine(label, crop), test_pass["kp2d"][i, view], atol=2e-3)
             np.testing.assert_allclose(test_pass["dist"][i, view], camera.dist, rtol=1e-6)
 
 
 def reproject(P, K, dist, kp3d):
-    """(J, 2) distorted crop pixels of (J, 3) world mm through a crop's P, K and distortion."""
+    """(J, 2) distorted crop pixels of (J, 3) mm through a crop's P, K (any affine) and distortion."""
     pinhole = np.c_[kp3d, np.ones(len(kp3d))] @ P.astype(np.float64).T
     normalized = (pinhole[:, :2] / pinhole[:, 2:] - K[:2, 2]) @ np.linalg.inv(K[:2, :2].astype(np.float64)).T
     return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
 
 
 def assert_cameras_reproduce_2d_from_3d(elements, cameras, count=20):
+    """P, K, dist of every view project the 3D targets onto the 2D targets, and P is the view's
+    camera (``view`` says which) seen from the canonical frame."""
     for i in np.random.default_rng().choice(len(elements["frame"]), count, replace=False):
-        for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
-            camera = cameras[elements["subject"][i].decode()][camera_id]
+        for view, camera_index in enumerate(elements["view"][i]):
+            camera = cameras[elements["subject"][i].decode()][h36m_utils.CAMERA_IDS[camera_index]]
             P, K = elements["P"][i, view].astype(np.float64), elements["K"][i, view].astype(np.float64)
-            np.testing.assert_allclose(P / np.abs(P).max(), K @ np.c_[camera.R, camera.t] / np.abs(P).max(),
+            world_P = P @ elements["canonical"][i]
+            np.testing.assert_allclose(world_P / np.abs(world_P).max(), K @ np.c_[camera.R, camera.t] / np.abs(world_P).max(),
                                        atol=1e-6)
+            np.testing.assert_allclose(K, elements["crop"][i, view] @ camera.K, rtol=1e-5, atol=1e-3)
             # Labels are float32 CDF values of mm-scale 3D points: agreement to well under a crop pixel.
             np.testing.assert_allclose(reproject(P, K, elements["dist"][i, view], elements["kp3d"][i]),
                                        elements["kp2d"][i, view], atol=0.02)
@@ -215,9 +227,9 @@ def test_label_i_marks_the_joints_drawn_in_frame_i(index, test_pass):
             labels = h36m_utils.read_poses(sequence.d2_paths[camera_id])[:, h36m_utils.J17]
             crop_matrices = [crop_of(K, cameras[sequence.subject][camera_id]) for K in test_pass["K"][rows, view]]
             images = test_pass["images"][rows, view]
-            label_points = [crops.apply_crop(labels[f], c) for f, c in zip(frames, crop_matrices)]
+            label_points = [h36m_utils.apply_affine(labels[f], c) for f, c in zip(frames, crop_matrices)]
             for shift in (-2, -1, 1, 2):
-                other_points = [crops.apply_crop(labels[f + shift], c) for f, c in zip(frames, crop_matrices)]
+                other_points = [h36m_utils.apply_affine(labels[f + shift], c) for f, c in zip(frames, crop_matrices)]
                 moved = np.linalg.norm(np.stack(other_points) - np.stack(label_points), axis=-1) > 2
                 on_label.append(whiteness(images, label_points)[moved])
                 on_other.append(whiteness(images, other_points)[moved])
@@ -279,50 +291,95 @@ def test_test_crops_depend_on_the_pelvis_alone(synthetic_dataset, tmp_path):
 
 # --------------------------------------------------------------------------- training
 
-def test_training_shifts_windows_of_the_testing_crops_by_whole_pixels(index, test_pass):
-    """Default jitter: the training view is the testing view moved by whole pixels (no resampling)."""
+JITTER = crop_augmentation.Augmentation(root_jitter_mm=(60.0, 40.0, 30.0))
+RIG_AUGMENTATION = crop_augmentation.Augmentation(root_jitter_mm=(30.0, 30.0, 30.0), box_scale_jitter=0.15,
+                                                  roll_deg=30.0, world_yaw=True, world_shift_mm=500.0,
+                                                  view_subsets=True)
+
+
+def crop_centres_root(elements, cameras, row):
+    """(3,) world mm: the point every view's crop centre looks at (DLT of the undistorted centres)."""
+    subject = elements["subject"][row].decode()
+    rays = []
+    for view, camera_index in enumerate(elements["view"][row]):
+        camera = cameras[subject][h36m_utils.CAMERA_IDS[camera_index]]
+        centre = np.linalg.solve(elements["crop"][row, view], [(CROP - 1) / 2, (CROP - 1) / 2, 1.0])[:2]
+        u, v = h36m_utils.undistort_points(centre, camera)
+        P = h36m_utils.projection_matrix(camera)
+        rays += [u * P[2] - P[0], v * P[2] - P[1]]
+    point = np.linalg.svd(np.array(rays))[2][-1]
+    return point[:3] / point[3]
+
+
+def test_training_crops_are_boxes_around_the_pelvis_moved_in_3d(index):
+    """Every view's crop is centred on the projection of ONE 3D point, the labelled pelvis moved by
+    a random offset with the configured spread; the box keeps its world size at that point."""
     sequences, cameras = index
-    first = take_training(sequences, cameras, batches=30, seed=1)
-    testing, shifts = by_key(test_pass), []
-    for row, key in enumerate(zip(first["subject"], first["sequence"], first["frame"])):
-        reference = testing[key]
-        np.testing.assert_array_equal(first["K"][row, :, 0, 0], test_pass["K"][reference, :, 0, 0])  # no zoom
-        for view in range(4):
-            dx, dy = np.round(test_pass["K"][reference, view, :2, 2] - first["K"][row, view, :2, 2]).astype(int)
-            shifts.append(max(abs(dx), abs(dy)))
-            window = first["images"][row, view, max(0, -dy):CROP - max(0, dy), max(0, -dx):CROP - max(0, dx)]
-            shown = test_pass["images"][reference, view, max(0, dy):CROP - max(0, -dy), max(0, dx):CROP - max(0, -dx)]
-            np.testing.assert_array_equal(window, shown)
-    assert max(shifts) == round(0.05 * CROP) and np.mean(shifts) > 1  # up to 5% of the side
+    first = take_training(sequences, cameras, batches=25, seed=1, augmentation=JITTER)
+    offsets = []
+    for row in range(len(first["frame"])):
+        sequence = sequence_named(sequences, first["subject"][row].decode(), first["sequence"][row].decode())
+        pelvis = h36m_utils.read_poses(sequence.d3_path)[first["frame"][row], h36m_utils.PELVIS]
+        root = crop_centres_root(first, cameras, row)
+        rig = rig_frame.rig_frame(cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS)
+        offsets.append(rig.rotation @ (root - pelvis))
+        for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
+            center, side = crops.root_box(root, cameras[sequence.subject][camera_id], 2000.0)
+            np.testing.assert_allclose(first["crop"][row, view], crops.box_crop_matrix(center, side, CROP),
+                                       rtol=1e-4, atol=2e-3)
+    spread = np.std(offsets, axis=0)
+    assert np.all(spread > 0.6 * np.array(JITTER.root_jitter_mm)) and np.all(spread < 1.3 * np.array(JITTER.root_jitter_mm))
+    assert np.abs(offsets).max() <= crop_augmentation.TRUNCATE_SIGMAS * 60.0 + 1
     assert_cameras_reproduce_2d_from_3d(first, cameras)
-    # With a seed the stream is reproducible; another seed gives other samples and jitter.
-    again, other = take_training(sequences, cameras, 30, seed=1), take_training(sequences, cameras, 30, seed=2)
+    # With a seed the stream is reproducible; another seed gives other samples and crops.
+    again = take_training(sequences, cameras, 25, seed=1, augmentation=JITTER)
+    other = take_training(sequences, cameras, 25, seed=2, augmentation=JITTER)
     for name in first:
         np.testing.assert_array_equal(again[name], first[name])
     assert not np.array_equal(again["K"], other["K"])
 
 
-def test_rescaling_jitter_resamples_the_frame_where_the_matrix_says(index, test_pass):
-    sequences, cameras = index
-    first = take_training(sequences, cameras, batches=20, seed=1, scale_jitter=0.1)
-    testing = by_key(test_pass)
-    keys = list(zip(first["subject"], first["sequence"], first["frame"]))
-    # The box side changes by a factor in [0.9, 1.1] around the testing one.
-    zoom = np.concatenate([test_pass["K"][testing[key], :, 0, 0] / first["K"][row, :, 0, 0]
-                           for row, key in enumerate(keys)])
-    assert zoom.min() >= 0.9 - 0.01 and zoom.max() <= 1.1 + 0.01 and np.ptp(zoom) > 0.12
-    assert_cameras_reproduce_2d_from_3d(first, cameras)
-    # The pixels follow the matrix: each view is the video frame cut with its own K, and fits it
-    # better than the same cut moved by half a pixel (JPEG and resampling blur it a little).
-    for row in range(0, len(keys), 13):
-        sequence = sequence_named(sequences, keys[row][0].decode(), keys[row][1].decode())
-        for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
-            camera = cameras[sequence.subject][camera_id]
-            frame = decode_all(sequence.videos[camera_id])[keys[row][2]]
-            errors = [np.abs(crops.crop_frame(frame, h36m_utils.crop_matrix(1, dx, dy) @ crop_of(
-                first["K"][row, view], camera), CROP)[..., ::-1].astype(int) - first["images"][row, view]).mean()
+def assert_pixels_follow_the_crop_matrix(elements, sequences, cameras, rows):
+    """Each view is its video frame cut with the view's crop matrix, and fits it better than the
+    same cut moved by half a pixel (JPEG and two resamplings blur it a little)."""
+    for row in rows:
+        sequence = sequence_named(sequences, elements["subject"][row].decode(), elements["sequence"][row].decode())
+        for view, camera_index in enumerate(elements["view"][row]):
+            camera_id = h36m_utils.CAMERA_IDS[camera_index]
+            frame = decode_all(sequence.videos[camera_id])[elements["frame"][row]]
+            errors = [np.abs(crops.crop_frame(frame, h36m_utils.crop_matrix(1, dx, dy) @ elements["crop"][row, view],
+                                              CROP)[..., ::-1].astype(int) - elements["images"][row, view]).mean()
                       for dx, dy in ((0, 0), (0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5))]
             assert errors[0] < 0.85 * min(errors[1:]), errors
+
+
+def test_rig_augmentations_keep_pixels_cameras_and_targets_consistent(index):
+    """Scaled and turned crops, a turned and moved canonical frame, random subsets of the views in a
+    random order: the pixels, P, K, dist and both targets still agree exactly."""
+    sequences, cameras = index
+    first = take_training(sequences, cameras, batches=20, seed=3, augmentation=RIG_AUGMENTATION)
+    assert_cameras_reproduce_2d_from_3d(first, cameras, count=30)
+    assert_pixels_follow_the_crop_matrix(first, sequences, cameras, range(0, len(first["frame"]), 11))
+    turned = np.degrees(np.arctan2(first["crop"][..., 1, 0], first["crop"][..., 0, 0]))
+    assert np.abs(turned).max() <= 30.0 + 1e-6 and np.ptp(turned) > 40
+    visible = first["view_mask"].sum(axis=1)
+    assert set(visible.tolist()) == {2.0, 3.0, 4.0} and (np.sort(first["view"], axis=1) == np.arange(4)).all()
+    assert len({tuple(order) for order in first["view"]}) > 5
+    # The canonical frame stays upright (z up), turned about it and moved horizontally.
+    rigs = [rig_frame.rig_frame(cameras[s.decode()][c] for c in h36m_utils.CAMERA_IDS) for s in first["subject"]]
+    extra = np.stack([c @ np.linalg.inv(r.matrix()) for c, r in zip(first["canonical"], rigs)])
+    np.testing.assert_allclose(extra[:, 2, :], np.tile([0, 0, 1, 0], (len(extra), 1)), atol=1e-9)
+    assert np.abs(extra[:, :2, 3]).max() <= 500 + 1e-6 and np.ptp(np.arctan2(extra[:, 1, 0], extra[:, 0, 0])) > 3
+
+
+def test_validation_augmentation_is_the_same_every_pass(index):
+    sequences, cameras = index
+    build = lambda: collect(data_loader.build_dataset(sequences[:3], cameras, image_size=16, batch_size=4,
+                                                      training=False, stride=4, augmentation=JITTER, seed=11,
+                                                      with_metadata=True))
+    first, second = build(), build()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
 
 
 def test_an_epoch_repeats_every_frame_once_then_continues(index):
@@ -338,8 +395,8 @@ def test_an_epoch_repeats_every_frame_once_then_continues(index):
 
 def test_jitter_of_a_sample_does_not_depend_on_the_sharding(index):
     sequences, cameras = index
-    whole = take_training(sequences, cameras, batches=40, seed=7, size=16)
-    halves = [take_training(sequences, cameras, batches=25, seed=7, size=16,
+    whole = take_training(sequences, cameras, batches=40, seed=7, size=16, augmentation=JITTER)
+    halves = [take_training(sequences, cameras, batches=25, seed=7, size=16, augmentation=JITTER,
                             input_context=tf.distribute.InputContext(2, k, 1)) for k in (0, 1)]
     rows, checked = by_key(whole), 0
     for half in halves:
