@@ -109,12 +109,16 @@ def undistort(points_2d, K, dist, iterations: int = 6, dtype: str = "float32"):
 # --------------------------------------------------------------------------- triangulation
 
 def triangulate(points_2d, P, weights=None, method: str = "sii", iterations: int = 2,
-                dtype: str = "float32"):
+                dtype: str = "float32", view_mask=None):
     """Triangulate points seen in V views by the DLT.
 
     points_2d: (..., V, 2) pinhole (undistorted) pixels.
     P: (..., V, 3, 4) projection matrices of those pixels (any scale per view).
     weights: optional (..., V) non-negative per-view weights (multiply the view's two rows).
+    view_mask: optional (..., V) of 0 and 1 at P's leading shape (e.g. (B, 1, V) for P
+    (B, 1, V, 3, 4)): a masked view takes no part at all, neither in the system nor in the
+    normalisation (whose centre and scale come from the cameras), so the result equals the
+    DLT of the other views alone.
     The leading axes of P and weights broadcast against those of points_2d, e.g. points
     (B, J, V, 2) with P (B, 1, V, 3, 4). method: "sii" (shifted inverse iterations, the fast
     one) or "svd" (keras.ops.svd of the same normalised system, the reference). iterations:
@@ -126,8 +130,12 @@ def triangulate(points_2d, P, weights=None, method: str = "sii", iterations: int
         raise ValueError(f"triangulate: method must be one of {METHODS}, got {method!r}.")
     if method == "sii" and (not isinstance(iterations, int) or iterations < 1):
         raise ValueError(f"triangulate: iterations must be a positive int, got {iterations!r}.")
+    if view_mask is not None:
+        view_mask = ops.convert_to_tensor(view_mask, dtype)
+        weights = view_mask if weights is None else weights * view_mask
     u, v, P, weights = _views_first(points_2d, P, weights, dtype)
-    frame = _normalising_frame(P, dtype)
+    frame = _normalising_frame(P, dtype, None if view_mask is None else
+                               ops.moveaxis(_pad_leading(view_mask, len(P.shape) - 2 - len(view_mask.shape)), -1, 0))
     if method == "sii":
         gram = _stacked_gram(u, v, frame, weights)
         homogeneous = _smallest_eigenvector_sii(gram, iterations, dtype)
@@ -206,10 +214,10 @@ def _cross3(a, b):
     return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 
 
-def _normalising_frame(P, dtype):
+def _normalising_frame(P, dtype, view_mask=None):
     """The per-view image normalisation and the world normalisation of one sample.
 
-    P: (V, 3, 4, ...). Returns a dict with
+    P: (V, 3, 4, ...); view_mask: None or (V, ...) of 0/1 (the views that count). Returns a dict with
       rows: 3 lists of 4 tensors (V, ...): the rows of the normalised ``T_image P T_world``;
       principal_x, principal_y: (V, ...) the image shift of each view (pixels);
       pixel_scale: (...) one pixel scale shared by the views (mean focal length);
@@ -223,13 +231,13 @@ def _normalising_frame(P, dtype):
     depth_norm = ops.sqrt(depth_norm_sq)
     focal_x = _norm3([m[0][c] - principal_x * m[2][c] for c in range(3)], tiny)
     focal_y = _norm3([m[1][c] - principal_y * m[2][c] for c in range(3)], tiny)
-    pixel_scale = ops.mean((focal_x + focal_y) / (2.0 * depth_norm), axis=0)
+    pixel_scale = _view_mean((focal_x + focal_y) / (2.0 * depth_norm), view_mask)
     view_scale = pixel_scale * depth_norm
     rows = [[(m[0][c] - principal_x * m[2][c]) / view_scale for c in range(4)],
             [(m[1][c] - principal_y * m[2][c]) / view_scale for c in range(4)],
             [m[2][c] / depth_norm for c in range(4)]]
     centres = _camera_centres(rows, tiny)
-    centre, scale = _world_normalisation(centres, rows[2][:3], tiny)
+    centre, scale = _world_normalisation(centres, rows[2][:3], tiny, view_mask)
     # Rows for the normalised point X' = (X - centre) / scale, divided by scale: entries O(1).
     world_rows = [[row[0], row[1], row[2], (_dot3(row, centre) + row[3]) / scale]
                   for row in rows]
@@ -253,23 +261,36 @@ def _camera_centres(rows, tiny):
             / det for c in range(3)]
 
 
-def _world_normalisation(centres, axes, tiny):
-    """Centre: the point closest to all optical axes; scale: RMS camera distance to it.
+def _view_mean(values, view_mask):
+    """Mean over the (masked) views, axis 0: (V, ...) -> (...)."""
+    if view_mask is None:
+        return ops.mean(values, axis=0)
+    values = ops.where(view_mask > 0, values, 0.0)  # a masked view's value may be anything, inf too
+    return ops.sum(values, axis=0) / ops.maximum(ops.sum(view_mask, axis=0), 1.0)
 
-    centres, axes: 3 tensors (V, ...) each (axes are unit vectors). Solves
-    ``(sum_i (I - a_i a_i^T) + reg I) c = sum_i (I - a_i a_i^T) C_i + reg mean(C)`` in closed
-    form (3 x 3 symmetric adjugate). Returns centre (3 tensors (...)) and scale (...).
+
+def _view_sum(values, view_mask):
+    return ops.sum(values if view_mask is None else ops.where(view_mask > 0, values, 0.0), axis=0)
+
+
+def _world_normalisation(centres, axes, tiny, view_mask=None):
+    """Centre: the point closest to the (unmasked) optical axes; scale: RMS camera distance to it.
+
+    centres, axes: 3 tensors (V, ...) each (axes are unit vectors); view_mask: None or (V, ...).
+    Solves ``(sum_i (I - a_i a_i^T) + reg I) c = sum_i (I - a_i a_i^T) C_i + reg mean(C)`` in
+    closed form (3 x 3 symmetric adjugate). Returns centre (3 tensors (...)) and scale (...).
     """
-    num_views = ops.cast(ops.shape(centres[0])[0], centres[0].dtype)
+    num_views = (ops.cast(ops.shape(centres[0])[0], centres[0].dtype) if view_mask is None
+                 else ops.sum(view_mask, axis=0))
     regulariser = AXES_REGULARISATION * num_views
     along = _dot3(axes, centres)                                      # (V, ...)
-    mean_centre = [ops.mean(centres[c], axis=0) for c in range(3)]
+    mean_centre = [_view_mean(centres[c], view_mask) for c in range(3)]
     system = {}
     for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)):
-        system[i, j] = ops.sum(float(i == j) - axes[i] * axes[j], axis=0) + \
+        system[i, j] = _view_sum(float(i == j) - axes[i] * axes[j], view_mask) + \
             (regulariser if i == j else 0.0)
         system[j, i] = system[i, j]
-    rhs = [ops.sum(centres[c] - axes[c] * along, axis=0) + regulariser * mean_centre[c]
+    rhs = [_view_sum(centres[c] - axes[c] * along, view_mask) + regulariser * mean_centre[c]
            for c in range(3)]
     cofactors = {(i, j): _cofactor3(system, i, j) for i in range(3) for j in range(3)}
     det = system[0, 0] * cofactors[0, 0] + system[0, 1] * cofactors[0, 1] + \
@@ -278,7 +299,7 @@ def _world_normalisation(centres, axes, tiny):
     centre = [_dot3([cofactors[0, i], cofactors[1, i], cofactors[2, i]], rhs) / det
               for i in range(3)]
     offsets = [centres[c] - centre[c] for c in range(3)]
-    scale = ops.sqrt(ops.mean(_dot3(offsets, offsets), axis=0) + tiny)
+    scale = ops.sqrt(_view_mean(_dot3(offsets, offsets), view_mask) + tiny)
     return centre, scale
 
 
@@ -440,7 +461,8 @@ class UndistortTriangulate(keras.layers.Layer):
     """Weightless layer: distorted 2D joints of V views -> 3D joints (undistort, then the DLT).
 
     call(kp2d (B, V, J, 2) distorted pixels, P (B, V, 3, 4), K (B, V, 3, 3) of the same pixels,
-    dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor], weights=None or (B, V, J)) -> (B, J, 3) world mm.
+    dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor], weights=None or (B, V, J),
+    view_mask=None or (B, V) 0/1: the views that take part) -> (B, J, 3) world mm.
     Computes in ``precision`` ("float32" by default, whatever the model's dtype policy: the DLT
     must not run in float16).
     """
@@ -459,14 +481,16 @@ class UndistortTriangulate(keras.layers.Layer):
         self.undistort_iterations = undistort_iterations
         self.precision = precision
 
-    def call(self, kp2d, P, K, dist, weights=None):
+    def call(self, kp2d, P, K, dist, weights=None, view_mask=None):
         pinhole = undistort(kp2d, K, dist, iterations=self.undistort_iterations,
                             dtype=self.precision)                       # (B, V, J, 2)
         points = ops.transpose(pinhole, (0, 2, 1, 3))                   # (B, J, V, 2)
         if weights is not None:
             weights = ops.transpose(weights, (0, 2, 1))                 # (B, J, V)
+        if view_mask is not None:
+            view_mask = ops.expand_dims(view_mask, 1)                   # (B, 1, V), as P
         return triangulate(points, ops.expand_dims(P, 1), weights, method=self.method,
-                           iterations=self.iterations, dtype=self.precision)
+                           iterations=self.iterations, dtype=self.precision, view_mask=view_mask)
 
     def compute_output_shape(self, kp2d_shape, *args, **kwargs):
         return (kp2d_shape[0], kp2d_shape[2], 3)

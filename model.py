@@ -1,13 +1,19 @@
 """The canonical-fusion multi-view pose model of Remelli et al. (CVPR 2020), in Keras 3.
 
-Per sample: V crops ``(S, S, 3)`` with their projection matrices. Each view is encoded by
-a shared CNN; its features, read as points, are mapped into a camera-independent space
-with the pseudo-inverse of the view's normalised ``P`` (FTL^-1), fused across views by 1x1
-convolutions (or kept apart: ``fusion_layers=0``), mapped back into every view with its
+Per sample: V crops ``(S, S, 3)`` with their projection matrices and a view mask. Each view
+is encoded by a shared CNN; its features, read as points, are mapped into a camera-independent
+space with the pseudo-inverse of the view's normalised ``P`` (FTL^-1), fused across views by
+1x1 convolutions (or kept apart: ``fusion_layers=0``), mapped back into every view with its
 ``P`` (FTL), decoded into heatmaps, turned into 2D joints by soft-argmax, undistorted and
-triangulated by the DLT layer (``dlt_layer``) into 3D joints in world mm. Everything is
-written with ``keras.ops`` so it runs under any Keras backend; every number of the
-architecture is a field of ``ModelConfig``.
+triangulated by the DLT layer (``dlt_layer``) from the visible views into 3D joints in the
+cameras' frame (mm). Everything is written with ``keras.ops`` so it runs under any Keras
+backend; every number of the architecture is a field of ``ModelConfig``.
+
+Two fusions (``ModelConfig.fusion``): ``"concat"``, the paper's: the V canonical codes side by
+side in the channels, so slot k is "camera k" and a model runs on exactly the V cameras it was
+trained with; ``"mean"``: each view's canonical code through a shared 1x1 layer, then the mean
+over the visible views, so the fused code does not depend on the order or the number of views
+and one model runs on any rig of 2 or more cameras.
 """
 from __future__ import annotations
 
@@ -38,11 +44,15 @@ class ModelConfig:
         after the first, so the feature map is S / 2**len(encoder_filters) wide.
     latent_points N: the encoder emits 3N channels read as N points in a view's image
         space; FTL^-1 turns them into N homogeneous points (4N channels), camera-free.
-    fusion_layers: 1x1 conv + BN + ReLU layers (4N filters) on the concatenated views.
-        0 is the "views kept apart" ablation: no concatenation and no fusion convs; each
-        view's canonical code (B, V, h, w, 4N) goes back through the FTL with its own P,
-        which gives its features back unchanged (P pinv(P) = I), so no information passes
-        between views before the DLT.
+    fusion: "concat" (the views' codes side by side in the channels: the paper's) or "mean"
+        (a shared 1x1 conv + BN + ReLU per view, then the mean over the visible views: any
+        number of views, in any order).
+    fusion_layers: 1x1 conv layers (4N filters) on the merged views, BN + ReLU after all but
+        the last, which is linear: the canonical points are unconstrained, as in the paper
+        (``fusion_last_relu`` puts BN + ReLU after it too, for the ablation). 0 is the "views
+        kept apart" ablation: no merging and no fusion convs; each view's canonical code
+        (B, V, h, w, 4N) goes back through the FTL with its own P, which gives its features
+        back unchanged (P pinv(P) = I), so no information passes between views before the DLT.
     decoder_input_filters: 1x1 conv after the FTL back into each view.
     decoder_filters: one Conv2DTranspose(kernel decoder_kernel, stride 2) + BN + ReLU each.
     softmax_beta: multiplies the heatmap logits before the spatial softmax;
@@ -62,6 +72,8 @@ class ModelConfig:
     decoder_filters: tuple[int, ...]
     decoder_kernel: int = 4
     encoder_filters: tuple[int, ...] = ()
+    fusion: str = "concat"
+    fusion_last_relu: bool = False
     softmax_beta: float = 1.0
     learn_softmax_beta: bool = False
     world_unit_mm: float = 1000.0
@@ -92,11 +104,14 @@ CONFIGS = {
 }
 
 
-def get_config(name: str) -> ModelConfig:
-    """The named configuration: "paper", "resnet50" or "tiny"."""
+FUSIONS = ("concat", "mean")
+
+
+def get_config(name: str, fusion: str | None = None) -> ModelConfig:
+    """The named configuration: "paper", "resnet50" or "tiny"; ``fusion`` replaces its fusion."""
     if name not in CONFIGS:
         raise ValueError(f"Unknown model config {name!r}; choose one of {sorted(CONFIGS)}.")
-    return CONFIGS[name]
+    return CONFIGS[name] if fusion is None else dataclasses.replace(CONFIGS[name], fusion=fusion)
 
 
 # --------------------------------------------------------------------------- camera geometry
@@ -169,16 +184,34 @@ class UnfoldViews(layers.Layer):
 
 @_register
 class MergeViews(layers.Layer):
-    """(B, V, h, w, C) -> (B, h, w, V * C): the views side by side in the channels, for fusion."""
+    """(B, V, h, w, C) codes, (B, V) view mask -> (B, h, w, V * C): the views side by side in the
+    channels, a masked view's code zeroed."""
 
-    def call(self, x):
+    def call(self, x, view_mask):
         views, height, width, channels = x.shape[1:]
+        x = x * ops.cast(view_mask, x.dtype)[:, :, None, None, None]
         x = ops.transpose(x, (0, 2, 3, 1, 4))
         return ops.reshape(x, (-1, height, width, views * channels))
 
-    def compute_output_shape(self, input_shape):
-        batch, views, height, width, channels = input_shape
+    def compute_output_shape(self, x_shape, view_mask_shape):
+        batch, views, height, width, channels = x_shape
         return (batch, height, width, views * channels)
+
+
+@_register
+class MeanOverViews(layers.Layer):
+    """(B, V, h, w, C) codes, (B, V) view mask -> (B, h, w, C): the mean over the visible views.
+
+    Order-free and view-count-free: permuting the views, or adding masked ones, changes nothing.
+    """
+
+    def call(self, x, view_mask):
+        weights = ops.cast(view_mask, x.dtype)[:, :, None, None, None]
+        count = ops.maximum(ops.sum(weights, axis=1), 1.0)  # a sample with no visible view gives 0
+        return ops.sum(x * weights, axis=1) / count
+
+    def compute_output_shape(self, x_shape, view_mask_shape):
+        return (x_shape[0],) + tuple(x_shape[2:])
 
 
 @_register
@@ -368,14 +401,23 @@ def _decoder(x, config: ModelConfig, num_joints: int):
     return layers.Conv2D(num_joints, 1, name="heatmap_logits")(x)
 
 
-def _fusion(x, config: ModelConfig):
-    """(B, V, h, w, 4N) canonical codes -> (B, h, w, 4N) fused code, or as is if fusion_layers=0."""
+def _fusion(x, view_mask, config: ModelConfig, num_views: int):
+    """(B, V, h, w, 4N) canonical codes, (B, V) mask -> (B, h, w, 4N) fused code, or as is if fusion_layers=0."""
     if config.fusion_layers == 0:
         return x
-    x = MergeViews(name="merge_views")(x)
-    for index in range(config.fusion_layers):
-        x = _conv_bn_relu(x, 4 * config.latent_points, 1, 1, f"fusion{index}")
-    return x
+    channels = 4 * config.latent_points
+    if config.fusion == "concat":
+        x = MergeViews(name="merge_views")(x, view_mask)
+    else:  # "mean": the same layer for every view, then the mean over the visible ones
+        x = FoldViews(name="fold_canonical")(x)
+        x = _conv_bn_relu(x, channels, 1, 1, "fusion_per_view")
+        x = MeanOverViews(name="mean_over_views")(UnfoldViews(num_views, name="unfold_canonical")(x), view_mask)
+    for index in range(config.fusion_layers - 1):
+        x = _conv_bn_relu(x, channels, 1, 1, f"fusion{index}")
+    last = config.fusion_layers - 1
+    if config.fusion_last_relu:
+        return _conv_bn_relu(x, channels, 1, 1, f"fusion{last}")
+    return layers.Conv2D(channels, 1, name=f"fusion{last}_linear")(x)
 
 
 def _check_build_arguments(config: ModelConfig, num_views: int, num_joints: int):
@@ -385,6 +427,8 @@ def _check_build_arguments(config: ModelConfig, num_views: int, num_joints: int)
         raise ValueError(f"num_joints must be positive; got {num_joints}.")
     if config.fusion_layers < 0:
         raise ValueError(f"fusion_layers must be >= 0 (0: views kept apart); got {config.fusion_layers}.")
+    if config.fusion not in FUSIONS:
+        raise ValueError(f"Unknown fusion {config.fusion!r} in config {config.name!r}; choose one of {FUSIONS}.")
     upsampled = config.feature_size * 2 ** len(config.decoder_filters)
     if config.image_size % config.encoder_stride or upsampled != config.heatmap_size:
         raise ValueError(
@@ -399,13 +443,15 @@ def _check_build_arguments(config: ModelConfig, num_views: int, num_joints: int)
 
 def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int = 17,
                 weights: str | None = None, with_heatmaps: bool = False) -> keras.Model:
-    """The canonical-fusion model for ``num_views`` fixed views.
+    """The canonical-fusion model for ``num_views`` views.
 
     Inputs (dict, as ``data_loader`` yields): images uint8 (B, V, S, S, 3) RGB crops,
-    P (B, V, 3, 4) crop projection matrices (crop px, world mm), K (B, V, 3, 3) crop
-    intrinsics, dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor] (h36m_utils.Camera.dist).
+    P (B, V, 3, 4) crop projection matrices (crop px, canonical mm), K (B, V, 3, 3) crop
+    intrinsics, dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor] (h36m_utils.Camera.dist),
+    view_mask (B, V) 1 for the views the model may see: the fusion and the DLT use only those
+    (every view still gets its 2D joints, decoded from the fused code).
     Outputs (dict): kp2d (B, V, J, 2) crop pixels (distorted, like the image), kp3d (B, J, 3)
-    world mm (undistort + DLT of kp2d), and with ``with_heatmaps`` also heatmaps (B, V, H, W, J),
+    canonical mm (undistort + DLT of kp2d), and with ``with_heatmaps`` also heatmaps (B, V, H, W, J),
     the softmax maps (for analysis: Keras' compiled metrics need a target for every output, and
     the data has none for them; both variants hold the same weights).
     weights: None (random init), "imagenet" or a local weights file for the ResNet backbones.
@@ -419,6 +465,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
         "P": keras.Input((num_views, 3, 4), name="P"),
         "K": keras.Input((num_views, 3, 3), name="K"),
         "dist": keras.Input((num_views, h36m_utils.DIST_SIZE), name="dist"),
+        "view_mask": keras.Input((num_views,), name="view_mask"),
     }
     P_normalized = NormalizeProjection(size, config.world_unit_mm, dtype=GEOMETRY_DTYPE,
                                        name="normalize_P")(inputs["P"])
@@ -430,7 +477,8 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
     x = UnfoldViews(num_views, name="unfold_features")(x)
     x = ToCanonical(dtype=GEOMETRY_DTYPE, name="ftl_inverse")(x, P_normalized)
 
-    x = FromCanonical(dtype=GEOMETRY_DTYPE, name="ftl")(_fusion(x, config), P_normalized)
+    x = FromCanonical(dtype=GEOMETRY_DTYPE, name="ftl")(_fusion(x, inputs["view_mask"], config, num_views),
+                                                        P_normalized)
     x = FoldViews(name="fold_features")(x)
     x = _conv_bn_relu(x, config.decoder_input_filters, 1, 1, "decoder_input")
     heatmaps, joints = SoftArgmax(size, config.softmax_beta, config.learn_softmax_beta,
@@ -440,7 +488,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
     outputs = {
         "kp2d": kp2d,
         "kp3d": dlt_layer.UndistortTriangulate(dtype=GEOMETRY_DTYPE, name="kp3d")(
-            kp2d, inputs["P"], inputs["K"], inputs["dist"]),
+            kp2d, inputs["P"], inputs["K"], inputs["dist"], view_mask=inputs["view_mask"]),
     }
     if with_heatmaps:
         outputs["heatmaps"] = UnfoldViews(num_views, dtype=GEOMETRY_DTYPE, name="heatmaps")(heatmaps)

@@ -222,6 +222,24 @@ def test_zero_weight_view_is_ignored(rng):
         assert errors_mm(estimate, X).max() < 0.05, method
 
 
+def test_masked_view_takes_no_part_at_all(rng):
+    """view_mask 0: the result is the DLT of the other views alone, bit for bit up to float32
+    rounding, even when the masked view's points and camera are garbage (normalisation included)."""
+    P, X, points = random_scene(rng, 5, 20)
+    noisy = (points + rng.normal(0, 3.0, points.shape)).astype(np.float32)  # views disagree
+    alone = triangulate_np(noisy[:, [0, 2, 3, 4]], P[[0, 2, 3, 4]].astype(np.float32))
+    garbage_P, garbage_points = P.copy(), noisy.copy()
+    garbage_P[1] = rng.normal(0, 1e4, (3, 4))
+    garbage_points[:, 1] = rng.normal(0, 1e5, garbage_points[:, 1].shape)
+    mask = np.array([1, 0, 1, 1, 1], np.float32)
+    masked = keras.ops.convert_to_numpy(dlt_layer.triangulate(
+        garbage_points.astype(np.float32), garbage_P.astype(np.float32), view_mask=mask))
+    np.testing.assert_allclose(masked, alone, atol=1e-3)
+    weighted_only = keras.ops.convert_to_numpy(dlt_layer.triangulate(
+        garbage_points.astype(np.float32), garbage_P.astype(np.float32), weights=np.broadcast_to(mask, (20, 5))))
+    assert np.abs(weighted_only - alone).max() > 1e-3  # weights alone keep the garbage camera in the normalisation
+
+
 def test_weights_scale_the_rows_of_the_system(rng):
     """Weighted float64 result equals a weighted plain SVD (noise-free views agree anyway, so noisy)."""
     P, X, uv = random_scene(rng, 3, 50)

@@ -56,7 +56,7 @@ def _crop_around(uv: np.ndarray) -> np.ndarray:
 
 
 def make_batch(rng, batch: int, num_views: int):
-    """inputs {images, P, K, dist}, targets {kp2d, kp3d}, cameras [[Camera with crop K] * V] * B."""
+    """inputs {images, P, K, dist, view_mask}, targets {kp2d, kp3d}, cameras [[Camera with crop K] * V] * B."""
     arrays, crop_cameras = {name: [] for name in ("P", "K", "dist", "kp2d", "kp3d")}, []
     for _ in range(batch):
         pose = _random_pose(rng)
@@ -71,7 +71,8 @@ def make_batch(rng, batch: int, num_views: int):
         arrays["kp3d"].append(pose)
     arrays = {name: np.asarray(value, np.float32) for name, value in arrays.items()}
     inputs = {"images": rng.integers(0, 256, (batch, num_views, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
-              **{name: arrays[name] for name in ("P", "K", "dist")}}
+              **{name: arrays[name] for name in ("P", "K", "dist")},
+              "view_mask": np.ones((batch, num_views), np.float32)}
     return inputs, {"kp2d": arrays["kp2d"], "kp3d": arrays["kp3d"]}, crop_cameras
 
 
@@ -244,9 +245,10 @@ def test_configs_build_the_documented_architecture(name):
     assert _output_shape(network, encoder) == (None, *feature_map)
     assert _output_shape(network, "to_view_points") == (None, *cells, view_channels)
     assert _output_shape(network, "ftl_inverse") == (None, 4, *cells, canonical_channels)
-    fusion = [tuple(layer.output.shape) for layer in network.layers
-              if layer.name.startswith("fusion") and layer.name.endswith("_relu")]
-    assert fusion == [(None, *cells, canonical_channels)] * 2
+    fusion = [(layer.name, tuple(layer.output.shape)) for layer in network.layers
+              if layer.name.startswith("fusion") and layer.name.endswith(("_relu", "_linear"))]
+    assert fusion == [("fusion0_relu", (None, *cells, canonical_channels)),
+                      ("fusion1_linear", (None, *cells, canonical_channels))]
     assert _output_shape(network, "ftl") == (None, 4, *cells, view_channels)
     assert _output_shape(network, "heatmaps") == (None, 4, heatmap_size, heatmap_size, JOINTS)
 
@@ -257,11 +259,11 @@ EXCHANGE_PX = 1.0      # fused sharp tiny models move other views' joints by > 2
 FLOAT_NOISE_PX = 1e-2  # FTL(FTL^-1(y)) - y in float32, through the decoder: < 2e-4 px seen
 
 
-def _sharp_tiny_model(fusion_layers: int, rng) -> keras.Model:
-    """A 4-view tiny model, perturbed weights and 10x heatmap logits, so kp2d spread over the crop."""
+def _sharp_tiny_model(fusion_layers: int, rng, fusion: str = "concat", num_views: int = 4) -> keras.Model:
+    """A tiny model, perturbed weights and 10x heatmap logits, so kp2d spread over the crop."""
     keras.utils.set_random_seed(int(rng.integers(1 << 30)))
-    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers)
-    network = model.build_model(config, num_views=4)
+    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers, fusion=fusion)
+    network = model.build_model(config, num_views=num_views)
     _perturb_weights(network, rng)
     logits = network.get_layer("heatmap_logits").kernel
     logits.assign(keras.ops.convert_to_numpy(logits) * 10.0)
@@ -298,9 +300,10 @@ def _exchanging_edits(changes) -> set[str]:
     return {edit for edit, change in changes.items() if change["other kp2d"] > EXCHANGE_PX}
 
 
-def test_views_exchange_information_through_fusion(rng):
+@pytest.mark.parametrize("fusion", model.FUSIONS)
+def test_views_exchange_information_through_fusion(fusion, rng):
     """View 0's image and its P both reach the other views' 2D joints, and the 3D joints."""
-    changes = _changes_from_view_zero(_sharp_tiny_model(2, rng), make_batch(rng, 2, 4)[0], rng)
+    changes = _changes_from_view_zero(_sharp_tiny_model(2, rng, fusion), make_batch(rng, 2, 4)[0], rng)
     assert _exchanging_edits(changes) == {"image", "P"}, changes
     assert min(change["kp3d"] for change in changes.values()) > 1.0, changes   # mm; > 200 seen
 
@@ -319,6 +322,76 @@ def test_views_kept_apart_without_fusion_layers(rng):
     assert changes["image"]["own kp2d"] > EXCHANGE_PX, changes          # the edit reached the decoder
     unchanged = [changes["image"]["other kp2d"], changes["P"]["own kp2d"], changes["P"]["other kp2d"]]
     np.testing.assert_allclose(unchanged, 0.0, atol=FLOAT_NOISE_PX, err_msg=str(changes))
+
+
+def _predict(network, inputs):
+    return {name: keras.ops.convert_to_numpy(value) for name, value in network(inputs, training=False).items()}
+
+
+def test_last_fusion_layer_is_linear_so_canonical_points_can_be_negative(rng):
+    """The fused code is unconstrained (paper); ``fusion_last_relu`` is the old positive-orthant variant."""
+    inputs = make_batch(rng, 2, 4)[0]
+    for last_relu in (False, True):
+        config = dataclasses.replace(model.CONFIGS["tiny"], fusion_last_relu=last_relu)
+        network = model.build_model(config, num_views=4)
+        _perturb_weights(network, rng)
+        last = network.get_layer("fusion1_relu" if last_relu else "fusion1_linear").output
+        fused = keras.ops.convert_to_numpy(keras.Model(network.inputs, last)(inputs, training=False))
+        assert (fused.min() >= 0) == last_relu and fused.max() > 0
+
+
+def test_mean_fusion_does_not_depend_on_the_order_of_the_views(rng):
+    network = _sharp_tiny_model(2, rng, "mean")
+    inputs = make_batch(rng, 2, 4)[0]
+    order = np.array([2, 0, 3, 1])
+    reference, permuted = _predict(network, inputs), _predict(network, {k: v[:, order] for k, v in inputs.items()})
+    np.testing.assert_allclose(permuted["kp2d"], reference["kp2d"][:, order], atol=1e-3)
+    np.testing.assert_allclose(permuted["kp3d"], reference["kp3d"], atol=1e-2)
+    assert np.ptp(reference["kp2d"]) > 20  # joints spread over the crop: the check can see a change
+    concat = _sharp_tiny_model(2, rng, "concat")
+    changed = _predict(concat, {k: v[:, order] for k, v in inputs.items()})
+    assert np.abs(changed["kp3d"] - _predict(concat, inputs)["kp3d"]).max() > 1.0  # slot k is camera k
+
+
+@pytest.mark.parametrize("fusion", model.FUSIONS)
+def test_a_masked_view_changes_nothing_the_model_sees(fusion, rng):
+    """A masked view's image and camera reach neither the fused code nor the DLT: the visible views'
+    joints and the 3D joints are those of the same model without that view (mean fusion)."""
+    network = _sharp_tiny_model(2, rng, fusion)
+    inputs = make_batch(rng, 2, 4)[0]
+    masked = {**inputs, "view_mask": np.array([[1, 1, 1, 0], [1, 0, 1, 1]], np.float32)}
+    edited = {**masked, "images": masked["images"].copy(), "P": masked["P"].copy()}
+    edited["images"][0, 3] = rng.integers(0, 256, edited["images"][0, 3].shape, dtype=np.uint8)
+    edited["images"][1, 1] = 0
+    edited["P"][0, 3] = edited["P"][0, 0]
+    a, b = _predict(network, masked), _predict(network, edited)
+    np.testing.assert_allclose(b["kp3d"], a["kp3d"], atol=1e-2)
+    visible = masked["view_mask"].astype(bool)
+    np.testing.assert_allclose(b["kp2d"][visible], a["kp2d"][visible], atol=1e-3)
+    assert np.abs(a["kp3d"] - _predict(network, inputs)["kp3d"]).max() > 1.0  # the mask does act
+    if fusion == "mean":  # and equals the same weights built for the visible views only
+        three = model.build_model(dataclasses.replace(model.CONFIGS["tiny"], fusion="mean"), num_views=3)
+        three.set_weights(network.get_weights())
+        first = {k: v[:1][:, [0, 1, 2]] for k, v in inputs.items()}
+        first["view_mask"] = np.ones((1, 3), np.float32)
+        alone = _predict(three, first)
+        np.testing.assert_allclose(alone["kp3d"][0], a["kp3d"][0], atol=1e-2)
+        np.testing.assert_allclose(alone["kp2d"][0], a["kp2d"][0, :3], atol=1e-3)
+
+
+def test_mean_fusion_weights_serve_any_number_of_views(tmp_path, rng):
+    network = _sharp_tiny_model(2, rng, "mean")
+    network.save_weights(tmp_path / "mean.weights.h5")
+    config = dataclasses.replace(model.CONFIGS["tiny"], fusion="mean")
+    for views in (2, 3, 6):
+        other = model.build_model(config, num_views=views)
+        other.load_weights(tmp_path / "mean.weights.h5")
+        outputs = _predict(other, make_batch(rng, 1, views)[0])
+        assert outputs["kp2d"].shape == (1, views, 17, 2) and np.isfinite(outputs["kp3d"]).all()
+    with pytest.raises(ValueError):  # a concat model's fusion holds V x the channels
+        concat = _sharp_tiny_model(2, rng, "concat")
+        concat.save_weights(tmp_path / "concat.weights.h5")
+        model.build_model(model.CONFIGS["tiny"], num_views=3).load_weights(tmp_path / "concat.weights.h5")
 
 
 # --------------------------------------------------------------------------- training through the DLT
@@ -467,7 +540,7 @@ P2 = np.concatenate([[[0.0, 0, -1], [0, 1, 0], [1, 0, 0]], [[0.0], [0.0], [5000.
 K = np.array([[300.0, 0, 64], [0, 300, 64], [0, 0, 1]])
 inputs = {"images": rng.integers(0, 256, (1, 2, 128, 128, 3), dtype=np.uint8),
           "P": np.stack([K @ P, K @ P2])[None].astype("float32"), "K": np.stack([K, K])[None].astype("float32"),
-          "dist": np.zeros((1, 2, 6), "float32")}
+          "dist": np.zeros((1, 2, 6), "float32"), "view_mask": np.ones((1, 2), "float32")}
 outputs = network(inputs, training=False)
 assert tuple(outputs["kp3d"].shape) == (1, 17, 3)
 assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in outputs.values())
