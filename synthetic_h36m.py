@@ -462,25 +462,6 @@ def make_cameras(subject: str, intrinsics: dict, seed: int) -> dict:
     return cameras
 
 
-def cameras_json(cameras: dict) -> dict:
-    """{subject: {camera id: Camera}} -> the layout of the shared camera-parameters.json.
-
-    Intrinsics are per camera (shared by subjects), with ``distortion`` ordered
-    [k1, k2, p1, p2, k3] and the extra ``image_size`` [width, height]; extrinsics per subject.
-    """
-    first = next(iter(cameras.values()))
-    intrinsics = {camera_id: {"calibration_matrix": camera.K.tolist(),
-                              "distortion": [*camera.k[:2], *camera.p, camera.k[2]],
-                              "image_size": [camera.width, camera.height],
-                              **({} if camera.distortion_model == "h36m" else
-                                 {"distortion_model": camera.distortion_model})}
-                  for camera_id, camera in first.items()}
-    extrinsics = {subject: {camera_id: {"R": camera.R.tolist(), "t": camera.t[:, None].tolist()}
-                            for camera_id, camera in per_camera.items()}
-                  for subject, per_camera in cameras.items()}
-    return {"intrinsics": intrinsics, "extrinsics": extrinsics}
-
-
 # --------------------------------------------------------------------------- rendering
 
 @dataclasses.dataclass(frozen=True)
@@ -847,7 +828,7 @@ def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_F
     intrinsics = make_intrinsics(size, seed)
     cameras = {subject: make_cameras(subject, intrinsics, seed) for subject in subjects}
     cameras_path = root / "Labels" / "camera-parameters.json"
-    cameras_path.write_text(json.dumps(cameras_json(cameras), indent=1))
+    cameras_path.write_text(json.dumps(h36m_utils.cameras_json(cameras), indent=1))
 
     plans = plan_sequences(subjects, actions, frames, quirks, seed, trials)
     for subject in subjects:
