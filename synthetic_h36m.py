@@ -386,16 +386,18 @@ def animate(action: str, offsets: np.ndarray, frames: int, rng: np.random.Genera
     return body + np.concatenate([floor_position, height[:, None]], -1)[:, None, :]
 
 
-def keep_in_view(poses: np.ndarray, cameras, margin: float = 0.04) -> np.ndarray:
-    """(T, 32, 3) poses, moved toward the centre until every joint is inside every view.
+def keep_in_view(poses: np.ndarray, cameras, margin: float = 0.04, centre=(0.0, 0.0)) -> np.ndarray:
+    """(T, 32, 3) poses, moved toward ``centre`` until every joint is inside every view.
 
-    Each view keeps ``margin`` x its width free at the borders. Raises RuntimeError when even
-    the centred pose does not fit (a camera rig that does not look at the capture area).
+    centre: (2,) or (3,) world mm, the floor point the path shrinks toward (only x, y are
+    used); the origin by default, the centre of ``animate``'s paths. Each view keeps ``margin``
+    x its width free at the borders. Raises RuntimeError when even the centred pose does not
+    fit (a camera rig that does not look at the capture area).
     """
-    floor_position = poses[:, :1, :2]
+    offset_from_centre = poses[:, :1, :2] - np.asarray(centre, np.float64)[:2]
     for shrink in 0.85 ** np.arange(30):
         moved = poses.copy()
-        moved[..., :2] -= (1 - shrink) * floor_position
+        moved[..., :2] -= (1 - shrink) * offset_from_centre
         if all(_inside(h36m_utils.project(moved, camera), camera, margin) for camera in cameras):
             return moved
     raise RuntimeError("The synthetic person does not fit in every camera view; the camera rig "
