@@ -30,6 +30,7 @@ rig converts between them; floats are written exactly.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -103,6 +104,10 @@ def load_calibration(path, units: str | None = None, subject: str | None = None)
         cameras, notes = _read_json(files[0], subject), ()
     cameras = [dataclasses.replace(camera, t=camera.t * UNIT_TO_MM[unit]) for camera in cameras]
     source = str(path)
+    repeated = sorted(name for name, count in collections.Counter(c.id for c in cameras).items() if count > 1)
+    if repeated:  # videos are matched to cameras by name
+        raise ValueError(f"Calibration {source} names several cameras {', '.join(repeated)}: give each "
+                         "camera its own name.")
     check_scale(cameras, source, unit)
     return Rig(cameras=tuple(cameras), source=source, format=format_, unit=unit, notes=tuple(notes))
 

@@ -184,6 +184,14 @@ def test_fisheye_and_unsupported_lens_models_are_clear_errors(rig, tmp_path):
         calibration.load_calibration(with_distortions("0.0"))
 
 
+def test_two_cameras_of_one_name_are_an_error(rig, tmp_path):
+    calibration.write_toml(rig, tmp_path / "rig.toml")
+    text = (tmp_path / "rig.toml").read_text().replace('name = "cam_c"', 'name = "cam_a"')
+    (tmp_path / "rig.toml").write_text(text)
+    with pytest.raises(ValueError, match="rig.toml names several cameras cam_a: give each camera its own name"):
+        calibration.load_calibration(tmp_path / "rig.toml")
+
+
 def test_unknown_paths_are_errors_naming_the_file_and_the_formats(tmp_path):
     other = tmp_path / "cameras.txt"
     other.write_text("fx = 1000\n")
