@@ -124,7 +124,8 @@ def load_cameras(path: str) -> dict[str, dict[str, Camera]]:
     Accepts the JSON layout of karfly/human36m-camera-parameters and the official
     ``metadata.xml`` of the Human3.6M code release. A JSON camera may carry an optional
     ``intrinsics[cam].image_size = [width, height]`` (the synthetic set writes it); without it
-    the official video sizes of ``image_size`` are used; and an optional
+    the official video sizes of ``image_size`` are used for Human3.6M's cameras, and 0 x 0
+    (unknown: take it from the videos) for any other camera id; and an optional
     ``intrinsics[cam].distortion_model`` (``"h36m"``, the default, or ``"opencv"``).
     """
     if not os.path.isfile(path):
@@ -150,7 +151,8 @@ def _cameras_from_json(content: dict) -> dict[str, dict[str, Camera]]:
         for camera_id, extrinsic in per_camera.items():
             intrinsic = content["intrinsics"][camera_id]
             k1, k2, p1, p2, k3 = (float(v) for v in intrinsic["distortion"])
-            width, height = intrinsic.get("image_size") or image_size(subject, camera_id)
+            width, height = intrinsic.get("image_size") or (
+                image_size(subject, camera_id) if camera_id in CAMERA_IDS else (0, 0))
             cameras[subject][camera_id] = Camera(
                 R=np.asarray(extrinsic["R"], np.float64).reshape(3, 3),
                 t=np.asarray(extrinsic["t"], np.float64).reshape(3),
@@ -159,6 +161,27 @@ def _cameras_from_json(content: dict) -> dict[str, dict[str, Camera]]:
                 width=int(width), height=int(height), id=camera_id,
                 distortion_model=intrinsic.get("distortion_model", "h36m"))
     return cameras
+
+
+def cameras_json(cameras: dict) -> dict:
+    """{subject: {camera id: Camera}} -> the layout of the shared camera-parameters.json, as
+    ``load_cameras`` reads it back (a dict for ``json.dump``).
+
+    Intrinsics are per camera (shared by subjects: the first subject's are written), with
+    ``distortion`` ordered [k1, k2, p1, p2, k3], the extra ``image_size`` [width, height] and, for
+    a non-Human3.6M lens, ``distortion_model``; extrinsics per subject, ``t`` in mm.
+    """
+    first = next(iter(cameras.values()))
+    intrinsics = {camera_id: {"calibration_matrix": camera.K.tolist(),
+                              "distortion": [*camera.k[:2], *camera.p, camera.k[2]],
+                              "image_size": [camera.width, camera.height],
+                              **({} if camera.distortion_model == "h36m" else
+                                 {"distortion_model": camera.distortion_model})}
+                  for camera_id, camera in first.items()}
+    extrinsics = {subject: {camera_id: {"R": camera.R.tolist(), "t": camera.t[:, None].tolist()}
+                            for camera_id, camera in per_camera.items()}
+                  for subject, per_camera in cameras.items()}
+    return {"intrinsics": intrinsics, "extrinsics": extrinsics}
 
 
 def rotation_from_angles(a: float, b: float, c: float) -> np.ndarray:

@@ -386,16 +386,18 @@ def animate(action: str, offsets: np.ndarray, frames: int, rng: np.random.Genera
     return body + np.concatenate([floor_position, height[:, None]], -1)[:, None, :]
 
 
-def keep_in_view(poses: np.ndarray, cameras, margin: float = 0.04) -> np.ndarray:
-    """(T, 32, 3) poses, moved toward the centre until every joint is inside every view.
+def keep_in_view(poses: np.ndarray, cameras, margin: float = 0.04, centre=(0.0, 0.0)) -> np.ndarray:
+    """(T, 32, 3) poses, moved toward ``centre`` until every joint is inside every view.
 
-    Each view keeps ``margin`` x its width free at the borders. Raises RuntimeError when even
-    the centred pose does not fit (a camera rig that does not look at the capture area).
+    centre: (2,) or (3,) world mm, the floor point the path shrinks toward (only x, y are
+    used); the origin by default, the centre of ``animate``'s paths. Each view keeps ``margin``
+    x its width free at the borders. Raises RuntimeError when even the centred pose does not
+    fit (a camera rig that does not look at the capture area).
     """
-    floor_position = poses[:, :1, :2]
+    offset_from_centre = poses[:, :1, :2] - np.asarray(centre, np.float64)[:2]
     for shrink in 0.85 ** np.arange(30):
         moved = poses.copy()
-        moved[..., :2] -= (1 - shrink) * floor_position
+        moved[..., :2] -= (1 - shrink) * offset_from_centre
         if all(_inside(h36m_utils.project(moved, camera), camera, margin) for camera in cameras):
             return moved
     raise RuntimeError("The synthetic person does not fit in every camera view; the camera rig "
@@ -460,25 +462,6 @@ def make_cameras(subject: str, intrinsics: dict, seed: int) -> dict:
         cameras[camera_id] = h36m_utils.Camera(R=R, t=-R @ centre, K=K, k=dist[:3], p=dist[3:],
                                                width=width, height=height, id=camera_id)
     return cameras
-
-
-def cameras_json(cameras: dict) -> dict:
-    """{subject: {camera id: Camera}} -> the layout of the shared camera-parameters.json.
-
-    Intrinsics are per camera (shared by subjects), with ``distortion`` ordered
-    [k1, k2, p1, p2, k3] and the extra ``image_size`` [width, height]; extrinsics per subject.
-    """
-    first = next(iter(cameras.values()))
-    intrinsics = {camera_id: {"calibration_matrix": camera.K.tolist(),
-                              "distortion": [*camera.k[:2], *camera.p, camera.k[2]],
-                              "image_size": [camera.width, camera.height],
-                              **({} if camera.distortion_model == "h36m" else
-                                 {"distortion_model": camera.distortion_model})}
-                  for camera_id, camera in first.items()}
-    extrinsics = {subject: {camera_id: {"R": camera.R.tolist(), "t": camera.t[:, None].tolist()}
-                            for camera_id, camera in per_camera.items()}
-                  for subject, per_camera in cameras.items()}
-    return {"intrinsics": intrinsics, "extrinsics": extrinsics}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -847,7 +830,7 @@ def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_F
     intrinsics = make_intrinsics(size, seed)
     cameras = {subject: make_cameras(subject, intrinsics, seed) for subject in subjects}
     cameras_path = root / "Labels" / "camera-parameters.json"
-    cameras_path.write_text(json.dumps(cameras_json(cameras), indent=1))
+    cameras_path.write_text(json.dumps(h36m_utils.cameras_json(cameras), indent=1))
 
     plans = plan_sequences(subjects, actions, frames, quirks, seed, trials)
     for subject in subjects:

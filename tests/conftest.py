@@ -11,6 +11,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 SAMPLE_DIR = pathlib.Path(os.environ.get("H36M_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "h36m_sample"))
+CALIBRATION_SAMPLES_DIR = pathlib.Path(os.environ.get(
+    "CALIBRATION_SAMPLES_DIR", REPO_ROOT.parent / "shared" / "calibration_samples"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,6 +30,15 @@ def h36m_sample_dir() -> pathlib.Path:
         pytest.skip(f"real Human3.6M sample not found at {SAMPLE_DIR} "
                     "(set H36M_SAMPLE_DIR to its folder to run these tests)")
     return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def calibration_samples_dir() -> pathlib.Path:
+    """Real calibration files of other people's rigs (read-only); tests using them skip without them."""
+    if not (CALIBRATION_SAMPLES_DIR / "pose2sim" / "Calib.toml").is_file():
+        pytest.skip(f"calibration samples not found at {CALIBRATION_SAMPLES_DIR} "
+                    "(set CALIBRATION_SAMPLES_DIR to its folder to run these tests)")
+    return CALIBRATION_SAMPLES_DIR
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import pytest
 import h36m_utils
 import synthetic_h36m
 from h36m_utils import CAMERA_IDS, J17
+from joint_balls import BallCheck, ball_radius_px
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -365,45 +366,23 @@ def test_every_action_of_the_data_set_can_be_generated(tmp_path):
 
 def test_rendered_joints_are_where_the_labels_say(synthetic_dataset, cameras):
     """Each standard joint carries a white ball centred on its D2 label: find the balls in the
-    decoded video (connected white regions) and compare their centroids with the labels.
-
-    Only whole, isolated balls are measured (a ball partly hidden behind a limb, or touching
-    another ball, has a biased centroid): area within 30% of the disc's, no other label near.
-    """
-    errors, seen_joints, views, stray = [], set(), 0, []
+    decoded video (connected white regions) and compare their centroids with the labels."""
+    balls = BallCheck()
     for subject, stem, d3, d2 in _labelled_sequences(synthetic_dataset):
         videos = _videos(synthetic_dataset, subject)[stem]
         for camera_id, path in videos.items():
             camera = cameras[subject][camera_id]
             labels = d2[camera_id][:, list(J17)]
-            depth = h36m_utils.world_to_camera(d3[:, list(J17)], camera)[..., 2]
-            radius = np.maximum(synthetic_h36m.MIN_JOINT_BALL_PX,
-                                camera.K[0, 0] * synthetic_h36m.JOINT_BALL_MM / depth)
+            radius = ball_radius_px(d3[:, list(J17)], camera)
             capture = cv2.VideoCapture(str(path))
             for frame_index in range(len(labels)):
                 ok, frame = capture.read()
                 assert ok, f"{path} ends at frame {frame_index}"
-                if frame_index % 13:
-                    continue
-                views += 1
-                white = (frame.min(axis=-1) > 200).astype(np.uint8)
-                count, _, stats, centroids = cv2.connectedComponentsWithStats(white)
-                for blob in range(1, count):
-                    distance = np.linalg.norm(labels[frame_index] - centroids[blob], axis=-1)
-                    joint = distance.argmin()
-                    r = radius[frame_index, joint]
-                    if distance[joint] > 2 * r + 2:
-                        stray.append((subject, stem, camera_id, frame_index, centroids[blob]))
-                    area = stats[blob, cv2.CC_STAT_AREA] / (np.pi * r * r)
-                    if 0.7 < area < 1.3 and np.sort(distance)[1] > 2 * r + 1:
-                        errors.append(distance[joint])
-                        seen_joints.add(joint)
+                if frame_index % 13 == 0:
+                    balls.add_frame(frame, labels[frame_index], radius[frame_index],
+                                    (subject, stem, camera_id, frame_index))
             capture.release()
-    assert not stray, f"white blobs away from every joint: {stray[:5]}"
-    assert seen_joints == set(range(17)), "some joint never shows a whole ball"
-    assert len(errors) > 0.25 * 17 * views, f"only {len(errors)} whole balls in {views} views"
-    assert max(errors) < 2.0, f"ball centre off its label by {max(errors):.2f} px"
-    assert np.median(errors) < 0.5
+    balls.assert_on_labels()
 
 
 def test_limb_outlines_are_the_silhouettes_of_capsules(cameras):
