@@ -11,7 +11,7 @@ import time
 
 
 class ProgressBar:
-    """``done/total (percent), rate/s, seconds left`` for ``total`` steps of ``what`` (e.g. "caching frames")."""
+    """``done/total (percent), rate/s, seconds left`` of ``total`` steps of ``what`` ("caching frames")."""
 
     def __init__(self, total: int, what: str, enabled: bool = True):
         self.total, self.what, self.done, self.enabled = total, what, 0, enabled
