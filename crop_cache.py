@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Sequence as SequenceOf
@@ -51,6 +50,7 @@ import tensorflow as tf
 import crops
 import h36m_utils
 import rig_frame
+from progress import ProgressBar
 from video_io import stream_frames
 
 FORMAT_VERSION = 2
@@ -251,40 +251,6 @@ def _sample_id_of(record: bytes) -> int:
 
 # --------------------------------------------------------------------------- building
 
-class _Progress:
-    """A progress line for a long build: updated in place on a terminal, every 10% otherwise."""
-
-    def __init__(self, total: int, what: str, enabled: bool = True):
-        self.total, self.what, self.done, self.enabled = total, what, 0, enabled
-        self.started = self.last_print = time.perf_counter()
-        self.interactive, self.next_fraction = sys.stdout.isatty(), 0.1
-        self.lock = threading.Lock()
-
-    def advance(self, count: int = 1) -> None:
-        with self.lock:
-            self.done += count
-            now = time.perf_counter()
-            fraction = self.done / max(self.total, 1)
-            if not self.enabled:
-                return
-            if self.interactive and (now - self.last_print > 0.5 or self.done == self.total):
-                self._print(now, end="\r")
-            elif not self.interactive and fraction >= self.next_fraction:
-                self.next_fraction = fraction + 0.1
-                self._print(now, end="\n")
-
-    def _print(self, now: float, end: str) -> None:
-        self.last_print = now
-        rate = self.done / max(now - self.started, 1e-9)
-        eta = (self.total - self.done) / max(rate, 1e-9)
-        print(f"  {self.what}: {self.done}/{self.total} ({100 * self.done / max(self.total, 1):.0f}%), "
-              f"{rate:.0f}/s, {eta:.0f} s left   ", end=end, flush=True)
-
-    def finish(self) -> None:
-        if self.interactive and self.enabled:
-            print(flush=True)
-
-
 class _Buckets:
     """One temporary TFRecord file per shard; records are dealt to them by a seeded permutation."""
 
@@ -331,7 +297,7 @@ def _size_error(camera: h36m_utils.Camera, shape, path) -> ValueError:
 
 
 def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: crops.CropConfig,
-                    buckets: _Buckets, progress: _Progress, stop: threading.Event) -> None:
+                    buckets: _Buckets, progress: ProgressBar, stop: threading.Event) -> None:
     """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``)."""
     if not len(frames):
         return
@@ -385,7 +351,7 @@ def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int,
     num_samples = first_ids[-1]
     num_shards = min(num_samples, max(MIN_SHARDS, -(-num_samples // SAMPLES_PER_SHARD)))
     buckets = _Buckets(folder, num_samples, num_shards, seed=int(_digest(key)[:15], 16))
-    progress, stop = _Progress(num_samples, "caching frames", verbose), threading.Event()
+    progress, stop = ProgressBar(num_samples, "caching frames", verbose), threading.Event()
     try:
         with _single_threaded_opencv(), concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(_cache_sequence, sequence, cams, f, first, config, buckets, progress, stop)

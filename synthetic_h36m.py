@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 import h36m_utils
+import video_io
 from h36m_utils import CAMERA_IDS, J17, PARENTS_32
 
 FPS = 50
@@ -661,10 +662,7 @@ def render_background(camera: h36m_utils.Camera, rng: np.random.Generator) -> np
 def write_video(path: pathlib.Path, background: np.ndarray, shapes: _DrawList, frames: int) -> None:
     """Render ``frames`` frames to an mp4v video at FPS; raises OSError if it cannot be written."""
     height, width = background.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write the video {path} (mp4v codec, {width}x{height}). "
-                      "Check that the folder is writable and OpenCV has FFmpeg support.")
+    writer = video_io.open_video_writer(path, FPS, (width, height))
     try:
         for frame in range(frames):
             writer.write(draw_frame(background, shapes, frame))

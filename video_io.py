@@ -1,7 +1,8 @@
-"""Reading videos with OpenCV: open with one decoding thread, stream chosen frames forward, count frames.
+"""Videos with OpenCV: open with one decoding thread, stream chosen frames forward, count frames; write mp4.
 
-Every module that reads video frames (the crop cache, the root finder, predict) goes through here.
-Frames are (H, W, 3) uint8 BGR, as OpenCV decodes them.
+Every module that reads video frames (the crop cache, the root finder, predict) goes through here,
+and every one that writes a video (the synthetic set, predict's outputs) opens it here.
+Frames are (H, W, 3) uint8 BGR, as OpenCV decodes and encodes them.
 """
 from __future__ import annotations
 
@@ -63,3 +64,17 @@ def video_frame_count(path: str) -> int:
         return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
     finally:
         capture.release()
+
+
+def open_video_writer(path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    """An mp4v ``cv2.VideoWriter`` for BGR frames of ``size`` (width, height) at ``fps``.
+
+    mp4v (MPEG-4 part 2) is in every OpenCV build with FFmpeg, unlike H.264. Raises OSError
+    naming the file when OpenCV cannot write it.
+    """
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write the video {path} (mp4v codec, {width}x{height}). "
+                      "Check that the folder is writable and OpenCV has FFmpeg support.")
+    return writer
