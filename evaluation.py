@@ -1,9 +1,16 @@
-"""The test protocol: predict every test frame, score it, print the per-action table, write files.
+"""The test protocol: predict every test frame from the videos, score it, print the table, write files.
+
+Each test sequence goes through the same loop as a user's own rig (``inference``): the root
+(pelvis) is found in the videos (``root="estimated"``, the default; the labels are read only to
+score) or taken from the labels (``root="labels"``, the box around the labelled pelvis that
+papers cropping with ground-truth boxes use; kept as a named comparison).
 
 Scores per frame (``h36m_utils`` metrics): MPJPE in world mm (absolute), MPJPE after aligning
-the pelvis, P-MPJPE (Procrustes with scale) and the 2D error in crop pixels (mean over the
-views). Two averages are reported: over actions (each action's mean, then the mean of those, as
-most papers report) and over frames (every test frame counts once, as Iskakov et al. report).
+the pelvis, P-MPJPE (Procrustes with scale), the 2D error in crop pixels and in full-frame
+pixels (mean over the views), and the root error: how far the final crops' root lies from the
+labelled pelvis. Two averages are reported: over actions (each action's mean, then the mean of
+those, as most papers report) and over frames (every test frame counts once, as Iskakov et al.
+report).
 """
 from __future__ import annotations
 
@@ -17,24 +24,35 @@ import numpy as np
 import h36m_utils
 import visualize
 
+ROOTS = ("estimated", "labels")
+ROOT_DESCRIPTIONS = {"estimated": "crops around the root found in the videos (root_finder, refined by the model)",
+                     "labels": "crops around the LABELLED pelvis (a comparison with papers that crop with "
+                               "ground-truth boxes; not a protocol result)"}
 # (key in metrics.json / metrics.csv, column title of the printed table)
-METRICS = (("mpjpe_mm", "MPJPE"), ("mpjpe_relative_mm", "MPJPE rel."),
-           ("p_mpjpe_mm", "P-MPJPE"), ("error_2d_px", "2D err (px)"))
+METRICS = (("mpjpe_mm", "MPJPE"), ("mpjpe_relative_mm", "MPJPE rel."), ("p_mpjpe_mm", "P-MPJPE"),
+           ("error_2d_px", "2D crop px"), ("error_2d_frame_px", "2D frame px"), ("root_error_mm", "root err"))
 
 
 @dataclasses.dataclass
 class Predictions:
-    """Everything the protocol needs, for N test frames.
+    """Everything the protocol needs, for N test frames of V views.
 
     kp3d_pred, kp3d_true: (N, J, 3) world mm; kp2d_pred, kp2d_true: (N, V, J, 2) crop px;
-    subjects, actions, sequences: (N,) str; frames: (N,) int; picture_images: (F, V, S, S, 3)
-    uint8 crops of the F frames at ``picture_rows`` (row indices into the N) for the plots.
+    kp2d_pred_frame, kp2d_true_frame: (N, V, J, 2) full-frame px; root: (N, 3) world mm, the root
+    the final crops are centred on; first_root: (N, 3) world mm, the root before the model's
+    refinements (the root finder's, or the labels'); subjects, actions, sequences: (N,) str;
+    frames: (N,) int; picture_images: (F, V, S, S, 3) uint8 crops of the F frames at
+    ``picture_rows`` (row indices into the N) for the plots.
     """
 
     kp3d_pred: np.ndarray
     kp3d_true: np.ndarray
     kp2d_pred: np.ndarray
     kp2d_true: np.ndarray
+    kp2d_pred_frame: np.ndarray
+    kp2d_true_frame: np.ndarray
+    root: np.ndarray
+    first_root: np.ndarray
     subjects: np.ndarray
     actions: np.ndarray
     sequences: np.ndarray
@@ -51,48 +69,73 @@ def picture_rows(num_frames: int, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(int))
 
 
-def predict(model, dataset, num_frames: int, num_pictures: int = 3) -> Predictions:
-    """Run ``model`` over a ``(inputs, targets, metadata)`` dataset of ``num_frames`` frames.
+def sequence_labels(sequence, frames, camera_ids=h36m_utils.CAMERA_IDS) -> tuple[np.ndarray, np.ndarray]:
+    """The labels of ``frames`` of a sequence: ((T, J, 3) world mm, (T, V, J, 2) distorted frame px).
 
-    num_frames: the frames the dataset yields (``data_loader.count_frames``), used to pick the
-    ``num_pictures`` frames whose crops are kept for the plots. A prediction that is not
-    finite is an error naming the frame (never averaged into the table).
+    Read only to score (and for ``root="labels"``); a short or non-finite file is an error
+    naming it (``crop_cache.read_labels``)."""
+    from crop_cache import read_labels
+    count = int(frames[-1]) + 1
+    kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)[frames]
+    kp2d = np.stack([read_labels(sequence.d2_paths[c], count, 2, h36m_utils.J17)[frames] for c in camera_ids], axis=1)
+    return kp3d, kp2d
+
+
+def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm: float, root: str = "estimated",
+            batch_size: int = 8, refinements: int | None = None, num_pictures: int = 3,
+            progress: bool = True) -> Predictions:
+    """Run ``network`` over every ``stride``-th frame of ``sequences`` (``cameras``: ``load_cameras``
+    output) from their videos; ``root``: "estimated" (found in the videos) or "labels".
+
+    A prediction that is not finite is an error naming the frame (never averaged into the table).
     """
-    wanted = set(picture_rows(num_frames, num_pictures).tolist())
-    parts, pictures, row = {key: [] for key in ("kp3d_pred", "kp3d_true", "kp2d_pred", "kp2d_true",
-                                                "subjects", "actions", "sequences", "frames")}, [], 0
-    for inputs, targets, metadata in dataset:
-        outputs = model.predict_on_batch(inputs)
-        batch = {"kp3d_pred": np.asarray(outputs["kp3d"], np.float64),
-                 "kp2d_pred": np.asarray(outputs["kp2d"], np.float64),
-                 "kp3d_true": targets["kp3d"].numpy().astype(np.float64),
-                 "kp2d_true": targets["kp2d"].numpy().astype(np.float64),
-                 "subjects": metadata["subject"].numpy().astype(str),
-                 "actions": metadata["action"].numpy().astype(str),
-                 "sequences": metadata["sequence"].numpy().astype(str),
-                 "frames": metadata["frame"].numpy()}
-        _check_finite(batch, row)
-        for key, value in batch.items():
-            parts[key].append(value)
-        images = inputs["images"].numpy()
-        pictures += [images[i - row] for i in sorted(wanted) if row <= i < row + len(images)]
-        row += len(images)
-    if row == 0:
+    import inference
+    if root not in ROOTS:
+        raise ValueError(f"root must be one of {ROOTS}, got {root!r}")
+    frames_of = [np.arange(0, s.num_frames, stride) for s in sequences]
+    total = sum(len(f) for f in frames_of)
+    if total == 0:
         raise ValueError("The test set is empty: no frame to evaluate. Check --test-stride and "
                          "the index report printed above.")
-    joined = {key: np.concatenate(value) for key, value in parts.items()}
-    return Predictions(**joined, picture_images=np.stack(pictures),
-                       picture_rows=np.array(sorted(i for i in wanted if i < row)))
+    wanted, first_row, parts = picture_rows(total, num_pictures), 0, []
+    for number, (sequence, frames) in enumerate(zip(sequences, frames_of)):
+        kp3d_true, kp2d_true = sequence_labels(sequence, frames)
+        rows = wanted[(wanted >= first_row) & (wanted < first_row + len(frames))] - first_row
+        predicted = inference.predict_videos(
+            network, [cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS],
+            [sequence.videos[c] for c in h36m_utils.CAMERA_IDS], frames, image_size=image_size, box_mm=box_mm,
+            roots=kp3d_true[:, h36m_utils.PELVIS] if root == "labels" else None,
+            refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
+            batch_size=batch_size, picture_frames=frames[rows], progress=progress,
+            what=f"[{number + 1}/{len(sequences)}] {sequence.subject} {sequence.name}")
+        _check_finite(predicted, sequence, first_row)
+        parts.append(_sequence_part(predicted, sequence, kp3d_true, kp2d_true, frames[rows]))
+        first_row += len(frames)
+    pictures = np.stack([image for part in parts for image in part.pop("picture_images")])
+    joined = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    return Predictions(**joined, picture_images=pictures, picture_rows=wanted)
 
 
-def _check_finite(batch: dict, first_row: int) -> None:
-    for key in ("kp3d_pred", "kp2d_pred"):
-        bad = ~np.isfinite(batch[key]).reshape(len(batch[key]), -1).all(axis=1)
+def _sequence_part(predicted, sequence, kp3d_true, kp2d_true, picture_frames) -> dict:
+    """One sequence's rows of ``Predictions`` (as a dict of arrays)."""
+    count = len(predicted.frames)
+    return {"kp3d_pred": predicted.joints_3d, "kp3d_true": kp3d_true,
+            "kp2d_pred": predicted.kp2d_crop, "kp2d_true": h36m_utils.apply_affine(kp2d_true, predicted.crops),
+            "kp2d_pred_frame": predicted.joints_2d, "kp2d_true_frame": kp2d_true,
+            "root": predicted.root, "first_root": predicted.first_root,
+            "subjects": np.full(count, sequence.subject), "actions": np.full(count, sequence.action),
+            "sequences": np.full(count, sequence.name), "frames": predicted.frames,
+            "picture_images": [predicted.pictures[int(f)] for f in picture_frames]}
+
+
+def _check_finite(predicted, sequence, first_row: int) -> None:
+    for name, values in (("3D", predicted.joints_3d), ("2D", predicted.joints_2d)):
+        bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
             raise FloatingPointError(
-                f"The model predicted non-finite {key[:4]} for test frame {first_row + i} "
-                f"({batch['subjects'][i]} '{batch['sequences'][i]}' frame {batch['frames'][i]}); "
+                f"The model predicted non-finite {name} joints for test frame {first_row + i} "
+                f"({sequence.subject} '{sequence.name}' frame {predicted.frames[i]}); "
                 "these weights are broken (diverged training?). Use an earlier checkpoint.")
 
 
@@ -102,7 +145,9 @@ def per_frame_metrics(predictions: Predictions) -> dict[str, np.ndarray]:
     return {"mpjpe_mm": h36m_utils.mpjpe(p.kp3d_pred, p.kp3d_true),
             "mpjpe_relative_mm": h36m_utils.mpjpe_relative(p.kp3d_pred, p.kp3d_true),
             "p_mpjpe_mm": h36m_utils.p_mpjpe(p.kp3d_pred, p.kp3d_true),
-            "error_2d_px": h36m_utils.error_2d(p.kp2d_pred, p.kp2d_true).mean(axis=-1)}
+            "error_2d_px": h36m_utils.error_2d(p.kp2d_pred, p.kp2d_true).mean(axis=-1),
+            "error_2d_frame_px": h36m_utils.error_2d(p.kp2d_pred_frame, p.kp2d_true_frame).mean(axis=-1),
+            "root_error_mm": np.linalg.norm(p.root - p.kp3d_true[:, h36m_utils.PELVIS], axis=-1)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,30 +189,31 @@ def summarize(predictions: Predictions) -> Summary:
                    over_frames={key: float(np.mean(values)) for key, values in per_frame.items()})
 
 
-def format_table(summary: Summary) -> str:
-    """The per-action table (mm, px), ending with the rows "Avg (actions)" and "Avg (frames)"."""
+def format_table(summary: Summary, root: str) -> str:
+    """The per-action table (mm, px), ending with the rows "Avg (actions)" and "Avg (frames)",
+    under a line saying where the crops' root came from (``root``: one of ``ROOTS``)."""
     header = f"{'Action':<14}" + "".join(f"{title:>13}" for _, title in METRICS) + f"{'frames':>9}"
     rule = "-" * len(header)
 
     def row(name, values, count):
         return f"{name:<14}" + "".join(f"{values[key]:>13.1f}" for key, _ in METRICS) + f"{count:>9d}"
 
-    lines = [header, rule] + [row(action, values, summary.frames[action])
+    lines = [f"--root {root}: {ROOT_DESCRIPTIONS[root]}", header, rule] + [row(action, values, summary.frames[action])
                               for action, values in summary.per_action.items()]
     lines += [rule] + [row(f"Avg ({name})", values, summary.num_frames)
                        for name, values in summary.averages()]
     return "\n".join(lines)
 
 
-def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: str,
+def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: str, root: str,
                   weights_info: dict | None = None, extra: dict | None = None) -> tuple[str, str]:
     """Write ``metrics.json`` and ``metrics.csv`` to ``output_dir``; return their paths.
 
     metrics.json: see ``_metrics_content``. metrics.csv: one row per action, then "Average over
-    actions" and "Average over frames". An ``extra`` key that would replace one of the
-    protocol's own keys is a ValueError.
+    actions" and "Average over frames", each with the ``root`` the crops came from. An
+    ``extra`` key that would replace one of the protocol's own keys is a ValueError.
     """
-    content = _metrics_content(summary, weights=weights, config=config, weights_info=weights_info)
+    content = _metrics_content(summary, weights=weights, config=config, weights_info=weights_info, root=root)
     clashes = sorted(set(extra or {}) & set(content))
     if clashes:
         raise ValueError(f"write_metrics: extra fields {clashes} would overwrite the protocol's own "
@@ -177,19 +223,20 @@ def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: st
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump({**content, **(extra or {})}, handle, indent=2)
     csv_path = os.path.join(output_dir, "metrics.csv")
-    _write_csv(csv_path, summary)
+    _write_csv(csv_path, summary, root)
     return json_path, csv_path
 
 
-def _metrics_content(summary: Summary, *, weights: str, config: str,
-                     weights_info: dict | None) -> dict:
+def _metrics_content(summary: Summary, *, weights: str, config: str, weights_info: dict | None,
+                     root: str) -> dict:
     """The protocol's fields of metrics.json.
 
     The ``METRICS`` keys at the top level are the mean over actions (as before, for existing
     readers); ``average_over_actions`` / ``average_over_frames`` name both averages explicitly
     and ``averages_note`` says so. Also ``per_action`` ({action: {metric: value, "num_frames":
     n}}), ``num_frames``, ``weights``, ``weights_info`` (which weights were scored and how they
-    were selected; null when not given) and ``config``.
+    were selected; null when not given), ``config``, ``root`` (where the crops' root came from)
+    and ``root_note``.
     """
     return {**{key: summary.over_actions[key] for key, _ in METRICS},
             **{f"average_over_{name}": {key: values[key] for key, _ in METRICS}
@@ -198,17 +245,17 @@ def _metrics_content(summary: Summary, *, weights: str, config: str,
             "per_action": {action: {**values, "num_frames": summary.frames[action]}
                            for action, values in summary.per_action.items()},
             "num_frames": summary.num_frames, "weights": weights, "weights_info": weights_info,
-            "config": config}
+            "config": config, "root": root, "root_note": ROOT_DESCRIPTIONS[root]}
 
 
-def _write_csv(path: str, summary: Summary) -> None:
-    """metrics.csv: a row per action, then one per average, metrics to 3 decimals."""
+def _write_csv(path: str, summary: Summary, root: str) -> None:
+    """metrics.csv: a row per action, then one per average, metrics to 3 decimals, the root last."""
     def row(name, values, count):
-        return [name] + [f"{values[key]:.3f}" for key, _ in METRICS] + [count]
+        return [name] + [f"{values[key]:.3f}" for key, _ in METRICS] + [count, root]
 
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["action"] + [key for key, _ in METRICS] + ["num_frames"])
+        writer.writerow(["action"] + [key for key, _ in METRICS] + ["num_frames", "root"])
         writer.writerows(row(action, values, summary.frames[action])
                          for action, values in summary.per_action.items())
         writer.writerows(row(f"Average over {name}", values, summary.num_frames)
@@ -224,3 +271,17 @@ def draw_pictures(predictions: Predictions, images_dir: str) -> tuple[str, str]:
     path_3d = visualize.plot_skeletons_3d(p.kp3d_pred[rows], p.kp3d_true[rows],
                                           os.path.join(images_dir, "3d_prediction.png"), titles)
     return path_2d, path_3d
+
+
+def write_predictions(output_dir: str, predictions: Predictions, camera_ids=h36m_utils.CAMERA_IDS) -> tuple[str, str]:
+    """``predictions.npz`` and ``predictions.csv`` in ``output_dir``: every test frame's 3D joints
+    (world mm) and 2D joints (full-frame px) with its subject, sequence and frame, for scoring
+    with other tools (``prediction_outputs``)."""
+    import prediction_outputs
+    p = predictions
+    arrays = dict(joints_3d=p.kp3d_pred, joints_2d=p.kp2d_pred_frame, frames=p.frames, cameras=list(camera_ids))
+    npz = prediction_outputs.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays, root=p.root,
+                                       subject=p.subjects, sequence=p.sequences, frame=p.frames)
+    table = prediction_outputs.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays,
+                                         subject=p.subjects, sequence=p.sequences)
+    return npz, table

@@ -288,8 +288,15 @@ def crop_matrix(scale: float, offset_x: float, offset_y: float) -> np.ndarray:
 
 
 def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """(..., 2) pixels through the affine (3, 3) pixel map ``matrix`` (a crop, maybe turned) -> (..., 2)."""
-    return np.asarray(points, np.float64) @ matrix[:2, :2].T + matrix[:2, 2]
+    """Pixels through affine pixel maps (crops, maybe turned).
+
+    One (3, 3) ``matrix``: points (..., 2) -> (..., 2). A stack (..., 3, 3): points (..., N, 2)
+    with the same leading axes, each set through its own matrix -> (..., N, 2).
+    """
+    points, matrix = np.asarray(points, np.float64), np.asarray(matrix, np.float64)
+    if matrix.ndim == 2:
+        return points @ matrix[:2, :2].T + matrix[:2, 2]
+    return np.einsum("...ij,...nj->...ni", matrix[..., :2, :2], points) + matrix[..., None, :2, 2]
 
 
 def projection_matrix(camera: Camera, crop: np.ndarray | None = None) -> np.ndarray:

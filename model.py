@@ -105,13 +105,22 @@ CONFIGS = {
 
 
 FUSIONS = ("concat", "mean")
+# Every config also exists with the order-free fusion, named "<config>-mean" (e.g. "tiny-mean").
+CONFIG_NAMES = tuple(CONFIGS) + tuple(f"{name}-mean" for name in CONFIGS)
 
 
 def get_config(name: str, fusion: str | None = None) -> ModelConfig:
-    """The named configuration: "paper", "resnet50" or "tiny"; ``fusion`` replaces its fusion."""
-    if name not in CONFIGS:
-        raise ValueError(f"Unknown model config {name!r}; choose one of {sorted(CONFIGS)}.")
-    return CONFIGS[name] if fusion is None else dataclasses.replace(CONFIGS[name], fusion=fusion)
+    """The named configuration ("paper", "resnet50", "tiny", or one of them + "-mean");
+    ``fusion`` ("concat" or "mean") replaces its fusion, and the name says so."""
+    base, _, suffix = name.partition("-")
+    if base not in CONFIGS or suffix not in ("", "mean"):
+        raise ValueError(f"Unknown model config {name!r}; choose one of {list(CONFIG_NAMES)}.")
+    fusion = fusion or (suffix or CONFIGS[base].fusion)
+    if fusion not in FUSIONS:
+        raise ValueError(f"Unknown fusion {fusion!r}; choose one of {FUSIONS}.")
+    if fusion == CONFIGS[base].fusion:
+        return CONFIGS[base]
+    return dataclasses.replace(CONFIGS[base], fusion=fusion, name=f"{base}-{fusion}")
 
 
 # --------------------------------------------------------------------------- camera geometry

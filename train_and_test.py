@@ -1,16 +1,19 @@
-"""Train, test or demo the canonical-fusion multi-view 3D pose model (Remelli et al., CVPR 2020).
+"""Train, test, predict or demo the canonical-fusion multi-view 3D pose model (Remelli et al., CVPR 2020).
 
     python train_and_test.py --mode demo                      # no download: synthetic data, tiny model
     python train_and_test.py --mode train --config paper      # Human3.6M under Data/ and Labels/
     python train_and_test.py --mode test --weights checkpoints/best.weights.h5
+    python train_and_test.py --mode predict --weights W --videos DIR --calibration Calib.toml
 
 Thin on purpose: the data set's facts are in h36m_utils, tensors in data_loader, the network
-in model / losses / dlt_layer, fitting in training, the protocol in evaluation, plots in
-visualize. ``python train_and_test.py --help`` explains every flag.
+in model / losses / dlt_layer, fitting in training, the protocol in evaluation, the predict
+loop in inference (with root_finder, calibration, prediction_outputs), plots in visualize.
+``python train_and_test.py --help`` explains every flag.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,11 +23,15 @@ import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by th
 
 DEMO_DIR = "synthetic_data"
 # The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see README).
-DEMO_SETTINGS = dict(config="tiny", loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8, steps_per_epoch=125,
-                     lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=450, ramp_3d_steps=150,
+DEMO_SETTINGS = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8,
+                     steps_per_epoch=125, lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=450, ramp_3d_steps=150,
                      train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
                      strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,
-                     weights_sha256=None, box_mm=2000.0)
+                     weights_sha256=None, box_mm=2000.0, augment_rig=False)
+# The 3D error of the root found in the videos before the model's refinement (root_finder),
+# per rig axis (x, y horizontal, up), mm: training crops are cut around the labelled pelvis
+# moved by such an offset, so the model learns from the roots it will be given.
+ROOT_JITTER_MM = (60.0, 60.0, 60.0)
 
 
 class UsageError(Exception):
@@ -37,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mode", choices=("train", "test", "demo"), default="demo",
+    parser.add_argument("--mode", choices=("train", "test", "predict", "demo"), default="demo",
                         help="train: fit on the training subjects; test: run the protocol with "
-                             "--weights; demo: generate synthetic data (no download), train tiny, test")
+                             "--weights; predict: run --weights on your own --videos and --calibration; "
+                             "demo: generate synthetic data (no download), train tiny, test")
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", default="Data", help="folder holding the Human3.6M videos (any depth)")
     data.add_argument("--labels-dir", default="Labels", help="folder holding the D2/D3 pose CDF files (any depth)")
@@ -59,11 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--test-stride", type=int, default=5, help="test on every n-th frame (the protocol uses 5)")
     data.add_argument("--box-mm", type=float, default=2000.0,
                       help="side of the world square around the pelvis that a crop shows")
+    data.add_argument("--root", choices=("estimated", "labels"), default="estimated",
+                      help="test: where the crops' root comes from: estimated = found in the videos "
+                           "(the protocol); labels = the labelled pelvis (only to compare with papers that "
+                           "crop with ground-truth boxes)")
+    data.add_argument("--refinements", type=int, default=None,
+                      help="test/predict: times the crops are re-centred on the model's own pelvis after "
+                           "the root finder's (default: inference.DEFAULT_REFINEMENTS)")
     data.add_argument("--cache-dir", default=None,
                       help="where the crop caches are built once and reused; default: $CROP_CACHE_DIR or cache/")
     model = parser.add_argument_group("model and loss")
-    model.add_argument("--config", choices=("paper", "resnet50", "tiny"), default="paper",
-                       help="model configuration (model.CONFIGS); demo always uses tiny")
+    model.add_argument("--config", choices=model_config_names(), default="paper",
+                       help="model configuration (model.CONFIGS; '-mean': the order-free fusion); demo "
+                            "always uses tiny")
+    model.add_argument("--fusion", choices=("concat", "mean"), default=None,
+                       help="concat: the paper's fusion (a model runs on the V cameras it was trained "
+                            "with); mean: order-free, any number of cameras >= 2; default: the config's")
     model.add_argument("--backbone-weights", default=None,
                        help="ResNet weights file (keras.applications' *_notop.h5) to start the encoder "
                             "from, for machines without internet; default: ImageNet, downloaded once")
@@ -89,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="peak learning rate of Adam (linear warm-up, then cosine decay to 1%%)")
     fit.add_argument("--lr-warmup-steps", type=int, default=500, help="steps of the learning-rate warm-up")
     fit.add_argument("--seed", type=int, default=0, help="seed of the weights' initialisation and the data order")
+    fit.add_argument("--root-jitter-mm", type=float, nargs=3, default=list(ROOT_JITTER_MM),
+                     metavar=("X", "Y", "UP"),
+                     help="standard deviation of the 3D offset of the training crops' root from the "
+                          "labelled pelvis, per rig axis (the root finder's error); validation uses the same")
+    fit.add_argument("--augment-rig", action="store_true",
+                     help="train for rigs unlike Human3.6M's: crops turned (camera roll), box scaled, "
+                          "the world turned about the vertical and moved, random 2..V views in random "
+                          "order (the last needs --fusion mean)")
     fit.add_argument("--checkpoint-dir", default="checkpoints",
                      help="where best.weights.h5, last.weights.h5 (+ .json sidecars) and the resume backup go")
     fit.add_argument("--log-dir", default="logs", help="TensorBoard and CSV logs")
@@ -109,22 +136,45 @@ def build_parser() -> argparse.ArgumentParser:
                              "(checked against --config via its .json sidecar)")
     parser.add_argument("--weights-sha256", default=None,
                         help="expected sha256 of --weights; a mismatch is an error naming both hashes")
-    parser.add_argument("--output-dir", default="outputs", help="where metrics.json and metrics.csv go")
+    parser.add_argument("--output-dir", default="outputs",
+                        help="where metrics.json, metrics.csv and predictions.npz/.csv (test) or every "
+                             "predict output go")
     parser.add_argument("--images-dir", default="imgs", help="where kpts_preds.png and 3d_prediction.png go")
     parser.add_argument("--demo-dir", default=DEMO_DIR,
                         help="demo: the synthetic data set is generated here once and reused")
+    own = parser.add_argument_group("predict (your own rig)")
+    own.add_argument("--videos", default=None,
+                     help="folder of one video per camera, named <camera name>.<ext> or <anything>.<camera name>.<ext>")
+    own.add_argument("--calibration", default=None,
+                     help="the cameras: a pose2sim/anipose .toml, an EasyMocap folder (or intri.yml/extri.yml), "
+                          "or the repo's camera JSON (see INFERENCE.md)")
+    own.add_argument("--calibration-units", choices=("mm", "cm", "m"), default=None,
+                     help="the calibration's length unit; default: the format's (toml, EasyMocap: m; json: mm)")
+    own.add_argument("--calibration-subject", default=None,
+                     help="the subject whose cameras to use when a camera JSON holds several")
+    own.add_argument("--stride", type=int, default=1, help="predict every n-th frame")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
     return parser
 
 
+def model_config_names() -> tuple:
+    """The --config choices, without importing Keras (--help stays fast)."""
+    bases = ("paper", "resnet50", "tiny")
+    return bases + tuple(f"{base}-mean" for base in bases)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every"):
+    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every", "stride"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.cpu_replicas and args.strategy != "mirrored":
         raise UsageError("--cpu-replicas splits the CPU for --strategy mirrored; add --strategy mirrored.")
+    if args.refinements is not None and args.refinements < 0:
+        raise UsageError(f"--refinements must be >= 0, got {args.refinements}")
+    if args.mode == "predict" and not (args.weights and args.videos and args.calibration):
+        raise UsageError("--mode predict needs --weights, --videos and --calibration (see INFERENCE.md).")
     args.cameras = args.cameras or os.path.join(args.labels_dir, "camera-parameters.json")
     return args
 
@@ -182,14 +232,29 @@ def load_training_splits(args):
     return sequences, validation, cameras, text
 
 
-def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, seed=None,
+def augmentations(args, config):
+    """(training, validation) crop augmentations: the root finder's error on both (validation's
+    drawn the same every epoch), plus the rig's geometry in training with --augment-rig."""
+    import crop_augmentation
+    root = crop_augmentation.Augmentation(root_jitter_mm=tuple(args.root_jitter_mm))
+    if not args.augment_rig:
+        return root, root
+    if config.fusion != "mean":
+        print("Note: --augment-rig with the concat fusion keeps every view in its slot (no random view "
+              "subsets or order): slot k means camera k.")
+    return dataclasses.replace(root, box_scale_jitter=0.15, roll_deg=30.0, world_yaw=True, world_shift_mm=500.0,
+                               view_subsets=config.fusion == "mean"), root
+
+
+def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, augmentation=None, seed=None,
              with_metadata=False, input_context=None, drop_remainder=None):
+    import crop_augmentation
     import data_loader
     return data_loader.build_dataset(sequences, cameras, image_size=config.image_size,
                                      batch_size=batch_size, training=training, stride=stride,
-                                     box_mm=args.box_mm, seed=seed, with_metadata=with_metadata,
-                                     input_context=input_context, cache_dir=args.cache_dir,
-                                     drop_remainder=drop_remainder)
+                                     box_mm=args.box_mm, augmentation=augmentation or crop_augmentation.NO_AUGMENTATION,
+                                     seed=seed, with_metadata=with_metadata, input_context=input_context,
+                                     cache_dir=args.cache_dir, drop_remainder=drop_remainder)
 
 
 # --------------------------------------------------------------------------- train
@@ -228,7 +293,8 @@ def run_train(args) -> str:
     import training
     import weights_files
 
-    config = model_lib.get_config(args.config)
+    config = model_lib.get_config(args.config, args.fusion)
+    train_augmentation, val_augmentation = augmentations(args, config)
     strategy = distribution.make_strategy(args.strategy, args.cpu_replicas, args.worker_start_timeout)
     chief = distribution.is_chief_process(strategy)
     checkpoint_dir, log_dir = args.checkpoint_dir, args.log_dir
@@ -236,18 +302,20 @@ def run_train(args) -> str:
         sequences, args.batch_size, args.train_stride)
     print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
           f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
-          f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\n{val_text}")
+          f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\nTraining crops: "
+          f"{train_augmentation.describe()}.\n{val_text}")
     keras.utils.set_random_seed(args.seed)
     train_data = distribution.distributed_dataset(
         strategy, lambda batch, context: _dataset(args, sequences, cameras, config, batch, training=True,
-                                                  stride=args.train_stride, seed=args.seed,
-                                                  input_context=context), args.batch_size)
+                                                  stride=args.train_stride, augmentation=train_augmentation,
+                                                  seed=args.seed, input_context=context), args.batch_size)
     validation = val_steps = preview = None
     if val_sequences:
         # Several replicas: full batches only, or Keras' per-output validation losses come out wrong.
         full_batches = strategy.num_replicas_in_sync > 1
         validation = _dataset(args, val_sequences, cameras, config, args.batch_size, training=False,
-                              stride=args.val_stride, drop_remainder=full_batches)
+                              stride=args.val_stride, augmentation=val_augmentation, seed=args.seed,
+                              drop_remainder=full_batches)
         frames = data_loader.count_frames(val_sequences, args.val_stride)
         val_steps = args.val_steps or (frames // args.batch_size if full_batches else -(-frames // args.batch_size))
         if val_steps == 0:
@@ -291,40 +359,68 @@ def run_train(args) -> str:
 
 # --------------------------------------------------------------------------- test
 
+def load_model(args, weights: str, num_views: int):
+    """(the model with ``weights`` loaded, its config, the sidecar info); a weights file of another
+    config, or a concat model for another number of cameras, is an error saying what to do."""
+    import model as model_lib
+    import weights_files
+    config = model_lib.get_config(args.config, args.fusion)
+    local_weights = weights_files.resolve_weights(weights, args.weights_sha256)
+    weights_files.check_weights_config(local_weights, config.name)
+    network = model_lib.build_model(config, num_views=num_views)
+    try:
+        info = weights_files.load_weights(network, local_weights, config.name)
+    except ValueError as error:
+        if config.fusion != "concat":
+            raise
+        raise UsageError(f"{error}\nA '{config.name}' model (concat fusion: slot k is camera k) runs on exactly "
+                         f"the number of cameras it was trained with, and this rig has {num_views}. Use weights "
+                         "trained with --fusion mean, which take any number of cameras.") from error
+    return network, config, info
+
+
 def run_test(args, weights: str | None = None) -> dict:
     """Run the protocol on the test subjects with ``weights``; print, write and plot. Returns
     the metrics.json content."""
     import data_loader
     import evaluation
-    import model as model_lib
     import weights_files
 
     weights = weights or args.weights
     if not weights:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
-    config = model_lib.get_config(args.config)
-    local_weights = weights_files.resolve_weights(weights, args.weights_sha256)
-    weights_files.check_weights_config(local_weights, config.name)
     sequences, cameras = load_split(args, test_subjects, "test")
-    network = model_lib.build_model(config)
-    info = weights_files.load_weights(network, local_weights, config.name)
+    network, config, info = load_model(args, weights, num_views=len(h36m_utils.CAMERA_IDS))
     num_frames = data_loader.count_frames(sequences, args.test_stride)
     print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
-          f"{', '.join(test_subjects)} (frame stride {args.test_stride}).")
-    dataset = _dataset(args, sequences, cameras, config, args.batch_size, training=False,
-                       stride=args.test_stride, with_metadata=True)
-    predictions = evaluation.predict(network, dataset, num_frames)
+          f"{', '.join(test_subjects)} (frame stride {args.test_stride}), --root {args.root}.")
+    predictions = evaluation.predict(network, sequences, cameras, stride=args.test_stride,
+                                     image_size=config.image_size, box_mm=args.box_mm, root=args.root,
+                                     batch_size=args.batch_size, refinements=args.refinements,
+                                     progress=args.verbose > 0)
     summary = evaluation.summarize(predictions)
-    print(evaluation.format_table(summary))
+    print(evaluation.format_table(summary, args.root))
     json_path, csv_path = evaluation.write_metrics(
-        args.output_dir, summary, weights=weights, config=config.name,
+        args.output_dir, summary, weights=weights, config=config.name, root=args.root,
         weights_info={"file": weights, **{k: v for k, v in (info or {}).items() if k != "logs"}},
-        extra={"subjects": test_subjects, "test_stride": args.test_stride})
+        extra={"subjects": test_subjects, "test_stride": args.test_stride, "box_mm": args.box_mm})
+    written = evaluation.write_predictions(args.output_dir, predictions)
     pictures = evaluation.draw_pictures(predictions, args.images_dir)
-    print(f"Wrote {json_path}, {csv_path}, {pictures[0]} and {pictures[1]}.")
+    print(f"Wrote {json_path}, {csv_path}, {written[0]}, {written[1]}, {pictures[0]} and {pictures[1]}.")
     with open(json_path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+# --------------------------------------------------------------------------- predict
+
+def run_predict(args) -> dict:
+    """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
+    import predict
+    rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject)
+    network, config, _ = load_model(args, args.weights, num_views=len(rig.cameras))
+    return predict.run(network, config, rig, output_dir=args.output_dir, stride=args.stride, box_mm=args.box_mm,
+                       batch_size=args.batch_size, refinements=args.refinements, progress=args.verbose > 0)
 
 
 # --------------------------------------------------------------------------- demo
@@ -388,7 +484,7 @@ def main(argv=None) -> int:
     args = None
     try:
         args = parse_args(argv)
-        {"train": run_train, "test": run_test, "demo": run_demo}[args.mode](args)
+        {"train": run_train, "test": run_test, "predict": run_predict, "demo": run_demo}[args.mode](args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Frames are (H, W, 3) uint8 BGR, as OpenCV decodes and encodes them.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence as SequenceOf
 
 import cv2
@@ -53,6 +54,31 @@ def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
             if not ok or frame is None:
                 raise ValueError(f"Video {path}: frame {index} could not be decoded (corrupt file).")
             yield frame
+    finally:
+        capture.release()
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoProperties:
+    """What a video's container says: frame_count, width and height (px), fps."""
+
+    frame_count: int
+    width: int
+    height: int
+    fps: float
+
+
+def video_properties(path) -> VideoProperties:
+    """The container's frame count, frame size and rate; ValueError naming the file if OpenCV cannot open it."""
+    capture = open_video(path)
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"Cannot open video {path}: the file is missing, corrupt or not a video OpenCV "
+                             "can decode.")
+        return VideoProperties(frame_count=int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
+                               width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                               height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                               fps=float(capture.get(cv2.CAP_PROP_FPS)))
     finally:
         capture.release()
 

@@ -1,0 +1,147 @@
+"""The predict loop: synchronised videos of V calibrated cameras -> 2D and 3D joints, no labels.
+
+One path for a user's own rig (``--mode predict``) and for the test protocol (``--mode test``):
+
+1. The cameras are re-expressed in their rig frame (``rig_frame``): the model never sees the
+   calibration's world frame, and the 3D joints are mapped back into it at the end.
+2. The root (pelvis) of every frame: from the videos (``root_finder``: silhouettes carved
+   into a volume, smoothed over time), or given (``--root labels``, the labelled pelvis).
+3. The frames are streamed in chunks of ``batch_size`` (bounded memory); each chunk is cut
+   into root-centred crops (``crops.root_box``: a fixed world square around the root, in
+   every view), the model predicts, and, for a root found in the videos, the crops are cut
+   again around the model's own triangulated pelvis (``refinements`` times) before the final
+   prediction: the model trained on roots as far off as the root finder's
+   (``crop_augmentation``), and its pelvis is much closer than the silhouettes'.
+4. 2D joints go back into each full frame's pixels; 3D joints into the calibration's world.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence as SequenceOf
+
+import numpy as np
+
+import crops
+import h36m_utils
+import rig_frame
+import video_io
+from progress import ProgressBar
+
+DEFAULT_REFINEMENTS = 2
+
+
+@dataclasses.dataclass
+class VideoPrediction:
+    """What the model says about T frames of V synchronised videos.
+
+    frames (T,) video frame indices; joints_3d (T, J, 3) world mm (the calibration's frame);
+    joints_2d (T, V, J, 2) full-frame pixels, distorted (as the image shows them);
+    kp2d_crop (T, V, J, 2) crop pixels; crops (T, V, 3, 3) frame pixels -> crop pixels of the
+    final crops; root (T, 3) world mm, the root the final crops are centred on; first_root
+    (T, 3) world mm, the root before the model's refinements; root_status (T,) str, where the
+    first root came from ("labels", or the root finder's "found" / "interpolated" / "held");
+    root_report: the root finder's account (empty for given roots); pictures {frame: (V, S, S, 3)
+    uint8 RGB final crops} of the frames asked for.
+    """
+
+    frames: np.ndarray
+    joints_3d: np.ndarray
+    joints_2d: np.ndarray
+    kp2d_crop: np.ndarray
+    crops: np.ndarray
+    root: np.ndarray
+    first_root: np.ndarray
+    root_status: np.ndarray
+    root_report: str
+    pictures: dict
+
+
+def crop_views(frames_bgr: SequenceOf[np.ndarray], cameras: SequenceOf[h36m_utils.Camera], root: np.ndarray,
+               box_mm: float, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The V root-box crops of one frame: ((V, S, S, 3) uint8 RGB, (V, 3, 3) frame -> crop matrices).
+
+    frames_bgr: V (H, W, 3) BGR frames (OpenCV's order); root (3,) mm in the cameras' frame.
+    """
+    matrices = np.stack([crops.box_crop_matrix(*crops.root_box(root, camera, box_mm), image_size)
+                         for camera in cameras])
+    images = np.stack([crops.crop_frame(frame, matrix, image_size)[..., ::-1]
+                       for frame, matrix in zip(frames_bgr, matrices)])
+    return images, matrices
+
+
+def model_inputs(images: np.ndarray, matrices: np.ndarray, cameras) -> dict:
+    """The model's input dict for B frames: images (B, V, S, S, 3), matrices (B, V, 3, 3) -> P, K,
+    dist, view_mask (all views visible), float32, in the cameras' frame."""
+    K = matrices @ np.stack([camera.K for camera in cameras])
+    Rt = np.stack([np.concatenate([camera.R, camera.t[:, None]], axis=1) for camera in cameras])
+    batch, views = matrices.shape[:2]
+    return {"images": images, "P": (K @ Rt).astype(np.float32), "K": K.astype(np.float32),
+            "dist": np.broadcast_to(np.stack([camera.dist for camera in cameras]),
+                                    (batch, views, h36m_utils.DIST_SIZE)).astype(np.float32),
+            "view_mask": np.ones((batch, views), np.float32)}
+
+
+def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm: float, image_size: int,
+                   refinements: int):
+    """B frames (each V BGR frames), (B, 3) first roots -> (kp3d (B, J, 3), kp2d (B, V, J, 2) crop px,
+    images (B, V, S, S, 3), matrices (B, V, 3, 3), final roots (B, 3)), all in the cameras' frame."""
+    for step in range(refinements + 1):
+        cut = [crop_views(views, cameras, root, box_mm, image_size) for views, root in zip(frames_bgr, roots)]
+        images, matrices = np.stack([c[0] for c in cut]), np.stack([c[1] for c in cut])
+        outputs = network.predict_on_batch(model_inputs(images, matrices, cameras))
+        kp3d, kp2d = np.asarray(outputs["kp3d"], np.float64), np.asarray(outputs["kp2d"], np.float64)
+        if step < refinements:
+            pelvis = kp3d[:, h36m_utils.PELVIS]
+            # A pelvis the model could not place (a non-finite DLT) keeps the root it had.
+            roots = np.where(np.isfinite(pelvis).all(axis=1, keepdims=True), pelvis, roots)
+    return kp3d, kp2d, images, matrices, roots
+
+
+def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: SequenceOf[str],
+                   frames: SequenceOf[int], *, image_size: int, box_mm: float, roots: np.ndarray | None = None,
+                   refinements: int = DEFAULT_REFINEMENTS, batch_size: int = 8, picture_frames=(),
+                   on_chunk: Callable | None = None, progress: bool = True, what: str = "predicting frames"
+                   ) -> VideoPrediction:
+    """Run ``network`` over ``frames`` of the V ``videos`` seen by ``cameras`` (world frame, in order).
+
+    roots: None (found in the videos by ``root_finder``, then refined by the model) or (T, 3)
+    world mm (used as they are, e.g. the labelled pelvis). picture_frames: frames whose final
+    crops are kept (``VideoPrediction.pictures``). on_chunk(frames_bgr, frame_indices,
+    joints_2d, joints_3d): called for every chunk with its V BGR frames per frame (to draw an
+    overlay while the frames are in memory). Frames are decoded once here (and once more by the
+    root finder); at most ``batch_size`` frames of every view are held at a time.
+    """
+    frames = np.asarray(frames, np.int64)
+    local, frame = rig_frame.cameras_in_rig_frame(cameras)
+    if roots is None:
+        import root_finder  # only predict and the estimated-root protocol need it
+        track = root_finder.find_roots(videos, local, frames, progress=progress)
+        first_roots, status, report = track.roots, track.status, track.report()
+        refine = refinements
+    else:
+        first_roots, status, report = frame.to_rig(roots), np.full(len(frames), "labels"), ""
+        refine = 0
+    streams = [video_io.stream_frames(path, frames) for path in videos]
+    results, pictures, wanted = [], {}, set(int(f) for f in picture_frames)
+    bar = ProgressBar(len(frames), what, enabled=progress)
+    try:
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start:start + batch_size]
+            views = [[next(stream).copy() for stream in streams] for _ in chunk]
+            kp3d, kp2d, images, matrices, final = _predict_chunk(
+                network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine)
+            joints_2d = h36m_utils.apply_affine(np.linalg.inv(matrices), kp2d)
+            joints_3d = frame.to_world(kp3d)
+            results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d))
+            pictures.update({int(f): images[i] for i, f in enumerate(chunk) if int(f) in wanted})
+            if on_chunk is not None:
+                on_chunk(views, chunk, joints_2d, joints_3d)
+            bar.advance(len(chunk))
+    finally:
+        bar.finish()
+        for stream in streams:
+            stream.close()
+    kp3d, kp2d, matrices, final, joints_2d, joints_3d = (np.concatenate(parts) for parts in zip(*results))
+    return VideoPrediction(frames=frames, joints_3d=joints_3d, joints_2d=joints_2d, kp2d_crop=kp2d, crops=matrices,
+                           root=frame.to_world(final), first_root=frame.to_world(first_roots),
+                           root_status=np.asarray(status), root_report=report, pictures=pictures)

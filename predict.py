@@ -1,0 +1,147 @@
+"""``--mode predict``: a trained model on a user's own calibrated cameras and videos, no labels.
+
+    python train_and_test.py --mode predict --config tiny-mean --weights W.weights.h5 \\
+        --videos DIR --calibration Calib.toml [--calibration-units m] [--output-dir OUT]
+
+What it assumes (INFERENCE.md): one person in view, static calibrated cameras, synchronised
+videos of one frame rate. It pairs each camera of the calibration with its video, finds the
+person in the videos (``root_finder``), runs the model (``inference``) and writes, in OUT:
+``predictions.npz`` / ``.csv`` / ``.trc``, ``overlay.mp4`` (2D joints over the tiled views) and
+``skeleton_3d.mp4`` (the 3D skeleton over a floor grid). 3D joints are in MILLIMETRES in the
+calibration's world frame, whatever unit the file used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import time
+
+import numpy as np
+
+import calibration
+import inference
+import prediction_outputs
+import rig_frame
+import video_io
+
+# Containers OpenCV's FFmpeg reads; other files in the videos folder are ignored.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
+FPS_TOLERANCE = 0.01  # frames per second: containers round their rates a little
+
+
+@dataclasses.dataclass(frozen=True)
+class UserRig:
+    """A calibrated rig and its videos: cameras (world, mm, sized from the videos), videos (V,)
+    paths in the cameras' order, num_frames (the frames every video holds), fps, notes (what was
+    left out or trimmed, one sentence each)."""
+
+    cameras: tuple
+    videos: tuple
+    num_frames: int
+    fps: float
+    notes: tuple
+
+
+def match_videos(folder, names) -> dict:
+    """{camera name: video path} for a folder holding one video per camera, named ``<name>.<ext>``
+    or ``<anything>.<name>.<ext>``; a camera without a video or a video without a camera is an
+    error naming them."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--videos {folder}: no such folder. Put one video per camera in it.")
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    found, unmatched = {}, []
+    for path in videos:
+        camera = next((name for name in names if path.stem == name or path.stem.endswith(f".{name}")), None)
+        if camera is None:
+            unmatched.append(path.name)
+        elif camera in found:
+            raise ValueError(f"--videos {folder}: two videos for camera {camera}: {found[camera].name} and "
+                             f"{path.name}. Keep one.")
+        else:
+            found[camera] = path
+    missing = [name for name in names if name not in found]
+    if missing or unmatched:
+        raise ValueError(
+            f"--videos {folder} and the calibration do not match: "
+            + "; ".join(part for part in (
+                f"no video for camera(s) {', '.join(missing)}" if missing else "",
+                f"no camera for video(s) {', '.join(unmatched)}" if unmatched else "") if part)
+            + f". Name each video <camera name>.<ext> or <anything>.<camera name>.<ext>; the cameras are "
+              f"{', '.join(names)}.")
+    return {name: str(found[name]) for name in names}
+
+
+def load_rig(calibration_path, videos_folder, units: str | None = None, subject: str | None = None) -> UserRig:
+    """The calibration's cameras paired with their videos, sized from them, over the common frames."""
+    rig = calibration.load_calibration(calibration_path, units, subject)
+    videos = match_videos(videos_folder, rig.names)
+    properties = {name: video_io.video_properties(path) for name, path in videos.items()}
+    rates = {name: p.fps for name, p in properties.items()}
+    if max(rates.values()) - min(rates.values()) > FPS_TOLERANCE:
+        raise ValueError("The videos have different frame rates (" + ", ".join(
+            f"{name} {fps:g}" for name, fps in rates.items()) + " fps): they must be synchronised recordings of "
+            "one rate. Convert them to one rate first (e.g. ffmpeg -r).")
+    rig = calibration.with_image_sizes(rig, {name: (p.width, p.height) for name, p in properties.items()})
+    counts = {name: p.frame_count for name, p in properties.items()}
+    common = min(counts.values())
+    if common < 1:
+        raise ValueError(f"Video(s) {', '.join(n for n, c in counts.items() if c < 1)} hold no frames.")
+    notes = list(rig.notes)
+    if max(counts.values()) != common:
+        notes.append(f"Using the {common} frames every video holds; longer: " + ", ".join(
+            f"{name} {count}" for name, count in counts.items() if count != common) + ".")
+    return UserRig(cameras=rig.cameras, videos=tuple(videos[name] for name in rig.names), num_frames=common,
+                   fps=float(np.median(list(rates.values()))), notes=tuple(notes))
+
+
+def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_mm: float = 2000.0,
+        batch_size: int = 8, refinements: int | None = None, progress: bool = True) -> dict:
+    """Predict every ``stride``-th frame of ``rig``'s videos and write every output into
+    ``output_dir``. Returns {output name: path}."""
+    for note in rig.notes:
+        print(f"Note: {note}")
+    os.makedirs(output_dir, exist_ok=True)
+    names = [camera.id for camera in rig.cameras]
+    frames = np.arange(0, rig.num_frames, stride)
+    print(f"Predicting {len(frames)} frames (every {stride}. of {rig.num_frames}) of {len(names)} cameras "
+          f"({', '.join(names)}) with {config.name}.")
+    overlay_path = os.path.join(output_dir, "overlay.mp4")
+    started = time.perf_counter()
+    with prediction_outputs.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
+                                               rig.fps / stride) as overlay:
+        def draw(views, chunk, joints_2d, _):
+            for view_frames, frame, joints in zip(views, chunk, joints_2d):
+                overlay.add(view_frames, joints, label=f"frame {frame}")
+
+        predicted = inference.predict_videos(
+            network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
+            refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
+            batch_size=batch_size, on_chunk=draw, progress=progress)
+    seconds = time.perf_counter() - started
+    print(predicted.root_report)
+    paths = write_outputs(output_dir, predicted, rig, names, stride)
+    paths["overlay"] = overlay_path
+    print(f"Predicted {len(frames)} frames in {seconds:.1f} s ({len(frames) / max(seconds, 1e-9):.1f} frames/s, "
+          f"root finding, decoding and drawing included). Wrote {', '.join(paths.values())}.")
+    return paths
+
+
+def write_outputs(output_dir: str, predicted: inference.VideoPrediction, rig: UserRig, names, stride: int) -> dict:
+    """predictions.npz / .csv / .trc and skeleton_3d.mp4 of a finished prediction."""
+    arrays = dict(joints_3d=predicted.joints_3d, joints_2d=predicted.joints_2d, frames=predicted.frames, cameras=names)
+    paths = {
+        "npz": prediction_outputs.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays,
+                                            root=predicted.root, root_status=predicted.root_status, fps=rig.fps),
+        "csv": prediction_outputs.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays),
+        "trc": prediction_outputs.write_trc(os.path.join(output_dir, "predictions.trc"), predicted.joints_3d,
+                                            predicted.frames, rig.fps),
+    }
+    up = rig_frame.rig_frame(rig.cameras).rotation[2]  # the rig frame's up, in world coordinates
+    skeleton = os.path.join(output_dir, "skeleton_3d.mp4")
+    with prediction_outputs.SkeletonVideoWriter.from_track(skeleton, predicted.joints_3d, rig.fps / stride, up) as video:
+        for frame, joints in zip(predicted.frames, predicted.joints_3d):
+            video.add(joints, label=f"frame {frame}")
+    paths["skeleton"] = skeleton
+    return paths
