@@ -130,7 +130,7 @@ def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: Sequ
             views = [[next(stream).copy() for stream in streams] for _ in chunk]
             kp3d, kp2d, images, matrices, final = _predict_chunk(
                 network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine)
-            joints_2d = h36m_utils.apply_affine(np.linalg.inv(matrices), kp2d)
+            joints_2d = h36m_utils.apply_affine(kp2d, np.linalg.inv(matrices))
             joints_3d = frame.to_world(kp3d)
             results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d))
             pictures.update({int(f): images[i] for i, f in enumerate(chunk) if int(f) in wanted})

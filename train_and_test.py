@@ -280,8 +280,10 @@ def build_network(args, config):
                          "has it in ~/.keras/models), or --no-imagenet to start from random weights.") from error
 
 
-def run_train(args) -> str:
-    """Fit the model; returns the path of the weights to test (best, or last without validation)."""
+def run_train(args, config=None) -> str:
+    """Fit the model; returns the path of the weights to test (best, or last without validation).
+
+    config: a ``model.ModelConfig`` to train instead of --config / --fusion (ablations)."""
     sequences, val_sequences, cameras, val_text = load_training_splits(args)
 
     import keras  # TensorFlow loads only once the data is known to be there
@@ -293,7 +295,7 @@ def run_train(args) -> str:
     import training
     import weights_files
 
-    config = model_lib.get_config(args.config, args.fusion)
+    config = config or model_lib.get_config(args.config, args.fusion)
     train_augmentation, val_augmentation = augmentations(args, config)
     strategy = distribution.make_strategy(args.strategy, args.cpu_replicas, args.worker_start_timeout)
     chief = distribution.is_chief_process(strategy)
@@ -359,12 +361,13 @@ def run_train(args) -> str:
 
 # --------------------------------------------------------------------------- test
 
-def load_model(args, weights: str, num_views: int):
+def load_model(args, weights: str, num_views: int, config=None):
     """(the model with ``weights`` loaded, its config, the sidecar info); a weights file of another
-    config, or a concat model for another number of cameras, is an error saying what to do."""
+    config, or a concat model for another number of cameras, is an error saying what to do.
+    config: a ``model.ModelConfig`` instead of --config / --fusion (ablations)."""
     import model as model_lib
     import weights_files
-    config = model_lib.get_config(args.config, args.fusion)
+    config = config or model_lib.get_config(args.config, args.fusion)
     local_weights = weights_files.resolve_weights(weights, args.weights_sha256)
     weights_files.check_weights_config(local_weights, config.name)
     network = model_lib.build_model(config, num_views=num_views)
@@ -379,9 +382,9 @@ def load_model(args, weights: str, num_views: int):
     return network, config, info
 
 
-def run_test(args, weights: str | None = None) -> dict:
+def run_test(args, weights: str | None = None, config=None) -> dict:
     """Run the protocol on the test subjects with ``weights``; print, write and plot. Returns
-    the metrics.json content."""
+    the metrics.json content. config: as ``load_model``'s."""
     import data_loader
     import evaluation
     import weights_files
@@ -391,7 +394,7 @@ def run_test(args, weights: str | None = None) -> dict:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
     sequences, cameras = load_split(args, test_subjects, "test")
-    network, config, info = load_model(args, weights, num_views=len(h36m_utils.CAMERA_IDS))
+    network, config, info = load_model(args, weights, num_views=len(h36m_utils.CAMERA_IDS), config=config)
     num_frames = data_loader.count_frames(sequences, args.test_stride)
     print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
           f"{', '.join(test_subjects)} (frame stride {args.test_stride}), --root {args.root}.")
@@ -473,9 +476,13 @@ def run_demo(args) -> dict:
     generated = time.time()
     chosen = run_train(args)
     trained = time.time()
-    metrics = run_test(args, chosen)
+    metrics = run_test(args, chosen)  # the protocol: the root found in the videos
+    print("For comparison, the same weights on crops around the labelled pelvis (--root labels):")
+    run_test(argparse.Namespace(**{**vars(args), "root": "labels",
+                                   "output_dir": os.path.join(args.output_dir, "root-labels"),
+                                   "images_dir": os.path.join(args.images_dir, "root-labels")}), chosen)
     print(f"Demo wall time: {time.time() - start:.0f} s (data {generated - start:.0f} s, training "
-          f"{trained - generated:.0f} s, test {time.time() - trained:.0f} s). These are results on "
+          f"{trained - generated:.0f} s, tests {time.time() - trained:.0f} s). These are results on "
           "SYNTHETIC data, not Human3.6M.")
     return metrics
 
