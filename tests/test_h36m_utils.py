@@ -1,8 +1,6 @@
 """h36m_utils: camera model against the real Human3.6M sample, CDF reading, the index, metrics."""
 import json
-import os
 
-import cdflib
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +8,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 import h36m_utils as hu
+from media_files import write_pose_cdf, write_video
 
 S1_CAM1_ANGLES = (-1.38382776045614, -3.16734304390158, 0.413636308164621)
 S1_CAM1_CENTRE = (1841.10702774543, 4955.28462344526, 1563.4453958977)
@@ -145,16 +144,6 @@ def test_skeleton_tables_are_consistent():
 
 # --------------------------------------------------------------------------- CDF labels
 
-def write_pose_cdf(path, pose, variable="Pose"):
-    """A real CDF file holding ``pose`` as one record, as the data set stores it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    writer = cdflib.cdfwrite.CDF(str(path), cdf_spec={"Majority": "row_major"}, delete=True)
-    writer.write_var({"Variable": variable, "Data_Type": cdflib.cdfwrite.CDF.CDF_DOUBLE,
-                      "Num_Elements": 1, "Rec_Vary": True, "Dim_Sizes": list(pose.shape[1:])},
-                     var_attrs={}, var_data=pose)
-    writer.close()
-
-
 def test_read_poses_round_trips_real_cdf(tmp_path):
     rng = np.random.default_rng()
     d3 = rng.normal(0, 500, (1, 7, 96))
@@ -180,14 +169,6 @@ def test_read_poses_rejects_bad_files(tmp_path):
 
 # --------------------------------------------------------------------------- index
 
-def write_video(path, num_frames, size=32):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 50, (size, size))
-    for index in range(num_frames):
-        writer.write(np.full((size, size, 3), index * 5 % 255, np.uint8))
-    writer.release()
-
-
 def write_sequence(data_root, labels_root, subject, stem, frames, cameras=hu.CAMERA_IDS,
                    label_frames=None):
     """Videos under data_root/<subject>/Videos, labels under labels_root/<subject>/MyPoseFeatures."""
@@ -210,7 +191,11 @@ def quirky_tree(tmp_path):
     write_sequence(data / "Videos_S1", labels / "Poses_S1", "S1", "Walking",
                    {**same, "58860488": 11}, label_frames=5)
     write_video(data / "Videos_S1" / "S1" / "Videos" / "Directions_ALL.54138969.mp4", 4)
-    write_sequence(data, labels, "S11", "Directions 1", same, cameras=hu.CAMERA_IDS[1:])
+    # S11 'Directions 1' is whole; 'Directions' camera 54138969 is there, opens and has frames, but
+    # is damaged in the real release.
+    write_sequence(data, labels, "S11", "Directions 1", same)
+    write_sequence(data, labels, "S11", "Directions", same)
+    write_sequence(data, labels, "S11", "Phoning", same, cameras=hu.CAMERA_IDS[1:])  # a file not downloaded
     write_sequence(data, labels, "S11", "SittingDown 2", same)
     write_sequence(data, labels, "S9", "Greeting", same)
     write_sequence(data, labels, "S9", "Waiting", same)
@@ -222,21 +207,22 @@ def test_find_sequences_handles_and_reports_every_quirk(quirky_tree):
     sequences, report = hu.find_sequences(str(data), str(labels), ["S1", "S5", "S9", "S11"])
     found = {(s.subject, s.name): s for s in sequences}
     assert set(found) == {("S1", "Directions 1"), ("S1", "TakingPhoto"), ("S1", "Walking"),
-                          ("S11", "SittingDown 2"), ("S9", "Waiting")}
+                          ("S11", "Directions 1"), ("S11", "SittingDown 2"), ("S9", "Waiting")}
     assert found[("S1", "TakingPhoto")].action == "Photo"
     assert found[("S11", "SittingDown 2")].action == "SittingDown"
     assert found[("S1", "Walking")].num_frames == 5
     assert list(found[("S1", "Directions 1")].videos) == list(hu.CAMERA_IDS)
     reasons = {(e.kind, e.subject, e.sequence): e.reason for e in report.entries}
     assert "'_ALL'" in reasons[("skipped", "S1", "Directions_ALL")]
-    assert "video of camera 54138969" in reasons[("skipped", "S11", "Directions 1")]
+    assert "missing video of camera 54138969" in reasons[("skipped", "S11", "Phoning")]
+    assert "camera 54138969 is damaged in the official release" in reasons[("skipped", "S11", "Directions")]
     assert "S9_training_vids.txt" in reasons[("skipped", "S9", "Greeting")]
     assert "video 58860488 11" in reasons[("trimmed", "S1", "Walking")]
     assert ("renamed", "S1", "TakingPhoto") in reasons
     assert ("missing", "S5", "-") in reasons
-    assert report.num_sequences == 5 and report.num_frames == 6 * 4 + 5
+    assert report.num_sequences == 6 and report.num_frames == 6 * 5 + 5
     printed = str(report)
-    assert "skipped (3)" in printed and "Directions_ALL" in printed
+    assert "skipped (4)" in printed and "Directions_ALL" in printed
 
 
 def test_find_sequences_without_s9_list_keeps_all_s9(quirky_tree):
@@ -256,7 +242,7 @@ def test_find_sequences_reports_unreadable_video(quirky_tree):
     data, labels = quirky_tree
     (data / "S11" / "Videos" / "SittingDown 2.55011271.mp4").write_bytes(b"\x00" * 64)
     sequences, report = hu.find_sequences(str(data), str(labels), ["S11"])
-    assert sequences == []
+    assert [s.name for s in sequences] == ["Directions 1"]
     assert any("unreadable video" in e.reason and "SittingDown 2.55011271.mp4" in e.reason
                for e in report.of_kind("skipped"))
 
