@@ -17,9 +17,9 @@ Samples are dealt to the shards by a seeded random permutation, and each shard h
 samples in that random order, so every shard is a uniform sample of the whole split: reading
 shards in any order gives i.i.d.-like batches, and shards are the unit of input sharding
 across ``tf.distribute`` workers. The key holds everything that shapes the cache (sequence
-files with sizes and modification times, cameras, frame stride, crop size, box size, padding,
-JPEG quality, format version): a cache is reused only when its key matches, else a new one is
-built. A build writes into a temporary folder that is renamed when complete (a partial cache
+files by size and a fingerprint of their content, cameras, frame stride, crop size, box size,
+padding, JPEG quality, format version): a cache is reused only when its key matches, else a new
+one is built. A build writes into a temporary folder that is renamed when complete (a partial cache
 is never used), under a file lock (two processes never build the same cache twice).
 
 Record format (``tf.train.Example``), V views, J = 17 joints, numbers as raw float64 bytes:
@@ -34,6 +34,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -61,6 +62,7 @@ JPEG_PARAMETERS = (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
 SAMPLES_PER_SHARD = 256
 MIN_SHARDS = 8  # enough files to share between a few input pipelines even for a small split
 CACHE_DIR_ENV = "CROP_CACHE_DIR"
+FINGERPRINT_BYTES = 1 << 20  # read at each end of a source file for the cache key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +120,24 @@ def frame_indices(num_frames: int, stride: int) -> range:
 # --------------------------------------------------------------------------- the key
 
 def _file_stamp(path: str) -> list:
+    """[size, content fingerprint]: what a file holds, not where it lies or when it was written, so
+    that re-extracted archives or a moved data folder keep their cache."""
     status = os.stat(path)
-    return [os.path.abspath(path), status.st_size, status.st_mtime_ns]
+    return [status.st_size, _fingerprint(os.path.realpath(path), status.st_size, status.st_mtime_ns)]
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of the first and last ``FINGERPRINT_BYTES`` of a file (all of it when smaller): a
+    video's header and its end, where another encoding or a cut shows; whole videos would take
+    minutes to read at every run. Memoised, as a run computes keys several times; ``size`` and
+    ``mtime_ns`` only key the memo, so a rewritten file is read again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        handle.seek(max(size - FINGERPRINT_BYTES, handle.tell()))
+        digest.update(handle.read())
+    return digest.hexdigest()
 
 
 def _camera_stamp(camera: h36m_utils.Camera) -> list:

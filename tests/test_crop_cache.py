@@ -44,16 +44,43 @@ def test_built_once_reused_then_rebuilt_when_a_source_changes(index, tmp_path, c
     assert again.build_seconds is None and again.folder == first.folder and again.shards == first.shards
     assert "reused" in capsys.readouterr().out
     assert build(index, tmp_path, stride=5).folder != first.folder  # another stride: another cache
-    # A label file rewritten (same size, new modification time): the old cache no longer applies.
+    assert "other crop cache(s)" in capsys.readouterr().out  # the other ones are pointed out
+
+
+def with_video(sequence, camera_id, path):
+    return dataclasses.replace(sequence, videos={**sequence.videos, camera_id: str(path)})
+
+
+def test_the_key_follows_file_contents_not_paths_or_times(index, tmp_path):
     sequences, views = index
-    labels = tmp_path / "copy.cdf"
-    shutil.copyfile(sequences[0].d3_path, labels)
-    changed = [dataclasses.replace(sequences[0], d3_path=str(labels)), *sequences[1:4]]
-    moved = crop_cache.ensure_cache(changed, views[:4], CONFIG, 4, str(tmp_path))
-    os.utime(labels, ns=(1, 1))
-    touched = crop_cache.ensure_cache(changed, views[:4], CONFIG, 4, str(tmp_path))
-    assert len({first.folder, moved.folder, touched.folder}) == 3 and touched.build_seconds is not None
-    assert "other crop cache(s)" in capsys.readouterr().out  # the stale ones are pointed out
+    first = build(index, tmp_path, count=2, verbose=False)
+    # Re-extracted archives, a moved data folder: the same bytes at another path and time keep the cache.
+    video = tmp_path / "elsewhere" / "video.mp4"
+    video.parent.mkdir()
+    shutil.copyfile(sequences[0].videos["55011271"], video)
+    os.utime(video, ns=(1, 1))
+    moved = crop_cache.ensure_cache([with_video(sequences[0], "55011271", video), sequences[1]], views[:2],
+                                    CONFIG, 4, str(tmp_path), verbose=False)
+    assert moved.folder == first.folder and moved.build_seconds is None
+    # A file larger than the two ends the key reads: what changes the key, and what does not.
+    size, sampled = 3 * crop_cache.FINGERPRINT_BYTES, crop_cache.FINGERPRINT_BYTES
+    original = np.random.default_rng(0).integers(0, 256, size, np.uint8).tobytes()
+
+    def key_with(name, content):
+        (tmp_path / name).write_bytes(content)
+        os.utime(tmp_path / name, ns=(2, 2))
+        changed = [with_video(sequences[0], "55011271", tmp_path / name), sequences[1]]
+        return crop_cache.cache_folder(str(tmp_path), crop_cache.cache_key(changed, views[:2], CONFIG, 4))
+
+    def flipped(offset):
+        return original[:offset] + bytes([original[offset] ^ 1]) + original[offset + 1:]
+
+    reference = key_with("original.bin", original)
+    assert key_with("copy.bin", original) == reference
+    assert key_with("head.bin", flipped(sampled // 2)) != reference  # a byte in the middle of the first MiB
+    assert key_with("tail.bin", flipped(size - sampled // 2)) != reference  # ... of the last MiB
+    assert key_with("longer.bin", original + b"\0") != reference
+    assert key_with("middle.bin", flipped(size // 2)) == reference  # the key's price: the middle is not read
 
 
 def test_identical_sources_give_byte_identical_shards(index, tmp_path):
