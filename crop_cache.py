@@ -339,12 +339,6 @@ def _finish_shards(buckets: _Buckets, folder: str) -> list[dict]:
     return shards
 
 
-def _size_error(camera: h36m_utils.Camera, shape, path) -> ValueError:
-    return ValueError(f"Video {path}: its frames are {shape[1]}x{shape[0]} but the camera file says "
-                      f"{camera.width}x{camera.height} for camera {camera.id}; the camera file does not "
-                      "belong to this video.")
-
-
 def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: crops.CropConfig,
                     buckets: _Buckets, progress: _Progress, stop: threading.Event) -> None:
     """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``)."""
@@ -364,9 +358,7 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
             if stop.is_set():
                 return
             jpegs, cache_crops = [], []
-            for frame, camera, path in zip(views, cameras, paths):
-                if frame.shape[:2] != (camera.height, camera.width):
-                    raise _size_error(camera, frame.shape, path)
+            for frame, camera in zip(views, cameras):  # cut from the frame as decoded, whatever its size
                 crop = crops.cache_crop_matrix(*crops.root_box(pelvis[index], camera, config.box_mm), config)
                 crops.crop_frame(frame, crop, size, out=patch)
                 jpegs.append(cv2.imencode(".jpg", patch, JPEG_PARAMETERS)[1].tobytes())

@@ -109,10 +109,12 @@ class Camera:
 
 
 def image_size(subject: str, camera_id: str) -> tuple[int, int]:
-    """(width, height) of a subject's video from this camera.
+    """(width, height) a subject's video from this camera usually has: a rule of thumb, not a fact.
 
     1000 wide; 1002 high for cameras 54138969 and 60457274, and for all four cameras of
-    S4, S7 and S10; 1000 high otherwise.
+    S4, S7 and S10; 1000 high otherwise. Only a fallback for ``Camera.width`` / ``height`` when the
+    camera file gives no size: crops are cut from the frames as the videos decode them, whatever
+    their size.
     """
     tall = camera_id in ("54138969", "60457274") or subject in ("S4", "S7", "S10")
     return 1000, 1002 if tall else 1000
@@ -124,7 +126,7 @@ def load_cameras(path: str) -> dict[str, dict[str, Camera]]:
     Accepts the JSON layout of karfly/human36m-camera-parameters and the official
     ``metadata.xml`` of the Human3.6M code release. A JSON camera may carry an optional
     ``intrinsics[cam].image_size = [width, height]`` (the synthetic set writes it); without it
-    the official video sizes of ``image_size`` are used; and an optional
+    the usual video sizes of ``image_size`` are assumed (the videos' own sizes rule); and an optional
     ``intrinsics[cam].distortion_model`` (``"h36m"``, the default, or ``"opencv"``).
     """
     if not os.path.isfile(path):

@@ -1,11 +1,13 @@
 """crop_cache: built once, reused, rebuilt when a source changes, atomic, random shards, damage named."""
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +15,7 @@ import tensorflow as tf
 import crop_cache
 import crops
 import h36m_utils
+from media_files import write_frames, write_pose_cdf
 
 CONFIG = crops.CropConfig(32)
 
@@ -81,6 +84,48 @@ def test_the_key_follows_file_contents_not_paths_or_times(index, tmp_path):
     assert key_with("tail.bin", flipped(size - sampled // 2)) != reference  # ... of the last MiB
     assert key_with("longer.bin", original + b"\0") != reference
     assert key_with("middle.bin", flipped(size // 2)) == reference  # the key's price: the middle is not read
+
+
+def real_pose_world(sample_dir) -> np.ndarray:
+    """(32, 3) world mm: the 17 labelled joints of the real sample's S1 frame at their places among
+    the 32 (the others at the pelvis)."""
+    annotation = json.loads((sample_dir / "h36m_coco.json").read_text())["annotations"][0]
+    pose = np.repeat(np.array(annotation["keypoints_3d"]).reshape(17, 4)[:1, :3] * 1000, 32, axis=0)
+    pose[list(h36m_utils.J17)] = np.array(annotation["keypoints_3d"]).reshape(17, 4)[:, :3] * 1000
+    return pose
+
+
+def test_videos_of_another_size_than_the_rule_are_cut_where_their_labels_are(tmp_path, h36m_sample_dir):
+    """The size rule says 1000 x 1002 for S1's cameras 54138969 and 60457274; videos of 1000 x 1000
+    there are cached all the same, and a white disc drawn on the right wrist's label lies in the
+    cached crop where the crop matrix puts that label."""
+    cameras = h36m_utils.load_cameras(str(h36m_sample_dir / "camera-parameters.json"))["S1"]
+    assert h36m_utils.image_size("S1", "54138969") == (1000, 1002) == (cameras["54138969"].width,
+                                                                         cameras["54138969"].height)
+    world, frames, wrist = real_pose_world(h36m_sample_dir), 3, h36m_utils.JOINT_NAMES_17.index("right_wrist")
+    labels = tmp_path / "Labels" / "S1" / "MyPoseFeatures"
+    write_pose_cdf(labels / "D3_Positions" / "Directions 1.cdf", np.tile(world.reshape(1, 1, 96), (1, frames, 1)))
+    for camera_id, camera in cameras.items():
+        pixels = h36m_utils.project(world, camera)
+        write_pose_cdf(labels / "D2_Positions" / f"Directions 1.{camera_id}.cdf",
+                       np.tile(pixels.reshape(1, 1, 64), (1, frames, 1)))
+        image = np.zeros((1000, 1000, 3), np.uint8)
+        centre = tuple(int(round(v * 16)) for v in pixels[h36m_utils.J17[wrist]])
+        cv2.circle(image, centre, 12 * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+        write_frames(tmp_path / "Data" / "S1" / "Videos" / f"Directions 1.{camera_id}.mp4", [image] * frames)
+    sequences, _ = h36m_utils.find_sequences(str(tmp_path / "Data"), str(tmp_path / "Labels"), ["S1"])
+    views = [[cameras[c] for c in h36m_utils.CAMERA_IDS]]
+    cache = crop_cache.ensure_cache(sequences, views, crops.CropConfig(128), 1, str(tmp_path / "cache"),
+                                    verbose=False)
+    assert cache.num_samples == frames
+    for record in [record for shard in cache.shards for record in records_of(shard)]:
+        for view in range(4):
+            jpeg = np.frombuffer(record["images"][view].numpy(), np.uint8)
+            patch = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(float)
+            ys, xs = np.nonzero(patch > 40)
+            seen = np.average(np.stack([xs, ys], axis=1), axis=0, weights=patch[ys, xs])
+            label = crops.apply_crop(record["kp2d"][view, wrist].numpy(), record["cache_crop"][view].numpy())
+            assert np.abs(seen - label).max() < 0.5, (view, seen, label)
 
 
 def test_identical_sources_give_byte_identical_shards(index, tmp_path):
