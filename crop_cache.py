@@ -10,7 +10,7 @@ in random order (``data_loader``).
 
 Layout of one cache (a folder under the cache dir, named by its key's hash)::
 
-    crops<S>-stride<k>-<n>seq-<hash>/manifest.json     the key, the shards, sizes, build time
+    crops<S>-stride<k>-<n>seq-<hash>/manifest.json     the key, the shards, sizes, build time, what it found
     crops<S>-stride<k>-<n>seq-<hash>/shard-00000-of-00012.tfrecord ...
 
 Samples are dealt to the shards by a seeded random permutation, and each shard holds its
@@ -50,7 +50,7 @@ import tensorflow as tf
 
 import crops
 import h36m_utils
-from video_io import stream_frames
+from video_io import VideoEndedEarly, stream_frames
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -69,7 +69,8 @@ FINGERPRINT_BYTES = 1 << 20  # read at each end of a source file for the cache k
 class CropCache:
     """A complete cache on disk: its folder, shard paths, sample and byte counts.
 
-    build_seconds: how long building took (None when an existing cache was reused).
+    build_seconds: how long building took (None when an existing cache was reused). report: lines
+    on what the build found in the data (sequences trimmed where a video ends early).
     """
 
     folder: str
@@ -78,6 +79,7 @@ class CropCache:
     num_bytes: int
     num_views: int
     build_seconds: float | None
+    report: tuple[str, ...] = ()
 
     def describe(self) -> str:
         how = (f"built in {self.build_seconds:.0f} s" if self.build_seconds is not None else "reused")
@@ -145,15 +147,18 @@ def _camera_stamp(camera: h36m_utils.Camera) -> list:
             *(np.asarray(a, np.float64).ravel().tolist() for a in (camera.R, camera.t, camera.K, camera.dist))]
 
 
+def _sequence_stamp(sequence, camera_ids) -> dict:
+    files = (sequence.d3_path, *(sequence.videos[c] for c in camera_ids), *(sequence.d2_paths[c] for c in camera_ids))
+    return {"subject": sequence.subject, "name": sequence.name, "action": sequence.action,
+            "num_frames": sequence.num_frames, "files": [_file_stamp(path) for path in files]}
+
+
 def cache_key(sequences, views, config: crops.CropConfig, stride: int) -> dict:
     """Everything that shapes a cache, as JSON-able data (``views[i]``: sequence i's cameras)."""
     return {
         "format": FORMAT_VERSION, "image_size": config.image_size, "cache_size": config.cache_size,
         "box_mm": config.box_mm, "stride": stride, "jpeg": list(JPEG_PARAMETERS),
-        "sequences": [{"subject": s.subject, "name": s.name, "action": s.action, "num_frames": s.num_frames,
-                       "files": [_file_stamp(p) for p in (s.d3_path, *(s.videos[c.id] for c in cams),
-                                                          *(s.d2_paths[c.id] for c in cams))]}
-                      for s, cams in zip(sequences, views)],
+        "sequences": [_sequence_stamp(s, [c.id for c in cams]) for s, cams in zip(sequences, views)],
         "cameras": [[_camera_stamp(camera) for camera in cams] for cams in views],
     }
 
@@ -169,6 +174,22 @@ def cache_folder(cache_dir: str, key: dict) -> str:
 
 
 # --------------------------------------------------------------------------- opening a cache
+
+def frames_held(sequences, camera_ids, stride: int, cache_dir: str | None = None) -> int | None:
+    """The frames that a complete cache of every ``stride``-th frame of ``sequences`` (views
+    ``camera_ids``) in ``cache_dir`` holds, whatever its crop settings: which frames a build keeps
+    depends on the files alone. None while no such cache is built."""
+    cache_dir = cache_dir or default_cache_dir()
+    wanted = [_sequence_stamp(sequence, camera_ids) for sequence in sequences]
+    for name in sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else ():
+        manifest_path = os.path.join(cache_dir, name, MANIFEST_NAME)
+        if os.path.isfile(manifest_path):
+            with open(manifest_path, encoding="utf-8") as handle:
+                manifest = json.load(handle)
+            if manifest["key"]["stride"] == stride and manifest["key"]["sequences"] == wanted:
+                return manifest["num_samples"]
+    return None
+
 
 def open_cache(folder: str, key: dict | None = None) -> CropCache | None:
     """The complete cache in ``folder``; None when there is none (or its key differs from ``key``).
@@ -194,7 +215,7 @@ def open_cache(folder: str, key: dict | None = None) -> CropCache | None:
                 f"folder {folder} and it is rebuilt on the next run.")
         shards.append(path)
     return CropCache(folder, tuple(shards), manifest["num_samples"], sum(s["bytes"] for s in manifest["shards"]),
-                     manifest["num_views"], None)
+                     manifest["num_views"], None, _report_lines(manifest))
 
 
 def verify_shards(cache: CropCache) -> None:
@@ -339,11 +360,39 @@ def _finish_shards(buckets: _Buckets, folder: str) -> list[dict]:
     return shards
 
 
+@dataclasses.dataclass
+class _Tally:
+    """What a build (or one sequence of it) kept, for its manifest and report."""
+
+    samples: int = 0
+    trimmed: list = dataclasses.field(default_factory=list)  # a line per sequence cut where a video ends
+
+    def add(self, other: "_Tally") -> None:
+        self.samples += other.samples
+        self.trimmed += other.trimmed
+
+
+def _trim_note(sequence, ended: VideoEndedEarly, kept: int, planned: int) -> str:
+    return (f"{sequence.subject} {sequence.name}: kept {kept} of {planned} frames, those before frame {ended.frames}: "
+            f"video {ended.path} decodes {ended.frames} of the {ended.claimed} frames its container lists")
+
+
+def _report_lines(manifest: dict) -> tuple[str, ...]:
+    """The manifest's findings as lines to print (none in a manifest of an older build)."""
+    return tuple(f"trimmed (a video ends before its container says): {note}" for note in manifest.get("trimmed", ()))
+
+
 def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: crops.CropConfig,
-                    buckets: _Buckets, progress: _Progress, stop: threading.Event) -> None:
-    """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``)."""
+                    buckets: _Buckets, progress: _Progress, stop: threading.Event) -> _Tally:
+    """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``).
+
+    A video that ends before its container says ends the sequence there: the frames before it are
+    kept, and the tally says so (the index counts frames from the containers; decoding them all to
+    count would cost as much as this build).
+    """
+    tally = _Tally()
     if not len(frames):
-        return
+        return tally
     count, size = frames[-1] + 1, config.cache_size
     pelvis = read_labels(sequence.d3_path, count, 3, (h36m_utils.PELVIS,))[:, 0]
     kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)
@@ -356,7 +405,7 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
     try:
         for offset, (index, views) in enumerate(zip(frames, zip(*streams))):
             if stop.is_set():
-                return
+                return tally
             jpegs, cache_crops = [], []
             for frame, camera in zip(views, cameras):  # cut from the frame as decoded, whatever its size
                 crop = crops.cache_crop_matrix(*crops.root_box(pelvis[index], camera, config.box_mm), config)
@@ -365,10 +414,14 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
                 cache_crops.append(crop)
             arrays = {"cache_crop": np.stack(cache_crops), **fixed, "kp2d": kp2d[index], "kp3d": kp3d[index]}
             buckets.write(first_id + offset, serialize_sample(first_id + offset, sequence, index, jpegs, arrays))
+            tally.samples += 1
             progress.advance()
+    except VideoEndedEarly as ended:
+        tally.trimmed.append(_trim_note(sequence, ended, tally.samples, len(frames)))
     finally:
         for stream in streams:
             stream.close()
+    return tally
 
 
 @contextlib.contextmanager
@@ -388,17 +441,17 @@ def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int,
     started = time.perf_counter()
     frames = [frame_indices(s.num_frames, stride) for s in sequences]
     first_ids = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist()
-    num_samples = first_ids[-1]
-    num_shards = min(num_samples, max(MIN_SHARDS, -(-num_samples // SAMPLES_PER_SHARD)))
-    buckets = _Buckets(folder, num_samples, num_shards, seed=int(_digest(key)[:15], 16))
-    progress, stop = _Progress(num_samples, "caching frames", verbose), threading.Event()
+    planned = first_ids[-1]  # ids are planned from the index; a trimmed sequence leaves its last ones unused
+    num_shards = min(planned, max(MIN_SHARDS, -(-planned // SAMPLES_PER_SHARD)))
+    buckets = _Buckets(folder, planned, num_shards, seed=int(_digest(key)[:15], 16))
+    progress, stop, tally = _Progress(planned, "caching frames", verbose), threading.Event(), _Tally()
     try:
         with _single_threaded_opencv(), concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(_cache_sequence, sequence, cams, f, first, config, buckets, progress, stop)
                        for sequence, cams, f, first in zip(sequences, views, frames, first_ids)]
             try:
                 for future in concurrent.futures.as_completed(futures):
-                    future.result()  # the first error (naming its file) stops the build
+                    tally.add(future.result())  # the first error (naming its file) stops the build
             finally:
                 stop.set()
                 for future in futures:
@@ -407,8 +460,8 @@ def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int,
         progress.finish()
         buckets.close()
     shards = _finish_shards(buckets, folder)
-    manifest = {"key": key, "num_samples": num_samples, "num_views": len(views[0]), "shards": shards,
-                "build_seconds": time.perf_counter() - started}
+    manifest = {"key": key, "num_samples": tally.samples, "num_views": len(views[0]), "shards": shards,
+                "build_seconds": time.perf_counter() - started, "trimmed": sorted(tally.trimmed)}
     with open(os.path.join(folder, MANIFEST_NAME), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return manifest
@@ -455,7 +508,7 @@ def ensure_cache(sequences, views, config: crops.CropConfig, stride: int = 1, ca
             cache = _build_atomically(folder, sequences, views, config, stride, key,
                                       workers or os.cpu_count() or 1, verbose)
     if verbose:
-        print(cache.describe() + _other_caches_note(cache_dir, folder), flush=True)
+        print(cache.describe() + _other_caches_note(cache_dir, folder), *cache.report, sep="\n  ", flush=True)
     return cache
 
 

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import tensorflow as tf
 import crop_cache
 import crops
 import h36m_utils
-from media_files import write_frames, write_pose_cdf
+import video_io
+from media_files import break_frame, cut_after_header, write_frames, write_pose_cdf
 
 CONFIG = crops.CropConfig(32)
 
@@ -84,6 +86,32 @@ def test_the_key_follows_file_contents_not_paths_or_times(index, tmp_path):
     assert key_with("tail.bin", flipped(size - sampled // 2)) != reference  # ... of the last MiB
     assert key_with("longer.bin", original + b"\0") != reference
     assert key_with("middle.bin", flipped(size // 2)) == reference  # the key's price: the middle is not read
+
+
+def test_a_video_cut_short_trims_its_sequence_and_says_so(index, tmp_path, capsys):
+    sequences, views = index
+    video = tmp_path / "cut.mp4"
+    shutil.copyfile(sequences[0].videos["58860488"], video)
+    cut_after_header(video, keep_frames=13)  # its container still lists every frame
+    trimmed = [with_video(sequences[0], "58860488", video), sequences[1]]
+    cache = crop_cache.ensure_cache(trimmed, views[:2], CONFIG, 4, str(tmp_path / "cache"))
+    kept = sorted((r["sequence"].numpy().decode(), int(r["frame"])) for shard in cache.shards for r in records_of(shard))
+    assert kept == sorted([(sequences[0].name, f) for f in (0, 4, 8, 12)]
+                          + [(sequences[1].name, f) for f in range(0, sequences[1].num_frames, 4)])
+    assert cache.num_samples == len(kept)
+    crop_cache.verify_shards(cache)  # the manifest counts what the shards hold
+    planned = len(range(0, sequences[0].num_frames, 4))
+    note = (f"{sequences[0].subject} {sequences[0].name}: kept 4 of {planned} frames, those before frame 13: "
+            f"video {video} decodes 13 of the {video_io.video_frame_count(str(video))} frames its container lists")
+    assert note in capsys.readouterr().out
+    manifest = json.loads(open(os.path.join(cache.folder, crop_cache.MANIFEST_NAME)).read())
+    assert manifest["trimmed"] == [note]
+    reused = crop_cache.ensure_cache(trimmed, views[:2], CONFIG, 4, str(tmp_path / "cache"))
+    assert reused.build_seconds is None and note in capsys.readouterr().out  # said again on every use
+    # A frame that does not decode before others that do is damage, not an end: an error naming it.
+    break_frame(video, 6)
+    with pytest.raises(ValueError, match=re.escape(f"Video {video}: frame 6 does not decode, but later frames do")):
+        crop_cache.ensure_cache(trimmed[:1], views[:1], CONFIG, 4, str(tmp_path / "cache"), verbose=False)
 
 
 def real_pose_world(sample_dir) -> np.ndarray:
