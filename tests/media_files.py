@@ -1,5 +1,6 @@
 """Real files for the tests: mp4 videos written by OpenCV, CDF labels written by cdflib, and the
 damage that real downloads show (a video cut short after its header, a frame broken in the middle)."""
+import dataclasses
 import os
 import struct
 
@@ -16,6 +17,11 @@ def write_pose_cdf(path, pose, variable="Pose"):
                       "Num_Elements": 1, "Rec_Vary": True, "Dim_Sizes": list(pose.shape[1:])},
                      var_attrs={}, var_data=pose)
     writer.close()
+
+
+def with_video(sequence, camera_id, path):
+    """``sequence`` (an ``h36m_utils.Sequence``) with the video of ``camera_id`` replaced by ``path``."""
+    return dataclasses.replace(sequence, videos={**sequence.videos, camera_id: str(path)})
 
 
 def write_frames(path, frames):

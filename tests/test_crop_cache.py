@@ -17,7 +17,7 @@ import crop_cache
 import crops
 import h36m_utils
 import video_io
-from media_files import break_frame, cut_after_header, write_frames, write_pose_cdf
+from media_files import break_frame, cut_after_header, with_video, write_frames, write_pose_cdf
 
 CONFIG = crops.CropConfig(32)
 
@@ -50,10 +50,6 @@ def test_built_once_reused_then_rebuilt_when_a_source_changes(index, tmp_path, c
     assert "reused" in capsys.readouterr().out
     assert build(index, tmp_path, stride=5).folder != first.folder  # another stride: another cache
     assert "other crop cache(s)" in capsys.readouterr().out  # the other ones are pointed out
-
-
-def with_video(sequence, camera_id, path):
-    return dataclasses.replace(sequence, videos={**sequence.videos, camera_id: str(path)})
 
 
 def test_the_key_follows_file_contents_not_paths_or_times(index, tmp_path):

@@ -17,7 +17,7 @@ import crops
 import data_loader
 import h36m_utils
 import synthetic_h36m
-from media_files import cut_after_header
+from media_files import cut_after_header, with_video
 
 CROP = 64  # crop side of the tests: small keeps them fast
 
@@ -344,7 +344,7 @@ def test_a_video_cut_short_yields_the_frames_that_decode_and_the_counts_agree(in
     video = tmp_path / "cut.mp4"
     shutil.copyfile(sequences[1].videos["60457274"], video)
     cut_after_header(video, keep_frames=9)
-    short = [dataclasses.replace(sequences[1], videos={**sequences[1].videos, "60457274": str(video)}), sequences[2]]
+    short = [with_video(sequences[1], "60457274", video), sequences[2]]
     cache_dir = str(tmp_path / "cache")
     by_index = data_loader.count_frames(short, stride=2, cache_dir=cache_dir)  # no cache yet
     assert by_index == sum(len(range(0, s.num_frames, 2)) for s in short)
@@ -446,10 +446,6 @@ def test_works_under_a_distribution_strategy(index):
 def first_batch(sequences, cameras):
     dataset = data_loader.build_dataset(sequences, cameras, image_size=8, batch_size=2, training=False)
     return next(iter(dataset))
-
-
-def with_video(sequence, camera_id, path):
-    return dataclasses.replace(sequence, videos={**sequence.videos, camera_id: str(path)})
 
 
 def test_corrupt_video_raises_naming_the_file(index, tmp_path):
