@@ -70,7 +70,8 @@ class CropCache:
     """A complete cache on disk: its folder, shard paths, sample and byte counts.
 
     build_seconds: how long building took (None when an existing cache was reused). report: lines
-    on what the build found in the data (sequences trimmed where a video ends early).
+    on what the build found in the data (labelled joints outside the crop box, sequences trimmed
+    where a video ends early).
     """
 
     folder: str
@@ -366,10 +367,13 @@ class _Tally:
 
     samples: int = 0
     trimmed: list = dataclasses.field(default_factory=list)  # a line per sequence cut where a video ends
+    # Per joint, the views whose labelled joint lies outside the box (what soft-argmax cannot reach).
+    outside: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(len(h36m_utils.J17), np.int64))
 
     def add(self, other: "_Tally") -> None:
         self.samples += other.samples
         self.trimmed += other.trimmed
+        self.outside += other.outside
 
 
 def _trim_note(sequence, ended: VideoEndedEarly, kept: int, planned: int) -> str:
@@ -377,9 +381,30 @@ def _trim_note(sequence, ended: VideoEndedEarly, kept: int, planned: int) -> str
             f"video {ended.path} decodes {ended.frames} of the {ended.claimed} frames its container lists")
 
 
+def _outside_box(points: np.ndarray, center: np.ndarray, side: float) -> np.ndarray:
+    """(J,) 1 where a (J, 2) labelled point lies outside the square box (frame pixels), else 0."""
+    return (np.abs(points - center).max(axis=-1) > side / 2).astype(np.int64)
+
+
+def _outside_box_summary(tally: _Tally, num_views: int, box_mm: float) -> dict:
+    return {"box_mm": box_mm, "labelled_views": tally.samples * num_views,
+            "by_joint": dict(zip(h36m_utils.JOINT_NAMES_17, tally.outside.tolist()))}
+
+
+def _outside_box_line(summary: dict) -> str:
+    """'labelled joints outside the 2000 mm box ...: 0.42% (torso 0.00%, head 0.10%, ...)'."""
+    views, by_joint = max(summary["labelled_views"], 1), summary["by_joint"]
+    groups = ", ".join(f"{group} {100 * sum(by_joint[n] for n in names) / (views * len(names)):.2f}%"
+                       for group, names in h36m_utils.JOINT_GROUPS_17.items())
+    return (f"labelled joints outside the {summary['box_mm']:.0f} mm box (soft-argmax cannot reach them): "
+            f"{100 * sum(by_joint.values()) / (views * len(by_joint)):.2f}% ({groups})")
+
+
 def _report_lines(manifest: dict) -> tuple[str, ...]:
     """The manifest's findings as lines to print (none in a manifest of an older build)."""
-    return tuple(f"trimmed (a video ends before its container says): {note}" for note in manifest.get("trimmed", ()))
+    outside = [_outside_box_line(manifest["joints_outside_box"])] if "joints_outside_box" in manifest else []
+    return tuple(outside + [f"trimmed (a video ends before its container says): {note}"
+                            for note in manifest.get("trimmed", ())])
 
 
 def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: crops.CropConfig,
@@ -407,8 +432,10 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
             if stop.is_set():
                 return tally
             jpegs, cache_crops = [], []
-            for frame, camera in zip(views, cameras):  # cut from the frame as decoded, whatever its size
-                crop = crops.cache_crop_matrix(*crops.root_box(pelvis[index], camera, config.box_mm), config)
+            for view, (frame, camera) in enumerate(zip(views, cameras)):  # frames of any size, as decoded
+                center, side = crops.root_box(pelvis[index], camera, config.box_mm)
+                tally.outside += _outside_box(kp2d[index, view], center, side)
+                crop = crops.cache_crop_matrix(center, side, config)
                 crops.crop_frame(frame, crop, size, out=patch)
                 jpegs.append(cv2.imencode(".jpg", patch, JPEG_PARAMETERS)[1].tobytes())
                 cache_crops.append(crop)
@@ -461,7 +488,8 @@ def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int,
         buckets.close()
     shards = _finish_shards(buckets, folder)
     manifest = {"key": key, "num_samples": tally.samples, "num_views": len(views[0]), "shards": shards,
-                "build_seconds": time.perf_counter() - started, "trimmed": sorted(tally.trimmed)}
+                "build_seconds": time.perf_counter() - started, "trimmed": sorted(tally.trimmed),
+                "joints_outside_box": _outside_box_summary(tally, len(views[0]), config.box_mm)}
     with open(os.path.join(folder, MANIFEST_NAME), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return manifest

@@ -59,6 +59,15 @@ LEFT_RIGHT_17 = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 LEFT_JOINTS_17 = tuple(left for left, _ in LEFT_RIGHT_17)
 RIGHT_JOINTS_17 = tuple(right for _, right in LEFT_RIGHT_17)
 PELVIS = 0
+# The 17 joints in groups, for reports (e.g. which joints fall outside a crop).
+JOINT_GROUPS_17 = {
+    "torso": ("pelvis", "right_hip", "left_hip", "spine", "thorax", "left_shoulder", "right_shoulder"),
+    "head": ("neck", "head"),
+    "elbows": ("left_elbow", "right_elbow"),
+    "wrists": ("left_wrist", "right_wrist"),
+    "knees": ("left_knee", "right_knee"),
+    "ankles": ("left_ankle", "right_ankle"),
+}
 
 
 # --------------------------------------------------------------------------- cameras

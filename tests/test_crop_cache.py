@@ -110,6 +110,33 @@ def test_a_video_cut_short_trims_its_sequence_and_says_so(index, tmp_path, capsy
         crop_cache.ensure_cache(trimmed[:1], views[:1], CONFIG, 4, str(tmp_path / "cache"), verbose=False)
 
 
+def test_the_report_counts_labelled_joints_outside_the_box(index, tmp_path, capsys):
+    """Counted against an independent reading of the records: the box is the centre S x S window of
+    each cached crop, whose outer pixel edges are at pad - 1/2 and pad + S - 1/2."""
+    sequences, views = index
+    config = crops.CropConfig(32, box_mm=1200)  # a small box: many joints fall outside
+    cache = crop_cache.ensure_cache(sequences[:3], views[:3], config, 4, str(tmp_path))
+    records = [record for shard in cache.shards for record in records_of(shard)]
+    cut = np.stack([np.stack([crops.apply_crop(points, crop) for points, crop in
+                              zip(r["kp2d"].numpy(), r["cache_crop"].numpy())]) for r in records])  # (N, V, J, 2)
+    lower, upper = config.pad - 0.5, config.pad + config.image_size - 0.5
+    outside = ((cut < lower) | (cut > upper)).any(axis=-1).sum(axis=(0, 1))
+    manifest = json.loads(open(os.path.join(cache.folder, crop_cache.MANIFEST_NAME)).read())
+    assert manifest["joints_outside_box"] == {"box_mm": 1200, "labelled_views": 4 * len(records),
+                                              "by_joint": dict(zip(h36m_utils.JOINT_NAMES_17, outside.tolist()))}
+
+    def percent(names):
+        joints = [h36m_utils.JOINT_NAMES_17.index(name) for name in names]
+        return 100 * outside[joints].sum() / (len(joints) * 4 * len(records))
+
+    assert 0 < percent(h36m_utils.JOINT_NAMES_17) < 100 and outside[0] == 0  # the pelvis is the box centre
+    printed = capsys.readouterr().out
+    assert (f"labelled joints outside the 1200 mm box (soft-argmax cannot reach them): "
+            f"{percent(h36m_utils.JOINT_NAMES_17):.2f}% (") in printed
+    for group, names in h36m_utils.JOINT_GROUPS_17.items():
+        assert f"{group} {percent(names):.2f}%" in printed
+
+
 def real_pose_world(sample_dir) -> np.ndarray:
     """(32, 3) world mm: the 17 labelled joints of the real sample's S1 frame at their places among
     the 32 (the others at the pelvis)."""

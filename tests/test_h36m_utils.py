@@ -160,6 +160,8 @@ def test_skeleton_tables_are_consistent():
             assert hu.J17.index(ancestor) == parent
     for left, right in hu.LEFT_RIGHT_17:
         assert hu.JOINT_NAMES_17[left].replace("left", "right") == hu.JOINT_NAMES_17[right]
+    grouped = [name for names in hu.JOINT_GROUPS_17.values() for name in names]
+    assert sorted(grouped) == sorted(hu.JOINT_NAMES_17)  # every joint in exactly one group
 
 
 # --------------------------------------------------------------------------- CDF labels
