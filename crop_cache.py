@@ -10,16 +10,16 @@ in random order (``data_loader``).
 
 Layout of one cache (a folder under the cache dir, named by its key's hash)::
 
-    crops<S>-stride<k>-<n>seq-<hash>/manifest.json     the key, the shards, sizes, build time
+    crops<S>-stride<k>-<n>seq-<hash>/manifest.json     the key, the shards, sizes, build time, what it found
     crops<S>-stride<k>-<n>seq-<hash>/shard-00000-of-00012.tfrecord ...
 
 Samples are dealt to the shards by a seeded random permutation, and each shard holds its
 samples in that random order, so every shard is a uniform sample of the whole split: reading
 shards in any order gives i.i.d.-like batches, and shards are the unit of input sharding
 across ``tf.distribute`` workers. The key holds everything that shapes the cache (sequence
-files with sizes and modification times, cameras, frame stride, crop size, box size, padding,
-JPEG quality, format version): a cache is reused only when its key matches, else a new one is
-built. A build writes into a temporary folder that is renamed when complete (a partial cache
+files by size and a fingerprint of their content, cameras, frame stride, crop size, box size,
+padding, JPEG quality, format version): a cache is reused only when its key matches, else a new
+one is built. A build writes into a temporary folder that is renamed when complete (a partial cache
 is never used), under a file lock (two processes never build the same cache twice).
 
 Record format (``tf.train.Example``), V views, J = 17 joints, numbers as raw float64 bytes:
@@ -35,6 +35,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -51,7 +52,7 @@ import crops
 import h36m_utils
 import rig_frame
 from progress import ProgressBar
-from video_io import stream_frames
+from video_io import VideoEndedEarly, stream_frames
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -63,13 +64,16 @@ JPEG_PARAMETERS = (cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
 SAMPLES_PER_SHARD = 256
 MIN_SHARDS = 8  # enough files to share between a few input pipelines even for a small split
 CACHE_DIR_ENV = "CROP_CACHE_DIR"
+FINGERPRINT_BYTES = 1 << 20  # read at each end of a source file for the cache key
 
 
 @dataclasses.dataclass(frozen=True)
 class CropCache:
     """A complete cache on disk: its folder, shard paths, sample and byte counts.
 
-    build_seconds: how long building took (None when an existing cache was reused).
+    build_seconds: how long building took (None when an existing cache was reused). report: lines
+    on what the build found in the data (labelled joints outside the crop box, sequences trimmed
+    where a video ends early).
     """
 
     folder: str
@@ -78,6 +82,7 @@ class CropCache:
     num_bytes: int
     num_views: int
     build_seconds: float | None
+    report: tuple[str, ...] = ()
 
     def describe(self) -> str:
         how = (f"built in {self.build_seconds:.0f} s" if self.build_seconds is not None else "reused")
@@ -120,8 +125,24 @@ def frame_indices(num_frames: int, stride: int) -> range:
 # --------------------------------------------------------------------------- the key
 
 def _file_stamp(path: str) -> list:
+    """[size, content fingerprint]: what a file holds, not where it lies or when it was written, so
+    that re-extracted archives or a moved data folder keep their cache."""
     status = os.stat(path)
-    return [os.path.abspath(path), status.st_size, status.st_mtime_ns]
+    return [status.st_size, _fingerprint(os.path.realpath(path), status.st_size, status.st_mtime_ns)]
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of the first and last ``FINGERPRINT_BYTES`` of a file (all of it when smaller): a
+    video's header and its end, where another encoding or a cut shows; whole videos would take
+    minutes to read at every run. Memoised, as a run computes keys several times; ``size`` and
+    ``mtime_ns`` only key the memo, so a rewritten file is read again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        handle.seek(max(size - FINGERPRINT_BYTES, handle.tell()))
+        digest.update(handle.read())
+    return digest.hexdigest()
 
 
 def _camera_stamp(camera: h36m_utils.Camera) -> list:
@@ -129,15 +150,18 @@ def _camera_stamp(camera: h36m_utils.Camera) -> list:
             *(np.asarray(a, np.float64).ravel().tolist() for a in (camera.R, camera.t, camera.K, camera.dist))]
 
 
+def _sequence_stamp(sequence, camera_ids) -> dict:
+    files = (sequence.d3_path, *(sequence.videos[c] for c in camera_ids), *(sequence.d2_paths[c] for c in camera_ids))
+    return {"subject": sequence.subject, "name": sequence.name, "action": sequence.action,
+            "num_frames": sequence.num_frames, "files": [_file_stamp(path) for path in files]}
+
+
 def cache_key(sequences, views, config: crops.CropConfig, stride: int) -> dict:
     """Everything that shapes a cache, as JSON-able data (``views[i]``: sequence i's cameras)."""
     return {
         "format": FORMAT_VERSION, "image_size": config.image_size, "cache_size": config.cache_size,
         "box_mm": config.box_mm, "margin": config.margin, "stride": stride, "jpeg": list(JPEG_PARAMETERS),
-        "sequences": [{"subject": s.subject, "name": s.name, "action": s.action, "num_frames": s.num_frames,
-                       "files": [_file_stamp(p) for p in (s.d3_path, *(s.videos[c.id] for c in cams),
-                                                          *(s.d2_paths[c.id] for c in cams))]}
-                      for s, cams in zip(sequences, views)],
+        "sequences": [_sequence_stamp(s, [c.id for c in cams]) for s, cams in zip(sequences, views)],
         "cameras": [[_camera_stamp(camera) for camera in cams] for cams in views],
     }
 
@@ -153,6 +177,22 @@ def cache_folder(cache_dir: str, key: dict) -> str:
 
 
 # --------------------------------------------------------------------------- opening a cache
+
+def frames_held(sequences, camera_ids, stride: int, cache_dir: str | None = None) -> int | None:
+    """The frames that a complete cache of every ``stride``-th frame of ``sequences`` (views
+    ``camera_ids``) in ``cache_dir`` holds, whatever its crop settings: which frames a build keeps
+    depends on the files alone. None while no such cache is built."""
+    cache_dir = cache_dir or default_cache_dir()
+    wanted = [_sequence_stamp(sequence, camera_ids) for sequence in sequences]
+    for name in sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else ():
+        manifest_path = os.path.join(cache_dir, name, MANIFEST_NAME)
+        if os.path.isfile(manifest_path):
+            with open(manifest_path, encoding="utf-8") as handle:
+                manifest = json.load(handle)
+            if manifest["key"]["stride"] == stride and manifest["key"]["sequences"] == wanted:
+                return manifest["num_samples"]
+    return None
+
 
 def open_cache(folder: str, key: dict | None = None) -> CropCache | None:
     """The complete cache in ``folder``; None when there is none (or its key differs from ``key``).
@@ -178,7 +218,7 @@ def open_cache(folder: str, key: dict | None = None) -> CropCache | None:
                 f"folder {folder} and it is rebuilt on the next run.")
         shards.append(path)
     return CropCache(folder, tuple(shards), manifest["num_samples"], sum(s["bytes"] for s in manifest["shards"]),
-                     manifest["num_views"], None)
+                     manifest["num_views"], None, _report_lines(manifest))
 
 
 def verify_shards(cache: CropCache) -> None:
@@ -290,17 +330,63 @@ def _finish_shards(buckets: _Buckets, folder: str) -> list[dict]:
     return shards
 
 
-def _size_error(camera: h36m_utils.Camera, shape, path) -> ValueError:
-    return ValueError(f"Video {path}: its frames are {shape[1]}x{shape[0]} but the camera file says "
-                      f"{camera.width}x{camera.height} for camera {camera.id}; the camera file does not "
-                      "belong to this video.")
+@dataclasses.dataclass
+class _Tally:
+    """What a build (or one sequence of it) kept, for its manifest and report."""
+
+    samples: int = 0
+    trimmed: list = dataclasses.field(default_factory=list)  # a line per sequence cut where a video ends
+    # Per joint, the views whose labelled joint lies outside the box (what soft-argmax cannot reach).
+    outside: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(len(h36m_utils.J17), np.int64))
+
+    def add(self, other: "_Tally") -> None:
+        self.samples += other.samples
+        self.trimmed += other.trimmed
+        self.outside += other.outside
+
+
+def _trim_note(sequence, ended: VideoEndedEarly, kept: int, planned: int) -> str:
+    return (f"{sequence.subject} {sequence.name}: kept {kept} of {planned} frames, those before frame {ended.frames}: "
+            f"video {ended.path} decodes {ended.frames} of the {ended.claimed} frames its container lists")
+
+
+def _outside_box(points: np.ndarray, center: np.ndarray, side: float) -> np.ndarray:
+    """(J,) 1 where a (J, 2) labelled point lies outside the square box (frame pixels), else 0."""
+    return (np.abs(points - center).max(axis=-1) > side / 2).astype(np.int64)
+
+
+def _outside_box_summary(tally: _Tally, num_views: int, box_mm: float) -> dict:
+    return {"box_mm": box_mm, "labelled_views": tally.samples * num_views,
+            "by_joint": dict(zip(h36m_utils.JOINT_NAMES_17, tally.outside.tolist()))}
+
+
+def _outside_box_line(summary: dict) -> str:
+    """'labelled joints outside the 2000 mm box ...: 0.42% (torso 0.00%, head 0.10%, ...)'."""
+    views, by_joint = max(summary["labelled_views"], 1), summary["by_joint"]
+    groups = ", ".join(f"{group} {100 * sum(by_joint[n] for n in names) / (views * len(names)):.2f}%"
+                       for group, names in h36m_utils.JOINT_GROUPS_17.items())
+    return (f"labelled joints outside the {summary['box_mm']:.0f} mm box (soft-argmax cannot reach them): "
+            f"{100 * sum(by_joint.values()) / (views * len(by_joint)):.2f}% ({groups})")
+
+
+def _report_lines(manifest: dict) -> tuple[str, ...]:
+    """The manifest's findings as lines to print (none in a manifest of an older build)."""
+    outside = [_outside_box_line(manifest["joints_outside_box"])] if "joints_outside_box" in manifest else []
+    return tuple(outside + [f"trimmed (a video ends before its container says): {note}"
+                            for note in manifest.get("trimmed", ())])
 
 
 def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: crops.CropConfig,
-                    buckets: _Buckets, progress: ProgressBar, stop: threading.Event) -> None:
-    """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``)."""
+                    buckets: _Buckets, progress: ProgressBar, stop: threading.Event) -> _Tally:
+    """Stream one sequence's V videos forward and write a record per kept frame (ids from ``first_id``).
+
+    A video that ends before its container says ends the sequence there: the frames before it are
+    kept, and the tally says so (the index counts frames from the containers; decoding them all to
+    count would cost as much as this build).
+    """
+    tally = _Tally()
     if not len(frames):
-        return
+        return tally
     count, size = frames[-1] + 1, config.cache_size
     pelvis = read_labels(sequence.d3_path, count, 3, (h36m_utils.PELVIS,))[:, 0]
     kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)
@@ -314,21 +400,25 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
     try:
         for offset, (index, views) in enumerate(zip(frames, zip(*streams))):
             if stop.is_set():
-                return
+                return tally
             jpegs, cache_crops = [], []
-            for frame, camera, path in zip(views, cameras, paths):
-                if frame.shape[:2] != (camera.height, camera.width):
-                    raise _size_error(camera, frame.shape, path)
-                crop = crops.cache_crop_matrix(*crops.root_box(pelvis[index], camera, config.box_mm), config)
+            for view, (frame, camera) in enumerate(zip(views, cameras)):  # frames of any size, as decoded
+                center, side = crops.root_box(pelvis[index], camera, config.box_mm)
+                tally.outside += _outside_box(kp2d[index, view], center, side)
+                crop = crops.cache_crop_matrix(center, side, config)
                 crops.crop_frame(frame, crop, size, out=patch)
                 jpegs.append(cv2.imencode(".jpg", patch, JPEG_PARAMETERS)[1].tobytes())
                 cache_crops.append(crop)
             arrays = {"cache_crop": np.stack(cache_crops), **fixed, "kp2d": kp2d[index], "kp3d": kp3d[index]}
             buckets.write(first_id + offset, serialize_sample(first_id + offset, sequence, index, jpegs, arrays))
+            tally.samples += 1
             progress.advance()
+    except VideoEndedEarly as ended:
+        tally.trimmed.append(_trim_note(sequence, ended, tally.samples, len(frames)))
     finally:
         for stream in streams:
             stream.close()
+    return tally
 
 
 @contextlib.contextmanager
@@ -348,17 +438,17 @@ def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int,
     started = time.perf_counter()
     frames = [frame_indices(s.num_frames, stride) for s in sequences]
     first_ids = np.concatenate([[0], np.cumsum([len(f) for f in frames])]).tolist()
-    num_samples = first_ids[-1]
-    num_shards = min(num_samples, max(MIN_SHARDS, -(-num_samples // SAMPLES_PER_SHARD)))
-    buckets = _Buckets(folder, num_samples, num_shards, seed=int(_digest(key)[:15], 16))
-    progress, stop = ProgressBar(num_samples, "caching frames", verbose), threading.Event()
+    planned = first_ids[-1]  # ids are planned from the index; a trimmed sequence leaves its last ones unused
+    num_shards = min(planned, max(MIN_SHARDS, -(-planned // SAMPLES_PER_SHARD)))
+    buckets = _Buckets(folder, planned, num_shards, seed=int(_digest(key)[:15], 16))
+    progress, stop, tally = ProgressBar(planned, "caching frames", verbose), threading.Event(), _Tally()
     try:
         with _single_threaded_opencv(), concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(_cache_sequence, sequence, cams, f, first, config, buckets, progress, stop)
                        for sequence, cams, f, first in zip(sequences, views, frames, first_ids)]
             try:
                 for future in concurrent.futures.as_completed(futures):
-                    future.result()  # the first error (naming its file) stops the build
+                    tally.add(future.result())  # the first error (naming its file) stops the build
             finally:
                 stop.set()
                 for future in futures:
@@ -367,8 +457,9 @@ def _build(folder: str, sequences, views, config: crops.CropConfig, stride: int,
         progress.finish()
         buckets.close()
     shards = _finish_shards(buckets, folder)
-    manifest = {"key": key, "num_samples": num_samples, "num_views": len(views[0]), "shards": shards,
-                "build_seconds": time.perf_counter() - started}
+    manifest = {"key": key, "num_samples": tally.samples, "num_views": len(views[0]), "shards": shards,
+                "build_seconds": time.perf_counter() - started, "trimmed": sorted(tally.trimmed),
+                "joints_outside_box": _outside_box_summary(tally, len(views[0]), config.box_mm)}
     with open(os.path.join(folder, MANIFEST_NAME), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return manifest
@@ -415,7 +506,7 @@ def ensure_cache(sequences, views, config: crops.CropConfig, stride: int = 1, ca
             cache = _build_atomically(folder, sequences, views, config, stride, key,
                                       workers or os.cpu_count() or 1, verbose)
     if verbose:
-        print(cache.describe() + _other_caches_note(cache_dir, folder), flush=True)
+        print(cache.describe() + _other_caches_note(cache_dir, folder), *cache.report, sep="\n  ", flush=True)
     return cache
 
 

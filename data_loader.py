@@ -54,14 +54,23 @@ READ_SHARDS_AT_ONCE = 16
 METADATA_KEYS = ("subject", "action", "sequence", "frame")
 
 
-def count_frames(sequences, stride: int = 1) -> int:
-    """Elements in one pass over every ``stride``-th frame of every sequence (= one training epoch)."""
+def count_frames(sequences, stride: int = 1, cache_dir: str | None = None,
+                 camera_ids: SequenceOf[str] = h36m_utils.CAMERA_IDS) -> int:
+    """Elements in one pass over every ``stride``-th frame of every sequence (= one training epoch).
+
+    Once ``build_dataset`` has built their crop cache (in ``cache_dir``), the frames it holds: fewer
+    than the index says where a video ends before its container says (the build keeps the frames
+    that decode, and reports it). Before that, the index's count, which can only be larger.
+    """
+    held = crop_cache.frames_held(sequences, camera_ids, stride, cache_dir)
+    if held is not None:
+        return held
     return sum(len(crop_cache.frame_indices(sequence.num_frames, stride)) for sequence in sequences)
 
 
-def steps_per_epoch(sequences, batch_size: int, stride: int = 1) -> int:
+def steps_per_epoch(sequences, batch_size: int, stride: int = 1, cache_dir: str | None = None) -> int:
     """Training batches in one epoch: ``count_frames // batch_size`` (use it as Keras' steps_per_epoch)."""
-    return max(count_frames(sequences, stride) // batch_size, 1)
+    return max(count_frames(sequences, stride, cache_dir) // batch_size, 1)
 
 
 def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, training: bool, stride: int = 1,

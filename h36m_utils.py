@@ -59,6 +59,15 @@ LEFT_RIGHT_17 = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
 LEFT_JOINTS_17 = tuple(left for left, _ in LEFT_RIGHT_17)
 RIGHT_JOINTS_17 = tuple(right for _, right in LEFT_RIGHT_17)
 PELVIS = 0
+# The 17 joints in groups, for reports (e.g. which joints fall outside a crop).
+JOINT_GROUPS_17 = {
+    "torso": ("pelvis", "right_hip", "left_hip", "spine", "thorax", "left_shoulder", "right_shoulder"),
+    "head": ("neck", "head"),
+    "elbows": ("left_elbow", "right_elbow"),
+    "wrists": ("left_wrist", "right_wrist"),
+    "knees": ("left_knee", "right_knee"),
+    "ankles": ("left_ankle", "right_ankle"),
+}
 
 
 # --------------------------------------------------------------------------- cameras
@@ -109,10 +118,12 @@ class Camera:
 
 
 def image_size(subject: str, camera_id: str) -> tuple[int, int]:
-    """(width, height) of a subject's video from this camera.
+    """(width, height) a subject's video from this camera usually has: a rule of thumb, not a fact.
 
     1000 wide; 1002 high for cameras 54138969 and 60457274, and for all four cameras of
-    S4, S7 and S10; 1000 high otherwise.
+    S4, S7 and S10; 1000 high otherwise. Only a fallback for ``Camera.width`` / ``height`` when the
+    camera file gives no size: crops are cut from the frames as the videos decode them, whatever
+    their size.
     """
     tall = camera_id in ("54138969", "60457274") or subject in ("S4", "S7", "S10")
     return 1000, 1002 if tall else 1000
@@ -124,8 +135,9 @@ def load_cameras(path: str) -> dict[str, dict[str, Camera]]:
     Accepts the JSON layout of karfly/human36m-camera-parameters and the official
     ``metadata.xml`` of the Human3.6M code release. A JSON camera may carry an optional
     ``intrinsics[cam].image_size = [width, height]`` (the synthetic set writes it); without it
-    the official video sizes of ``image_size`` are used for Human3.6M's cameras, and 0 x 0
-    (unknown: take it from the videos) for any other camera id; and an optional
+    the usual video sizes of ``image_size`` are assumed for Human3.6M's cameras (the videos' own
+    sizes rule wherever frames are read), and 0 x 0 (unknown: take it from the videos) for any
+    other camera id; and an optional
     ``intrinsics[cam].distortion_model`` (``"h36m"``, the default, or ``"opencv"``).
     """
     if not os.path.isfile(path):
@@ -350,6 +362,12 @@ ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo",
            "WalkTogether")
 # S1's files use other names for two actions.
 ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
+# Videos of the official release that are present but damaged, as (subject, file stem, camera). Public
+# loaders drop this one by name: anibali/h36m-fetch (process_all.py) blacklists S11, action 2
+# (Directions), subaction 2, camera 54138969 ("Video file is corrupted"), and the preprocessing of
+# karfly/learnable-triangulation-pytorch maps S11 "Directions-2" to the file stem "Directions" and
+# expects that one view to be absent. S11's other trial, "Directions 1", is whole.
+DAMAGED_VIDEOS = frozenset({("S11", "Directions", "54138969")})
 DEFAULT_S9_LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "S9_training_vids.txt")
 
 
@@ -519,6 +537,10 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
                + [f"D2_Positions label of camera {c}" for c in CAMERA_IDS if c not in files["d2"]])
     if missing:
         return skip(f"missing {', '.join(missing)}; all 4 views and their labels are needed")
+    damaged = [c for c in CAMERA_IDS if (subject, stem, c) in DAMAGED_VIDEOS]
+    if damaged:
+        return skip(f"video of camera {', '.join(damaged)} is damaged in the official release (public "
+                    "loaders drop it by name); all 4 views are needed")
     videos = {camera_id: files["videos"][camera_id] for camera_id in CAMERA_IDS}
     if s9_usable is not None and subject == "S9":
         unlisted = [os.path.basename(p) for p in videos.values()

@@ -300,17 +300,18 @@ def run_train(args, config=None) -> str:
     strategy = distribution.make_strategy(args.strategy, args.cpu_replicas, args.worker_start_timeout)
     chief = distribution.is_chief_process(strategy)
     checkpoint_dir, log_dir = args.checkpoint_dir, args.log_dir
-    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
-        sequences, args.batch_size, args.train_stride)
-    print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
-          f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
-          f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\nTraining crops: "
-          f"{train_augmentation.describe()}.\n{val_text}")
     keras.utils.set_random_seed(args.seed)
     train_data = distribution.distributed_dataset(
         strategy, lambda batch, context: _dataset(args, sequences, cameras, config, batch, training=True,
                                                   stride=args.train_stride, augmentation=train_augmentation,
                                                   seed=args.seed, input_context=context), args.batch_size)
+    # Counted once the cache is built: it holds fewer frames than the index where a video ends early.
+    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
+        sequences, args.batch_size, args.train_stride, cache_dir=args.cache_dir)
+    print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
+          f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
+          f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\nTraining crops: "
+          f"{train_augmentation.describe()}.\n{val_text}")
     validation = val_steps = preview = None
     if val_sequences:
         # Several replicas: full batches only, or Keras' per-output validation losses come out wrong.
@@ -318,7 +319,7 @@ def run_train(args, config=None) -> str:
         validation = _dataset(args, val_sequences, cameras, config, args.batch_size, training=False,
                               stride=args.val_stride, augmentation=val_augmentation, seed=args.seed,
                               drop_remainder=full_batches)
-        frames = data_loader.count_frames(val_sequences, args.val_stride)
+        frames = data_loader.count_frames(val_sequences, args.val_stride, cache_dir=args.cache_dir)
         val_steps = args.val_steps or (frames // args.batch_size if full_batches else -(-frames // args.batch_size))
         if val_steps == 0:
             raise UsageError(f"Validation has {frames} frames, fewer than one global batch of {args.batch_size} "

@@ -29,12 +29,26 @@ def open_video(path) -> cv2.VideoCapture:
     return cv2.VideoCapture(str(path))
 
 
+class VideoEndedEarly(ValueError):
+    """A video ends (no later frame decodes) before a frame that was asked for: the file is cut short.
+
+    ``path``; ``frames``: the frames it decodes; ``claimed``: the frames its container lists.
+    """
+
+    def __init__(self, path, frames: int, needed: int, claimed: int):
+        super().__init__(f"Video {path} ends after {frames} frames, but frame {needed} is needed (its container "
+                         f"lists {claimed}): the file is cut short. Re-download or re-extract it.")
+        self.path, self.frames, self.claimed = str(path), frames, claimed
+
+
 def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
     """Yield the (H, W, 3) uint8 BGR frames at the increasing 0-based ``frame_indices``.
 
     The video is opened once and read forward: ``grab()`` for every frame, ``retrieve()`` only
     for the wanted ones. Every frame is decoded into the SAME array (copy it to keep it). A
-    video that cannot be opened or ends early raises ``ValueError`` naming the file.
+    video that cannot be opened, or has a frame that does not decode before others that do,
+    raises ``ValueError`` naming the file (and the frame); one that ends before a wanted frame
+    raises ``VideoEndedEarly``, a ``ValueError`` that says how many frames it decodes.
     """
     capture = open_video(path)
     try:
@@ -45,10 +59,7 @@ def stream_frames(path, frame_indices: SequenceOf[int]) -> Iterator[np.ndarray]:
         for index in frame_indices:
             while position <= index:
                 if not capture.grab():
-                    raise ValueError(
-                        f"Video {path} is truncated or corrupt: it ended after {position} frames, but "
-                        f"frame {index} is needed. Re-download the file, or rebuild the sequence index "
-                        "(find_sequences) so that its frame count matches the videos.")
+                    raise _failed_grab(capture, path, position, index)
                 position += 1
             ok, frame = capture.retrieve(frame)
             if not ok or frame is None:
@@ -81,6 +92,19 @@ def video_properties(path) -> VideoProperties:
                                fps=float(capture.get(cv2.CAP_PROP_FPS)))
     finally:
         capture.release()
+
+
+def _failed_grab(capture: cv2.VideoCapture, path, position: int, needed: int) -> ValueError:
+    """The error for frame ``position`` not decoding: a damaged frame when a later one still decodes,
+    else the end of a video cut short (``VideoEndedEarly``). Each failing ``grab()`` reads past at
+    least one bad packet, and fails at once at the end of the file, so trying every frame the
+    container still lists is cheap."""
+    claimed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    for _ in range(claimed - position - 1):
+        if capture.grab():
+            return ValueError(f"Video {path}: frame {position} does not decode, but later frames do: the file is "
+                              "damaged in the middle. Re-download or re-extract it.")
+    return VideoEndedEarly(path, position, needed, claimed)
 
 
 def video_frame_count(path: str) -> int:

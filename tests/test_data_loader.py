@@ -19,6 +19,7 @@ import data_loader
 import h36m_utils
 import rig_frame
 import synthetic_h36m
+from media_files import cut_after_header, with_video
 
 CROP = 64  # crop side of the tests: small keeps them fast
 
@@ -393,6 +394,29 @@ def test_an_epoch_repeats_every_frame_once_then_continues(index):
     assert len(keys) > per_epoch  # it goes on into the next epoch, in full batches
 
 
+def test_a_video_cut_short_yields_the_frames_that_decode_and_the_counts_agree(index, tmp_path):
+    """The index counts frames from the containers; the cache keeps the frames that decode. One pass,
+    count_frames and steps_per_epoch all follow the cache once it is built."""
+    sequences, cameras = index
+    video = tmp_path / "cut.mp4"
+    shutil.copyfile(sequences[1].videos["60457274"], video)
+    cut_after_header(video, keep_frames=9)
+    short = [with_video(sequences[1], "60457274", video), sequences[2]]
+    cache_dir = str(tmp_path / "cache")
+    by_index = data_loader.count_frames(short, stride=2, cache_dir=cache_dir)  # no cache yet
+    assert by_index == sum(len(range(0, s.num_frames, 2)) for s in short)
+    elements = collect(data_loader.build_dataset(short, cameras, image_size=16, batch_size=4, training=False,
+                                                 stride=2, with_metadata=True, cache_dir=cache_dir, verbose=False))
+    assert sorted(elements["frame"][elements["sequence"] == short[0].name.encode()]) == [0, 2, 4, 6, 8]
+    held = data_loader.count_frames(short, stride=2, cache_dir=cache_dir)
+    assert held == len(elements["frame"]) == by_index - len(range(10, short[0].num_frames, 2))
+    assert data_loader.steps_per_epoch(short, batch_size=4, stride=2, cache_dir=cache_dir) == held // 4
+    stream = take_training(short, cameras, batches=held // 4 + 2, seed=3, size=16, stride=2, shuffle_buffer=8,
+                           cache_dir=cache_dir, verbose=False)
+    first_epoch = sorted(zip(stream["sequence"][:held], stream["frame"][:held]))
+    assert first_epoch == sorted(zip(elements["sequence"], elements["frame"]))  # an epoch is one pass over the cache
+
+
 def test_jitter_of_a_sample_does_not_depend_on_the_sharding(index):
     sequences, cameras = index
     whole = take_training(sequences, cameras, batches=40, seed=7, size=16, augmentation=JITTER)
@@ -481,10 +505,6 @@ def first_batch(sequences, cameras):
     return next(iter(dataset))
 
 
-def with_video(sequence, camera_id, path):
-    return dataclasses.replace(sequence, videos={**sequence.videos, camera_id: str(path)})
-
-
 def test_corrupt_video_raises_naming_the_file(index, tmp_path):
     sequences, cameras = index
     bad = tmp_path / "Walking 1.58860488.mp4"
@@ -496,21 +516,13 @@ def test_corrupt_video_raises_naming_the_file(index, tmp_path):
 def test_truncated_video_raises_naming_the_file(index, tmp_path):
     sequences, cameras = index
     sequence = sequences[0]
-    source = sequence.videos["55011271"]
-    # An mp4 cut in half: OpenCV may refuse it outright or stop early; either way the file is named.
+    # An mp4 cut in half loses its header (OpenCV writes it after the frames): it cannot be opened.
+    # (One cut after its header keeps the frames that decode: test_a_video_cut_short_...)
     halved = tmp_path / "halved.mp4"
-    data = open(source, "rb").read()
+    data = open(sequence.videos["55011271"], "rb").read()
     halved.write_bytes(data[:len(data) // 2])
-    with pytest.raises(ValueError, match=f"video {re.escape(str(halved))}.*(corrupt|truncated)"):
+    with pytest.raises(ValueError, match=f"video {re.escape(str(halved))}.*corrupt"):
         first_batch([with_video(sequence, "55011271", halved)], cameras)
-    # A valid video with fewer frames than the index expects.
-    frames, short = decode_all(source)[:10], tmp_path / "short.mp4"
-    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"mp4v"), 50, frames.shape[2:0:-1])
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    with pytest.raises(ValueError, match=f"Video {re.escape(str(short))} is truncated or corrupt: it ended after 10"):
-        first_batch([with_video(sequence, "55011271", short)], cameras)
 
 
 def test_labels_shorter_than_the_index_or_of_the_wrong_kind_raise_naming_the_file(index):
@@ -529,8 +541,5 @@ def test_camera_file_that_does_not_match_raises(index):
     with pytest.raises(ValueError, match=f"no subject {subject}"):
         data_loader.build_dataset(sequences, {s: c for s, c in cameras.items() if s != subject}, image_size=8,
                                   batch_size=2, training=False)
-    wrong_size = {subject: {cid: dataclasses.replace(cam, width=cam.width + 2) for cid, cam in cameras[subject].items()}}
-    with pytest.raises(ValueError, match="camera file says"):
-        first_batch(sequences[:1], wrong_size)
     with pytest.raises(ValueError, match="No sequences"):
         data_loader.build_dataset([], cameras, image_size=8, batch_size=2, training=False)
