@@ -97,10 +97,10 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
     if total == 0:
         raise ValueError("The test set is empty: no frame to evaluate. Check --test-stride and "
                          "the index report printed above.")
-    wanted, first_row, parts = picture_rows(total, num_pictures), 0, []
+    wanted, first_row, parts, shown = picture_rows(total, num_pictures), 0, [], []
     for number, (sequence, frames) in enumerate(zip(sequences, frames_of)):
         kp3d_true, kp2d_true = sequence_labels(sequence, frames)
-        rows = wanted[(wanted >= first_row) & (wanted < first_row + len(frames))] - first_row
+        rows = wanted[(wanted >= first_row) & (wanted < first_row + len(frames))] - sum(len(f) for f in frames_of[:number])
         predicted = inference.predict_videos(
             network, [cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS],
             [sequence.videos[c] for c in h36m_utils.CAMERA_IDS], frames, image_size=image_size, box_mm=box_mm,
@@ -108,12 +108,17 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
             refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
             batch_size=batch_size, picture_frames=frames[rows], progress=progress,
             what=f"[{number + 1}/{len(sequences)}] {sequence.subject} {sequence.name}")
+        for note in predicted.notes:  # a video cut short: the frames before its end are scored
+            print(f"Note: {sequence.subject} {sequence.name}: {note}")
+        kept = len(predicted.frames)
         _check_finite(predicted, sequence, first_row)
-        parts.append(_sequence_part(predicted, sequence, kp3d_true, kp2d_true, frames[rows]))
-        first_row += len(frames)
+        rows = rows[rows < kept]
+        parts.append(_sequence_part(predicted, sequence, kp3d_true[:kept], kp2d_true[:kept], frames[rows]))
+        shown += (first_row + rows).tolist()
+        first_row += kept
     pictures = np.stack([image for part in parts for image in part.pop("picture_images")])
     joined = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    return Predictions(**joined, picture_images=pictures, picture_rows=wanted)
+    return Predictions(**joined, picture_images=pictures, picture_rows=np.asarray(shown, int))
 
 
 def _sequence_part(predicted, sequence, kp3d_true, kp2d_true, picture_frames) -> dict:

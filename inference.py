@@ -41,7 +41,8 @@ class VideoPrediction:
     (T, 3) world mm, the root before the model's refinements; root_status (T,) str, where the
     first root came from ("labels", or the root finder's "found" / "interpolated" / "held");
     root_report: the root finder's account (empty for given roots); pictures {frame: (V, S, S, 3)
-    uint8 RGB final crops} of the frames asked for.
+    uint8 RGB final crops} of the frames asked for; notes: what was not as asked (a video that
+    ends before its container says: the frames before its end are predicted), a sentence each.
     """
 
     frames: np.ndarray
@@ -54,6 +55,7 @@ class VideoPrediction:
     root_status: np.ndarray
     root_report: str
     pictures: dict
+    notes: tuple = ()
 
 
 def crop_views(frames_bgr: SequenceOf[np.ndarray], cameras: SequenceOf[h36m_utils.Camera], root: np.ndarray,
@@ -79,6 +81,18 @@ def model_inputs(images: np.ndarray, matrices: np.ndarray, cameras) -> dict:
             "dist": np.broadcast_to(np.stack([camera.dist for camera in cameras]),
                                     (batch, views, h36m_utils.DIST_SIZE)).astype(np.float32),
             "view_mask": np.ones((batch, views), np.float32)}
+
+
+def _read_chunk(streams, count: int) -> tuple[list, video_io.VideoEndedEarly | None]:
+    """The next ``count`` frames of every stream (copies: the streams reuse their buffer), and the
+    ``VideoEndedEarly`` of a video that ended before them (None when all were read)."""
+    views = []
+    try:
+        for _ in range(count):
+            views.append([next(stream).copy() for stream in streams])
+    except video_io.VideoEndedEarly as ended:
+        return views, ended
+    return views, None
 
 
 def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm: float, image_size: int,
@@ -122,12 +136,17 @@ def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: Sequ
         first_roots, status, report = frame.to_rig(roots), np.full(len(frames), "labels"), ""
         refine = 0
     streams = [video_io.stream_frames(path, frames) for path in videos]
-    results, pictures, wanted = [], {}, set(int(f) for f in picture_frames)
+    results, pictures, wanted, notes = [], {}, set(int(f) for f in picture_frames), []
     bar = ProgressBar(len(frames), what, enabled=progress)
     try:
         for start in range(0, len(frames), batch_size):
-            chunk = frames[start:start + batch_size]
-            views = [[next(stream).copy() for stream in streams] for _ in chunk]
+            views, ended = _read_chunk(streams, min(batch_size, len(frames) - start))
+            chunk = frames[start:start + len(views)]
+            if ended is not None:
+                notes.append(f"{ended} Predicted the {start + len(views)} frames before its end, of the "
+                             f"{len(frames)} asked for.")
+            if not len(chunk):
+                break
             kp3d, kp2d, images, matrices, final = _predict_chunk(
                 network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine)
             joints_2d = h36m_utils.apply_affine(kp2d, np.linalg.inv(matrices))
@@ -137,11 +156,17 @@ def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: Sequ
             if on_chunk is not None:
                 on_chunk(views, chunk, joints_2d, joints_3d)
             bar.advance(len(chunk))
+            if ended is not None:
+                break
     finally:
         bar.finish()
         for stream in streams:
             stream.close()
+    if not results:
+        raise ValueError(f"No frame of {', '.join(videos)} could be read (see the notes above): nothing to predict.")
     kp3d, kp2d, matrices, final, joints_2d, joints_3d = (np.concatenate(parts) for parts in zip(*results))
-    return VideoPrediction(frames=frames, joints_3d=joints_3d, joints_2d=joints_2d, kp2d_crop=kp2d, crops=matrices,
-                           root=frame.to_world(final), first_root=frame.to_world(first_roots),
-                           root_status=np.asarray(status), root_report=report, pictures=pictures)
+    done = len(kp3d)
+    return VideoPrediction(frames=frames[:done], joints_3d=joints_3d, joints_2d=joints_2d, kp2d_crop=kp2d,
+                           crops=matrices, root=frame.to_world(final), first_root=frame.to_world(first_roots[:done]),
+                           root_status=np.asarray(status)[:done], root_report=report, pictures=pictures,
+                           notes=tuple(notes))

@@ -4,86 +4,96 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+import data_loader
 import evaluation
 import h36m_utils
+import rig_frame
 
 V, J, S = 4, len(h36m_utils.J17), 32
 
 
-class ShiftModel:
-    """A stand-in model: predicts the targets moved by a per-action 3D / 2D offset."""
+class OracleModel:
+    """A stand-in model that knows the answer: for each call, the next B frames' 3D labels (in the
+    rig frame the model works in) moved by a per-frame offset; its 2D joints are the projection of
+    the labels through the call's own crop cameras, so they are exact wherever the crops are."""
 
-    def __init__(self, targets_by_frame, offsets_3d, offsets_2d):
-        self.targets, self.offsets_3d, self.offsets_2d = targets_by_frame, offsets_3d, offsets_2d
+    def __init__(self, kp3d_rig, offsets):
+        self.kp3d, self.offsets, self.cursor = kp3d_rig, offsets, 0
 
     def predict_on_batch(self, inputs):
-        ids = inputs["id"].numpy()
-        return {"kp3d": np.stack([self.targets["kp3d"][i] + self.offsets_3d[i] for i in ids]),
-                "kp2d": np.stack([self.targets["kp2d"][i] + self.offsets_2d[i] for i in ids])}
+        count = len(inputs["images"])
+        kp3d = self.kp3d[self.cursor:self.cursor + count]
+        offsets = self.offsets[self.cursor:self.cursor + count, None]
+        self.cursor += count
+        kp2d = [[project(P, K, dist, joints) for P, K, dist in zip(*(inputs[k][b] for k in ("P", "K", "dist")))]
+                for b, joints in enumerate(kp3d)]
+        return {"kp3d": (kp3d + offsets).astype(np.float32), "kp2d": np.asarray(kp2d, np.float32)}
 
 
-def fake_test_set(rng, actions):
-    n = len(actions)
-    kp3d = rng.normal(0, 300, size=(n, J, 3))
-    kp2d = rng.uniform(0, S, size=(n, V, J, 2))
-    images = rng.integers(0, 255, size=(n, V, S, S, 3), dtype=np.uint8)
-    inputs = {"images": images, "id": np.arange(n)}
-    targets = {"kp3d": kp3d.astype(np.float32), "kp2d": kp2d.astype(np.float32)}
-    metadata = {"subject": np.array(["S11"] * n), "action": np.array(actions),
-                "sequence": np.array([f"{a} 1" for a in actions]), "frame": np.arange(n, dtype=np.int32) * 5}
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, metadata)).batch(3)
-    return dataset, {"kp3d": kp3d, "kp2d": kp2d}
+def project(P, K, dist, points):
+    """(J, 3) mm through a crop camera (P, K, dist as the model's inputs) -> (J, 2) distorted crop px."""
+    pinhole = np.c_[points, np.ones(len(points))] @ P.astype(np.float64).T
+    normalized = (pinhole[:, :2] / pinhole[:, 2:] - K[:2, 2]) @ np.linalg.inv(K[:2, :2].astype(np.float64)).T
+    return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
 
 
-def test_protocol_averages_over_actions_and_writes_files(tmp_path):
-    rng = np.random.default_rng()
-    actions = ["Walking"] * 7 + ["Eating"] * 2
-    dataset, truth = fake_test_set(rng, actions)
-    # Walking: every joint 10 mm off along a random direction, 2D (3, 4) px off; Eating: 40 mm, (6, 8) px.
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction)
-    shift_3d = [direction * (10.0 if a == "Walking" else 40.0) for a in actions]
-    shift_2d = [np.array([3.0, 4.0]) if a == "Walking" else np.array([6.0, 8.0]) for a in actions]
-    predictions = evaluation.predict(ShiftModel(truth, shift_3d, shift_2d), dataset, len(actions), num_pictures=3)
+def protocol_truth(dataset, subjects, stride):
+    """(sequences, cameras, 3D labels of every protocol frame in the rig frame (N, J, 3), actions (N,))."""
+    sequences, _ = h36m_utils.find_sequences(str(dataset.data_dir), str(dataset.labels_dir), subjects)
+    cameras = h36m_utils.load_cameras(str(dataset.cameras_path))
+    kp3d, actions = [], []
+    for sequence in sequences:
+        frames = np.arange(0, sequence.num_frames, stride)
+        rig = rig_frame.rig_frame(cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS)
+        kp3d.append(rig.to_rig(evaluation.sequence_labels(sequence, frames)[0]))
+        actions += [sequence.action] * len(frames)
+    return sequences, cameras, np.concatenate(kp3d), np.array(actions)
 
-    assert len(predictions) == 9
-    np.testing.assert_allclose(predictions.kp3d_true, truth["kp3d"], rtol=1e-6, atol=1e-3)
+
+def test_protocol_streams_every_frame_and_scores_what_the_model_says(synthetic_dataset):
+    """An exact model moved by a per-action offset: the protocol counts every stride-th frame, and
+    its MPJPE is the offset, its 2D errors (crop and full-frame pixels) and root error zero."""
+    sequences, cameras, kp3d, actions = protocol_truth(synthetic_dataset, ("S11",), stride=4)
+    assert len(kp3d) == data_loader.count_frames(sequences, 4)
+    offsets = np.where(actions[:, None] == "Walking", [10.0, 0, 0], [0, 0, 40.0])
+    network = OracleModel(kp3d, offsets)
+    predictions = evaluation.predict(network, sequences, cameras, stride=4, image_size=S, box_mm=2000.0,
+                                     root="labels", batch_size=3, progress=False)
+    assert network.cursor == len(kp3d) == len(predictions)
     summary = evaluation.summarize(predictions)
-    assert summary.frames == {"Eating": 2, "Walking": 7}
-    assert summary.per_action["Walking"]["mpjpe_mm"] == pytest.approx(10.0, abs=1e-3)
-    assert summary.per_action["Eating"]["mpjpe_mm"] == pytest.approx(40.0, abs=1e-3)
-    averages = summary.over_actions
-    assert averages["mpjpe_mm"] == pytest.approx(25.0, abs=1e-3)  # over actions, not frames (16.7)
-    assert averages["mpjpe_relative_mm"] == pytest.approx(0.0, abs=1e-3)  # a pure shift
-    assert averages["p_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3)
-    assert averages["error_2d_px"] == pytest.approx(7.5, abs=1e-3)  # (5 + 10) / 2
-    assert summary.over_frames["mpjpe_mm"] == pytest.approx((7 * 10 + 2 * 40) / 9, abs=1e-3)
-    assert summary.over_frames["error_2d_px"] == pytest.approx((7 * 5 + 2 * 10) / 9, abs=1e-3)
+    walking = summary.per_action["Walking"]
+    assert walking["mpjpe_mm"] == pytest.approx(10.0, abs=1e-3) and walking["mpjpe_relative_mm"] < 1e-3
+    assert summary.per_action["Directions"]["mpjpe_mm"] == pytest.approx(40.0, abs=1e-3)
+    for key in ("error_2d_px", "error_2d_frame_px", "root_error_mm"):
+        assert summary.over_frames[key] < 0.02, key  # exact up to float32
+    assert np.ptp(predictions.kp2d_pred_frame) > np.ptp(predictions.kp2d_pred)  # frame px, not crop px
+    np.testing.assert_array_equal(predictions.picture_rows, evaluation.picture_rows(len(kp3d), 3))
+    assert predictions.picture_images.shape == (3, V, S, S, 3)
 
-    table = evaluation.format_table(summary).splitlines()
-    assert table[-2].split() == ["Avg", "(actions)", "25.0", "0.0", "0.0", "7.5", "9"]
-    assert table[-1].split() == ["Avg", "(frames)", "16.7", "0.0", "0.0", "6.1", "9"]
 
-    json_path, csv_path = evaluation.write_metrics(str(tmp_path), summary,
-                                                   weights="w.weights.h5", config="tiny")
-    content = json.load(open(json_path))
-    assert content["mpjpe_mm"] == pytest.approx(25.0, abs=1e-3)
-    assert content["average_over_frames"]["mpjpe_mm"] == pytest.approx(150 / 9, abs=1e-3)
-    assert content["per_action"]["Eating"]["num_frames"] == 2
-    assert (content["num_frames"], content["weights"], content["config"]) == (9, "w.weights.h5", "tiny")
-    assert content["weights_info"] is None
-    assert set(content) >= {"mpjpe_mm", "mpjpe_relative_mm", "p_mpjpe_mm", "error_2d_px", "per_action"}
-    rows = list(csv.DictReader(open(csv_path)))
-    assert [r["action"] for r in rows] == ["Eating", "Walking", "Average over actions", "Average over frames"]
-    assert float(rows[-2]["error_2d_px"]) == pytest.approx(7.5, abs=1e-3)
-    assert float(rows[-1]["error_2d_px"]) == pytest.approx(55 / 9, abs=1e-3)
+def test_protocol_writes_predictions_for_other_tools(synthetic_dataset, tmp_path):
+    sequences, cameras, kp3d, actions = protocol_truth(synthetic_dataset, ("S11",), stride=8)
+    predictions = evaluation.predict(OracleModel(kp3d, np.zeros((len(kp3d), 3))), sequences, cameras, stride=8,
+                                     image_size=S, box_mm=2000.0, root="labels", progress=False)
+    npz, table = evaluation.write_predictions(str(tmp_path), predictions)
+    content = np.load(npz)
+    assert content["joints_3d"].shape == (len(kp3d), J, 3) and content["joints_2d"].shape == (len(kp3d), V, J, 2)
+    np.testing.assert_allclose(content["joints_3d"], predictions.kp3d_true, atol=1e-2)  # world mm, not rig
+    assert list(content["subject"]) == ["S11"] * len(kp3d) and set(content["sequence"]) == {s.name for s in sequences}
+    np.testing.assert_array_equal(content["frame"], predictions.frames)
+    rows = list(csv.DictReader(open(table)))
+    assert len(rows) == len(kp3d) * J and rows[0]["subject"] == "S11"
 
-    np.testing.assert_array_equal(predictions.picture_rows, [0, 4, 8])
-    np.testing.assert_array_equal(predictions.picture_images[2], dataset.unbatch().skip(8).take(1).get_single_element()[0]["images"].numpy())
-    path_2d, path_3d = evaluation.draw_pictures(predictions, str(tmp_path / "imgs"))
-    assert path_2d.endswith("imgs/kpts_preds.png") and path_3d.endswith("imgs/3d_prediction.png")
+
+def test_non_finite_prediction_is_an_error_naming_the_frame(synthetic_dataset):
+    sequences, cameras, kp3d, actions = protocol_truth(synthetic_dataset, ("S11",), stride=8)
+    offsets = np.zeros((len(kp3d), 3))
+    offsets[7] = np.nan
+    index = 7 - len(np.arange(0, sequences[0].num_frames, 8))  # frame row 7 falls in the second sequence
+    with pytest.raises(FloatingPointError, match=f"test frame 7 .*S11 '{sequences[1].name}' frame {8 * index}"):
+        evaluation.predict(OracleModel(kp3d, offsets), sequences, cameras, stride=8, image_size=S, box_mm=2000.0,
+                           root="labels", progress=False)
 
 
 # Frames per action (unequal) and the size of each action's 3D (mm) and 2D (px) noise.
@@ -101,7 +111,9 @@ def noisy_predictions(rng):
         kp3d_pred=kp3d_true + rng.normal(size=kp3d_true.shape) * sigma_3d[:, None, None],
         kp3d_true=kp3d_true,
         kp2d_pred=kp2d_true + rng.normal(size=kp2d_true.shape) * sigma_2d[:, None, None, None],
-        kp2d_true=kp2d_true, subjects=np.array(["S9"] * n), actions=actions,
+        kp2d_true=kp2d_true, kp2d_pred_frame=2 * kp2d_true + rng.normal(size=kp2d_true.shape) * sigma_2d[:, None, None, None],
+        kp2d_true_frame=2 * kp2d_true, root=kp3d_true[:, 0] + sigma_3d[:, None] * [0.6, 0.0, 0.8],
+        first_root=kp3d_true[:, 0], subjects=np.array(["S9"] * n), actions=actions,
         sequences=np.array([f"{a} 1" for a in actions]), frames=np.arange(n),
         picture_images=np.zeros((0, V, S, S, 3), np.uint8), picture_rows=np.zeros(0, int))
 
@@ -118,7 +130,9 @@ def expected_averages(p):
                  "mpjpe_relative_mm": errors(relative(p.kp3d_pred), relative(p.kp3d_true)),
                  # Only the per-frame value comes from h36m_utils (tested in test_h36m_utils).
                  "p_mpjpe_mm": h36m_utils.p_mpjpe(p.kp3d_pred, p.kp3d_true),
-                 "error_2d_px": errors(p.kp2d_pred, p.kp2d_true).mean(axis=-1)}
+                 "error_2d_px": errors(p.kp2d_pred, p.kp2d_true).mean(axis=-1),
+                 "error_2d_frame_px": errors(p.kp2d_pred_frame, p.kp2d_true_frame).mean(axis=-1),
+                 "root_error_mm": np.linalg.norm(p.root - p.kp3d_true[:, 0], axis=-1)}
     over_actions = {key: np.mean([values[p.actions == a].mean() for a in COUNTS])
                     for key, values in per_frame.items()}
     over_frames = {key: values.sum() / len(values) for key, values in per_frame.items()}
@@ -138,7 +152,9 @@ def test_both_averages_in_summary_table_json_and_csv(tmp_path):
     assert summary.over_actions == pytest.approx(over_actions, rel=1e-9)
     assert summary.over_frames == pytest.approx(over_frames, rel=1e-9)
 
-    lines = evaluation.format_table(summary).splitlines()
+    title, *lines = evaluation.format_table(summary, "estimated").splitlines()
+    assert title.startswith("--root estimated: crops around the root found in the videos")
+    assert "LABELLED" in evaluation.format_table(summary, "labels").splitlines()[0]
     assert len({len(line) for line in lines}) == 1  # every row aligned with the header
     assert [line.split()[0] for line in lines[2:5]] == ["Eating", "Phoning", "Walking"]
     assert set(lines[5]) == {"-"} and len(lines) == 8
@@ -150,7 +166,7 @@ def test_both_averages_in_summary_table_json_and_csv(tmp_path):
     weights_info = {"file": "best.weights.h5", "epoch": 7,
                     "selected_by": "lowest val_kp3d_mpjpe on held-out S8 trials"}
     json_path, csv_path = evaluation.write_metrics(
-        str(tmp_path), summary, weights="best.weights.h5", config="tiny",
+        str(tmp_path), summary, weights="best.weights.h5", config="tiny", root="estimated",
         weights_info=weights_info, extra={"test_stride": 64})
     content = json.load(open(json_path))
     for key in keys:
@@ -158,35 +174,25 @@ def test_both_averages_in_summary_table_json_and_csv(tmp_path):
         assert content["average_over_actions"][key] == pytest.approx(over_actions[key], rel=1e-9)
         assert content["average_over_frames"][key] == pytest.approx(over_frames[key], rel=1e-9)
     assert "mean over actions" in content["averages_note"] and "Iskakov" in content["averages_note"]
-    assert content["weights_info"] == weights_info
+    assert content["weights_info"] == weights_info and content["root"] == "estimated"
     assert (content["num_frames"], content["test_stride"]) == (10, 64)
     assert {a: v["num_frames"] for a, v in content["per_action"].items()} == COUNTS
 
     rows = list(csv.reader(open(csv_path)))
-    assert rows[0] == ["action"] + keys + ["num_frames"]
+    assert rows[0] == ["action"] + keys + ["num_frames", "root"]
     assert [row[0] for row in rows[1:]] == ["Eating", "Phoning", "Walking",
                                             "Average over actions", "Average over frames"]
     for row, expected in ((rows[-2], over_actions), (rows[-1], over_frames)):
-        assert [float(v) for v in row[1:-1]] == pytest.approx([expected[k] for k in keys], abs=5e-4)
-        assert row[-1] == "10"
+        assert [float(v) for v in row[1:-2]] == pytest.approx([expected[k] for k in keys], abs=5e-4)
+        assert row[-2:] == ["10", "estimated"]
 
 
 def test_extra_field_may_not_overwrite_a_protocol_key(tmp_path):
     summary = evaluation.summarize(noisy_predictions(np.random.default_rng(1)))
     with pytest.raises(ValueError, match=r"\['average_over_frames', 'weights'\]"):
-        evaluation.write_metrics(str(tmp_path), summary, weights="w.weights.h5", config="tiny",
+        evaluation.write_metrics(str(tmp_path), summary, weights="w.weights.h5", config="tiny", root="labels",
                                  extra={"weights": "other", "average_over_frames": {}})
     assert not (tmp_path / "metrics.json").exists()
-
-
-def test_non_finite_prediction_is_an_error_naming_the_frame():
-    rng = np.random.default_rng(0)
-    actions = ["Walking"] * 5
-    dataset, truth = fake_test_set(rng, actions)
-    shift_3d = [np.zeros(3)] * 5
-    shift_3d[4] = np.full(3, np.nan)
-    with pytest.raises(FloatingPointError, match="test frame 4 .*S11 'Walking 1' frame 20"):
-        evaluation.predict(ShiftModel(truth, shift_3d, [np.zeros(2)] * 5), dataset, 5)
 
 
 def test_picture_rows_spread_over_the_set():
