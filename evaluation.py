@@ -83,9 +83,10 @@ def sequence_labels(sequence, frames, camera_ids=h36m_utils.CAMERA_IDS) -> tuple
 
 def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm: float, root: str = "estimated",
             batch_size: int = 8, refinements: int | None = None, num_pictures: int = 3,
-            progress: bool = True) -> Predictions:
+            camera_ids=h36m_utils.CAMERA_IDS, progress: bool = True) -> Predictions:
     """Run ``network`` over every ``stride``-th frame of ``sequences`` (``cameras``: ``load_cameras``
-    output) from their videos; ``root``: "estimated" (found in the videos) or "labels".
+    output) from their videos; ``root``: "estimated" (found in the videos) or "labels";
+    camera_ids: the views the model gets, in its order (a subset or another order of the four).
 
     A prediction that is not finite is an error naming the frame (never averaged into the table).
     """
@@ -99,11 +100,11 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
                          "the index report printed above.")
     wanted, first_row, parts, shown = picture_rows(total, num_pictures), 0, [], []
     for number, (sequence, frames) in enumerate(zip(sequences, frames_of)):
-        kp3d_true, kp2d_true = sequence_labels(sequence, frames)
+        kp3d_true, kp2d_true = sequence_labels(sequence, frames, camera_ids)
         rows = wanted[(wanted >= first_row) & (wanted < first_row + len(frames))] - sum(len(f) for f in frames_of[:number])
         predicted = inference.predict_videos(
-            network, [cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS],
-            [sequence.videos[c] for c in h36m_utils.CAMERA_IDS], frames, image_size=image_size, box_mm=box_mm,
+            network, [cameras[sequence.subject][c] for c in camera_ids],
+            [sequence.videos[c] for c in camera_ids], frames, image_size=image_size, box_mm=box_mm,
             roots=kp3d_true[:, h36m_utils.PELVIS] if root == "labels" else None,
             refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
             batch_size=batch_size, picture_frames=frames[rows], progress=progress,
