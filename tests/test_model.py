@@ -548,27 +548,54 @@ print("ok", keras.backend.backend())
 """
 
 
+def soft_argmax_float64(logits, image_size, beta):
+    """(N, H, W, J) logits -> (N, J, 2) crop px, the soft-argmax of model.SoftArgmax in float64."""
+    logits = np.asarray(logits, np.float64) * float(beta)
+    n, height, width, joints = logits.shape
+    flat = logits.reshape(n, height * width, joints)
+    weights = np.exp(flat - flat.max(axis=1, keepdims=True))
+    weights = (weights / weights.sum(axis=1, keepdims=True)).reshape(n, height, width, joints)
+    centres = lambda cells: (np.arange(cells) + 0.5) * image_size / cells - 0.5
+    return np.stack([np.einsum("nhwj,w->nj", weights, centres(width)),
+                     np.einsum("nhwj,h->nj", weights, centres(height))], axis=-1)
+
+
 def test_geometry_stays_float32_under_mixed_bfloat16(rng):
-    """bfloat16 convolutions, float32 FTL, soft-argmax, joints and DLT: a model built under a mixed
-    policy keeps the camera math exact enough (see model.GEOMETRY_DTYPE)."""
+    """bfloat16 convolutions, float32 FTL, soft-argmax, joints and DLT (model.GEOMETRY_DTYPE).
+
+    With heatmaps made peaky like a trained network's (logits spread about 4, so the joints spread
+    over the crop): the joints equal a float64 soft-argmax of the model's own (bfloat16) logits
+    and the 3D joints a float64 DLT of its 2D joints, far closer than bfloat16 arithmetic could
+    (8 bits of mantissa: a 128 px coordinate to 0.5 px); and the whole model stays within a
+    few pixels of its float32 twin, the convolutions' rounding only."""
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:
-        network = model.build_model("tiny", num_views=2)
+        network = model.build_model("tiny", num_views=4)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     for name in ("normalize_P", "ftl_inverse", "ftl", "soft_argmax", "kp2d", "kp3d"):
         assert network.get_layer(name).compute_dtype == "float32", name
     assert network.get_layer("fusion0_conv").compute_dtype == "bfloat16"
-    inputs, _, _ = make_batch(rng, 2, 2)
-    outputs = network(inputs, training=False)
+    _perturb_weights(network, rng)
+    inputs, _, _ = make_batch(rng, 2, 4)
+    logits_layer = network.get_layer("heatmap_logits")
+    logits_of = keras.Model(network.inputs, logits_layer.output)
+    spread = np.std(keras.ops.convert_to_numpy(logits_of(inputs, training=False)))
+    logits_layer.kernel.assign(keras.ops.convert_to_numpy(logits_layer.kernel) * (4.0 / spread))
+    outputs = {k: keras.ops.convert_to_numpy(v) for k, v in network(inputs, training=False).items()}
     for name in ("kp2d", "kp3d"):
-        value = keras.ops.convert_to_numpy(outputs[name])
-        assert value.dtype == np.float32 and np.isfinite(value).all(), name
-    twin = model.build_model("tiny", num_views=2)
+        assert outputs[name].dtype == np.float32 and np.isfinite(outputs[name]).all(), name
+    assert np.ptp(outputs["kp2d"]) > 30  # the joints spread over the 128 px crop
+    logits = keras.ops.convert_to_numpy(logits_of(inputs, training=False))
+    beta = keras.ops.convert_to_numpy(network.get_layer("soft_argmax").beta)
+    np.testing.assert_allclose(outputs["kp2d"].reshape(8, 17, 2), soft_argmax_float64(logits, 128, beta), atol=2e-3)
+    exact_3d = dlt_layer.UndistortTriangulate(precision="float64")(
+        outputs["kp2d"], inputs["P"], inputs["K"], inputs["dist"], view_mask=inputs["view_mask"])
+    np.testing.assert_allclose(outputs["kp3d"], keras.ops.convert_to_numpy(exact_3d), atol=0.05)
+    twin = model.build_model("tiny", num_views=4)
     twin.set_weights(network.get_weights())
-    gap = np.abs(keras.ops.convert_to_numpy(twin(inputs, training=False)["kp2d"]) -
-                 keras.ops.convert_to_numpy(outputs["kp2d"]))
-    assert gap.max() < 1.0  # px on a 128 px crop: only the convolutions lost precision
+    gap = np.abs(keras.ops.convert_to_numpy(twin(inputs, training=False)["kp2d"]) - outputs["kp2d"])
+    assert gap.mean() < 2.0, gap.mean()  # px: the bfloat16 convolutions' rounding, through peaky heatmaps
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
