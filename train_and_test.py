@@ -24,10 +24,13 @@ import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by th
 DEMO_DIR = "synthetic_data"
 # The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see README).
 DEMO_SETTINGS = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8,
-                     steps_per_epoch=125, lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=450, ramp_3d_steps=150,
+                     steps_per_epoch=125, lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=None, ramp_3d_steps=150,
                      train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
                      strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,
                      weights_sha256=None, box_mm=2000.0, augment_rig=False)
+# The 3D term's weight is 0 for this fraction of the training steps (--warmup-3d-steps overrides
+# it): chosen on the validation split (benchmarks/tune_warmup_3d.py, README "Training").
+WARMUP_3D_FRACTION = 0.45
 # The 3D error of the root found in the videos before the model's refinement (root_finder),
 # per rig axis (x, y horizontal, up), mm: training crops are cut around the labelled pelvis
 # moved by such an offset, so the model learns from the roots it will be given.
@@ -93,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--loss-2d", choices=("mse", "l1"), default="mse", help="2D term on crop coordinates / S")
     model.add_argument("--loss-3d", choices=("l1", "huber"), default="l1", help="3D term in mm")
     model.add_argument("--weight-3d", type=float, default=1e-4, help="final weight of the 3D term (2d+3d)")
-    model.add_argument("--warmup-3d-steps", type=int, default=0,
-                       help="training steps with the 3D weight at 0 before it ramps up (2d+3d)")
+    model.add_argument("--warmup-3d-steps", type=int, default=None,
+                       help="training steps with the 3D weight at 0 before it ramps up (2d+3d); default: "
+                            f"{WARMUP_3D_FRACTION:g} of all steps (--epochs x --steps-per-epoch), chosen on validation")
     model.add_argument("--ramp-3d-steps", type=int, default=0, help="steps of the linear 3D-weight ramp (2d+3d)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--batch-size", type=int, default=16,
@@ -259,6 +263,11 @@ def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, 
 
 # --------------------------------------------------------------------------- train
 
+def warmup_3d_steps(args, total_steps: int) -> int:
+    """--warmup-3d-steps, or WARMUP_3D_FRACTION of the run's training steps."""
+    return args.warmup_3d_steps if args.warmup_3d_steps is not None else round(WARMUP_3D_FRACTION * total_steps)
+
+
 def backbone_weights(args, config) -> str | None:
     """What the encoder starts from: None (tiny, --no-imagenet), a local file, or "imagenet"."""
     if config.backbone == "tiny" or args.no_imagenet:
@@ -337,7 +346,7 @@ def run_train(args, config=None) -> str:
             print(f"Starting from --weights {args.weights}.")
         # The 3D term's weight: 0 during --warmup-3d-steps, then a linear ramp (losses.Loss3DWeight).
         weight_3d = losses.Loss3DWeight({"2d": 0.0, "3d": 1.0, "2d+3d": args.weight_3d}[args.loss],
-                                        args.warmup_3d_steps, args.ramp_3d_steps)
+                                        warmup_3d_steps(args, args.epochs * steps_per_epoch), args.ramp_3d_steps)
         network.compile(
             optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps),
             # What the model is trained on: edit here (README, "Changing the loss").

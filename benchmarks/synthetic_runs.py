@@ -56,9 +56,8 @@ class SyntheticRuns:
 
     def args(self, variant: Variant, seed: int) -> argparse.Namespace:
         folder = self.folder(variant, seed)
-        warmup = self.settings.warmup_3d_steps * self.total_steps // 1000  # the demo's 3D warm-up, scaled
         return argparse.Namespace(**{
-            **vars(self.settings), **self.budget, "seed": seed, "warmup_3d_steps": warmup,
+            **vars(self.settings), **self.budget, "seed": seed,
             "checkpoint_dir": os.path.join(folder, "checkpoints"), "log_dir": os.path.join(folder, "logs"),
             "output_dir": os.path.join(folder, "outputs"), "images_dir": os.path.join(folder, "imgs"),
             **dict(variant.overrides)})
