@@ -49,7 +49,7 @@ def make_strategy(name: str, cpu_replicas: int = 0, start_timeout: float = 600.0
                 "--strategy multiworker needs the TF_CONFIG environment variable in every worker "
                 "process, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
                 "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' (index 1 "
-                "in the second). See README, 'Training on several machines'.")
+                "in the second). See DOCUMENTATION.md, 'Training on several machines'.")
         return _join_cluster(start_timeout)
     raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
 

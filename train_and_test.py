@@ -22,14 +22,14 @@ import time
 import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by the modes)
 
 DEMO_DIR = "synthetic_data"
-# The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see README).
+# The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see BENCHMARKS.md).
 DEMO_SETTINGS = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8,
                      steps_per_epoch=125, lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=None, ramp_3d_steps=150,
                      train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
                      strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,
                      weights_sha256=None, box_mm=2000.0, augment_rig=False)
 # The 3D term's weight is 0 for this fraction of the training steps (--warmup-3d-steps overrides
-# it): chosen on the validation split (benchmarks/tune_warmup_3d.py, README "Training").
+# it): chosen on the validation split (benchmarks/tune_warmup_3d.py, BENCHMARKS.md).
 WARMUP_3D_FRACTION = 0.45
 # The 3D error of the root found in the videos before the model's refinement (root_finder),
 # per rig axis (x, y horizontal, up), mm: training crops are cut around the labelled pelvis
@@ -349,7 +349,7 @@ def run_train(args, config=None) -> str:
                                         warmup_3d_steps(args, args.epochs * steps_per_epoch), args.ramp_3d_steps)
         network.compile(
             optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps),
-            # What the model is trained on: edit here (README, "Changing the loss").
+            # What the model is trained on: edit here (DOCUMENTATION.md, "Changing the loss").
             loss={"kp2d": losses.Loss2D(config.image_size, kind=args.loss_2d),  # crop pixels / S
                   "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
             loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},

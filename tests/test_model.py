@@ -203,8 +203,8 @@ def test_config_and_argument_errors():
         model.build_model("tiny", weights="imagenet")
 
 
-README = os.path.join(os.path.dirname(os.path.abspath(model.__file__)), "README.md")
-# The architecture of each config as DESIGN.md section 4 and README.md's model table state it
+DOCUMENTATION = os.path.join(os.path.dirname(os.path.abspath(model.__file__)), "DOCUMENTATION.md")
+# The architecture of each config as DESIGN.md section 4 and DOCUMENTATION.md's model table state it
 # (tiny's 96 encoder channels: its config): encoder sub-model, its map (h, w, C), channels per
 # view 3N, canonical channels 4N, heatmap side.
 DOCUMENTED_ARCHITECTURES = {
@@ -214,9 +214,9 @@ DOCUMENTED_ARCHITECTURES = {
 }
 
 
-def _readme_parameter_counts() -> dict[str, int]:
-    """{config name: parameter count} from README.md's model table (| config | input | backbone | ...)."""
-    with open(README, encoding="utf-8") as file:
+def _documented_parameter_counts() -> dict[str, int]:
+    """{config name: parameter count} from DOCUMENTATION.md's model table (| config | input | backbone | ...)."""
+    with open(DOCUMENTATION, encoding="utf-8") as file:
         lines = [line.strip() for line in file]
     header = next(index for index, line in enumerate(lines)
                   if line.startswith("| config |") and "| backbone |" in line and "| parameters |" in line)
@@ -236,11 +236,11 @@ def _output_shape(network, layer: str) -> tuple:
 
 @pytest.mark.parametrize("name", list(DOCUMENTED_ARCHITECTURES))
 def test_configs_build_the_documented_architecture(name):
-    """The built graph (weights=None) has README's parameter count and the documented layer shapes."""
+    """The built graph (weights=None) has DOCUMENTATION.md's parameter count and the documented layer shapes."""
     encoder, feature_map, view_channels, canonical_channels, heatmap_size = DOCUMENTED_ARCHITECTURES[name]
     network = model.build_model(name, num_views=4, num_joints=JOINTS, weights=None, with_heatmaps=True)
-    built, documented = network.count_params(), _readme_parameter_counts()[name]
-    assert built == documented, f"{name}: {built:,} parameters built, README.md says {documented:,}"
+    built, documented = network.count_params(), _documented_parameter_counts()[name]
+    assert built == documented, f"{name}: {built:,} parameters built, DOCUMENTATION.md says {documented:,}"
     cells = feature_map[:2]
     assert _output_shape(network, encoder) == (None, *feature_map)
     assert _output_shape(network, "to_view_points") == (None, *cells, view_channels)

@@ -92,17 +92,17 @@ def test_demo_settings_use_the_synthetic_layout_and_hold_out_s11(tmp_path):
     assert args.test_subjects == ["S11"] and "S11" not in args.train_subjects and "S1" in args.train_subjects
 
 
-# --------------------------------------------------------------------------- README: "Changing the loss"
+# --------------------------------------------------------------------------- DOCUMENTATION.md: "Changing the loss"
 
-README = pathlib.Path(train_and_test.__file__).with_name("README.md")
+DOCUMENTATION = pathlib.Path(train_and_test.__file__).with_name("DOCUMENTATION.md")
 EXAMPLE = re.compile(r"<!-- example (\w+): (?:replace the line with `(.+?)` by|add before the line `(.+?)`):? -->\n"
                      r"```python\n(.*?)```", re.S)
 
 
-def readme_examples() -> dict:
-    """{example name: [(line replaced or None, line inserted before or None, code)]} from README.md."""
+def documented_examples() -> dict:
+    """{example name: [(line replaced or None, line inserted before or None, code)]} from DOCUMENTATION.md."""
     examples = {}
-    for name, replaced, before, code in EXAMPLE.findall(README.read_text()):
+    for name, replaced, before, code in EXAMPLE.findall(DOCUMENTATION.read_text()):
         examples.setdefault(name, []).append((replaced or None, before or None, code))
     return examples
 
@@ -111,10 +111,10 @@ def apply_edits(source: str, edits) -> str:
     for replaced, before, code in edits:
         if replaced:
             lines = [line for line in source.splitlines() if line.strip().startswith(replaced)]
-            assert len(lines) == 1, f"README's line {replaced!r} is not once in train_and_test.py"
+            assert len(lines) == 1, f"DOCUMENTATION.md's line {replaced!r} is not once in train_and_test.py"
             source = source.replace(lines[0], code.rstrip("\n"))
         else:
-            assert source.count(before) == 1, f"README's line {before!r} is not once in train_and_test.py"
+            assert source.count(before) == 1, f"DOCUMENTATION.md's line {before!r} is not once in train_and_test.py"
             source = source.replace(before, code + "\n\n" + before)
     return source
 
@@ -130,8 +130,8 @@ def first_kp3d_loss(module, dataset, tmp_path, name) -> float:
     return float(rows[0]["kp3d_loss"])
 
 
-def test_changing_the_loss_examples_of_the_readme_run_as_written(synthetic_dataset, tmp_path):
-    examples = readme_examples()
+def test_changing_the_loss_examples_of_the_documentation_run_as_written(synthetic_dataset, tmp_path):
+    examples = documented_examples()
     assert set(examples) == {"huber", "symmetry"}
     source = pathlib.Path(train_and_test.__file__).read_text()
     losses_seen = {"as shipped": first_kp3d_loss(train_and_test, synthetic_dataset, tmp_path, "shipped")}
