@@ -104,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "(for trying multi-replica training, e.g. 2)")
     fit.add_argument("--worker-start-timeout", type=float, default=600.0,
                      help="multiworker: seconds to wait for every worker of TF_CONFIG to join before giving up")
+    device = parser.add_argument_group("device")
+    device.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32",
+                        help="Keras dtype policy: mixed_bfloat16 on Ampere and later GPUs, mixed_float16 (with loss "
+                             "scaling) on Volta/Turing; camera geometry, DLT and losses stay float32 (TRAINING.md)")
+    device.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="XLA-compile the step; auto: on a single GPU, off on the CPU and under a strategy")
+    device.add_argument("--accumulate-steps", type=int, default=1,
+                        help="average the gradients of N batches per optimizer update: the effective batch is "
+                             "--batch-size x N; steps (epochs, schedules, backups) count updates (TRAINING.md)")
     parser.add_argument("--weights", default=None,
                         help="weights file or URL: test mode evaluates it; train mode starts from it "
                              "(checked against --config via its .json sidecar)")
@@ -120,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every"):
+    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every",
+                 "accumulate_steps"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.cpu_replicas and args.strategy != "mirrored":
@@ -221,6 +231,7 @@ def run_train(args) -> str:
 
     import keras  # TensorFlow loads only once the data is known to be there
     import data_loader
+    import devices
     import distribution
     import losses
     import model as model_lib
@@ -228,12 +239,13 @@ def run_train(args) -> str:
     import training
     import weights_files
 
+    devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = model_lib.get_config(args.config)
     strategy = distribution.make_strategy(args.strategy, args.cpu_replicas, args.worker_start_timeout)
     chief = distribution.is_chief_process(strategy)
     checkpoint_dir, log_dir = args.checkpoint_dir, args.log_dir
-    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
-        sequences, args.batch_size, args.train_stride)
+    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(  # steps of the effective batch
+        sequences, args.batch_size * args.accumulate_steps, args.train_stride)
     print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
           f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
           f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\n{val_text}")
@@ -268,12 +280,15 @@ def run_train(args) -> str:
         weight_3d = losses.Loss3DWeight({"2d": 0.0, "3d": 1.0, "2d+3d": args.weight_3d}[args.loss],
                                         args.warmup_3d_steps, args.ramp_3d_steps)
         network.compile(
-            optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps),
+            optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps,
+                                              accumulate_steps=args.accumulate_steps),
+            jit_compile=devices.jit_compile_argument(args.jit_compile),
             # What the model is trained on: edit here (README, "Changing the loss").
             loss={"kp2d": losses.Loss2D(config.image_size, kind=args.loss_2d),  # crop pixels / S
                   "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
             loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},
             metrics={"kp2d": [losses.pixel_error], "kp3d": [losses.mpjpe]})
+    print(devices.start_report(args, "train", config.name, network))
     distribution.enable_distributed_fit(network, strategy)
     monitor = "val_kp3d_mpjpe" if validation is not None else None
     training.fit(network, train_data, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
@@ -295,10 +310,12 @@ def run_test(args, weights: str | None = None) -> dict:
     """Run the protocol on the test subjects with ``weights``; print, write and plot. Returns
     the metrics.json content."""
     import data_loader
+    import devices
     import evaluation
     import model as model_lib
     import weights_files
 
+    devices.configure(args)
     weights = weights or args.weights
     if not weights:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
@@ -309,6 +326,8 @@ def run_test(args, weights: str | None = None) -> dict:
     sequences, cameras = load_split(args, test_subjects, "test")
     network = model_lib.build_model(config)
     info = weights_files.load_weights(network, local_weights, config.name)
+    devices.apply_jit_compile(network, args.jit_compile)
+    print(devices.start_report(args, "test", config.name, network))
     num_frames = data_loader.count_frames(sequences, args.test_stride)
     print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
           f"{', '.join(test_subjects)} (frame stride {args.test_stride}).")
@@ -410,9 +429,13 @@ def main(argv=None) -> int:
 
 
 def explain_runtime_error(error: Exception, args) -> str | None:
-    """A message for the runtime errors with a known cause (a damaged crop cache, a lost worker);
-    else None."""
+    """A message for the runtime errors with a known cause (out of memory, a damaged crop cache, a lost
+    worker); else None."""
     import tensorflow as tf
+    if isinstance(error, tf.errors.ResourceExhaustedError) and args is not None:
+        import devices
+        settings = demo_args(args) if args.mode == "demo" else args
+        return devices.explain_out_of_memory(settings, settings.config)
     if isinstance(error, tf.errors.DataLossError):
         import crop_cache
         return crop_cache.explain_data_loss(args.cache_dir if args else None, error)
