@@ -196,7 +196,9 @@ class StepBackup(keras.callbacks.Callback):
     def save(self) -> None:
         self.saved_step, self.saved_batches = self.position.step, self.position.batches
         save_weights(self.model, self.path, {"config": self.config_name, "step": self.saved_step,
-                                             "batches": self.saved_batches}, include_optimizer=True)
+                                             "batches": self.saved_batches,
+                                             "batches_per_step": self.position.batches_per_step},
+                     include_optimizer=True)
 
     def on_train_begin(self, logs=None):
         if not os.path.isfile(self.path):
@@ -265,8 +267,13 @@ def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> int
         raise FileExistsError(
             f"{os.path.dirname(path)} holds the state of an interrupted run. Pass --resume to "
             "continue it, or delete that folder to start over.")
+    info = read_weights_info(path)
+    if info["batches_per_step"] != accumulation_steps(model.optimizer):  # the optimizer's variables differ too
+        raise ValueError(
+            f"{os.path.dirname(path)} holds a run with --accumulate-steps {info['batches_per_step']}: resume it "
+            "with the same --accumulate-steps, or delete that folder to start over.")
     model.load_weights(path)
-    return int(read_weights_info(path)["batches"])
+    return int(info["batches"])
 
 
 def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, checkpoint_dir: str,

@@ -215,6 +215,9 @@ def test_resume_in_the_middle_of_an_accumulated_step(tmp_path):
                      callbacks=[CrashAtBatch(11)])
     info = weights_files.read_weights_info(training.backup_path(checkpoints))
     assert (info["step"], info["batches"]) == (5, 11)
+    with pytest.raises(ValueError, match="--accumulate-steps 2"):  # another accumulation cannot resume it
+        training.fit(accumulating_toy_model(1), constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
+                     checkpoint_dir=checkpoints, config_name="toy", resume=True, verbose=0)
     resumed, record = accumulating_toy_model(2, seed=123), RecordStart()
     training.fit(resumed, constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, checkpoint_dir=checkpoints,
                  config_name="toy", resume=True, backup_every=1, verbose=0, callbacks=[record])
