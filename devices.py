@@ -195,13 +195,15 @@ def cpu_warning(config_name: str, mode: str, batch_size: int) -> str | None:
 
 # --------------------------------------------------------------------------- memory
 
-def memory_model(config_name: str, precision: str) -> tuple[float, float]:
+def memory_model(config_name: str, precision: str, peaks: dict | None = None) -> tuple[float, float]:
     """(fixed GiB, GiB per sample) of a training step: a line through the measured peaks.
 
-    With one measured batch the fixed part is the float32 training state (weights, gradients,
-    Adam's moments); with several, the least-squares line through them.
+    peaks: {(config, precision): {batch: GiB}}, default ``PEAK_MEMORY_GIB``. With one measured
+    batch the fixed part is the float32 training state (weights, gradients, Adam's moments); with
+    several, the least-squares line through them.
     """
-    measured = PEAK_MEMORY_GIB[(config_name, "mixed_bfloat16" if precision == "mixed_float16" else precision)]
+    peaks = PEAK_MEMORY_GIB if peaks is None else peaks
+    measured = peaks[(config_name, "mixed_bfloat16" if precision == "mixed_float16" else precision)]
     batches = sorted(measured)
     if len(batches) == 1:
         fixed = PARAMETERS[config_name] * STATE_BYTES_PER_PARAMETER / 2**30
@@ -213,9 +215,9 @@ def memory_model(config_name: str, precision: str) -> tuple[float, float]:
     return mean_m - slope * mean_b, slope
 
 
-def largest_batch(config_name: str, precision: str, memory_gib: float) -> int:
+def largest_batch(config_name: str, precision: str, memory_gib: float, peaks: dict | None = None) -> int:
     """The largest batch whose training step fits ``memory_gib`` of GPU memory (0: none fits)."""
-    fixed, per_sample = memory_model(config_name, precision)
+    fixed, per_sample = memory_model(config_name, precision, peaks)
     return max(0, math.floor((USABLE_SHARE * memory_gib - fixed) / per_sample))
 
 
@@ -226,9 +228,10 @@ def batch_and_accumulation(largest: int, effective: int = EFFECTIVE_BATCH) -> tu
     return (fitting[0], effective // fitting[0]) if fitting else None
 
 
-def memory_table() -> str:
+def memory_table(peaks: dict | None = None) -> str:
     """The Markdown table of TRAINING.md: per config and precision, per card size, the largest
-    batch and the --batch-size x --accumulate-steps that give an effective batch of 16."""
+    batch and the --batch-size x --accumulate-steps that give an effective batch of 16 (from
+    ``peaks``, default ``PEAK_MEMORY_GIB``)."""
     header = ("| config | precision | " + " | ".join(f"{size} GB" for size in CARD_SIZES_GB) + " |\n"
               + "|---|---|" + "---|" * len(CARD_SIZES_GB))
     rows = []
@@ -236,7 +239,7 @@ def memory_table() -> str:
         for precision, label in (("float32", "float32"), ("mixed_bfloat16", "mixed (bfloat16 or float16)")):
             cells = []
             for size in CARD_SIZES_GB:
-                largest = largest_batch(config_name, precision, size)
+                largest = largest_batch(config_name, precision, size, peaks)
                 pair = batch_and_accumulation(largest)
                 cells.append(f"{largest} ({pair[0]} x {pair[1]})" if pair else "does not fit")
             rows.append(f"| {config_name} | {label} | " + " | ".join(cells) + " |")
