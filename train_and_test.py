@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="XLA-compile the step; auto: on a single GPU, off on the CPU and under a strategy")
     device.add_argument("--accumulate-steps", type=int, default=1,
                         help="average the gradients of N batches per optimizer update: the effective batch is "
-                             "--batch-size x N; steps (epochs, schedules, backups) count updates (TRAINING.md)")
+                             "--batch-size x N; steps (epochs, schedules, backups) count updates; --strategy "
+                             "default only (TRAINING.md)")
     parser.add_argument("--weights", default=None,
                         help="weights file or URL: test mode evaluates it; train mode starts from it "
                              "(checked against --config via its .json sidecar)")

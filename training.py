@@ -294,6 +294,11 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
     at the same batch. Ctrl-C or a runtime error (a lost worker, out of memory) saves the state
     first. Returns the list of ``History`` objects of the ``model.fit`` calls made.
     """
+    if accumulation_steps(model.optimizer) > 1 and model.distribute_strategy is not tf.distribute.get_strategy():
+        raise ValueError(  # Keras applies the update in a cond, where tf.distribute cannot all-reduce
+            "--accumulate-steps needs --strategy default: Keras 3.15 cannot accumulate gradients under a "
+            "tf.distribute strategy (keras-team/keras#20582). With several GPUs, the global --batch-size is "
+            "split across them: raise it instead, or use --precision mixed_bfloat16 / mixed_float16.")
     batches = restore_backup(model, checkpoint_dir, resume)
     distribution.check_same_step(model.distribute_strategy, batches)
     position = TrainingPosition(batches, accumulation_steps(model.optimizer), steps_per_epoch)

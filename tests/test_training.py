@@ -225,3 +225,11 @@ def test_resume_in_the_middle_of_an_accumulated_step(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == EPOCHS * STEPS_PER_EPOCH
     for got, want in zip(weights_of(resumed), weights_of(uninterrupted)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_accumulation_under_a_distribution_strategy_is_a_clear_error(tmp_path):
+    with tf.distribute.MirroredStrategy().scope():  # Keras 3.15 cannot: keras-team/keras#20582
+        model = accumulating_toy_model(2)
+    with pytest.raises(ValueError, match="--accumulate-steps needs --strategy default"):
+        training.fit(model, constant_data(), epochs=1, steps_per_epoch=2, checkpoint_dir=str(tmp_path),
+                     config_name="toy", verbose=0)
