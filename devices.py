@@ -247,15 +247,19 @@ def memory_table(peaks: dict | None = None) -> str:
 
 
 def explain_out_of_memory(args, config_name: str, gpus: list[GpuInfo] | None = None) -> str:
-    """The message for TensorFlow's ResourceExhaustedError: what ran out, and the three flags that help."""
+    """The message for TensorFlow's ResourceExhaustedError: what ran out, and the flags that help
+    (training: --batch-size, --accumulate-steps, --precision; test and predict: no accumulation)."""
     gpus = list_gpus() if gpus is None else gpus
     accumulate = getattr(args, "accumulate_steps", 1)
     where = (f"GPU memory on {gpus[0].describe()}" if gpus else "memory (on the CPU: no GPU is visible)")
     text = (f"out of {where} at --batch-size {args.batch_size} with --precision {args.precision}"
             f"{f' (--accumulate-steps {accumulate})' if accumulate > 1 else ''}. ")
-    suggestion = _suggested_batch(args, config_name, gpus, accumulate)
-    text += suggestion or ("Lower --batch-size and raise --accumulate-steps by the same factor (the effective "
-                           "batch, batch x steps, stays the same), ")
+    if getattr(args, "mode", "train") in ("test", "predict"):
+        text += "Lower --batch-size (the results do not depend on it), "
+    else:
+        text += _suggested_batch(args, config_name, gpus, accumulate) or (
+            "Lower --batch-size and raise --accumulate-steps by the same factor (the effective batch, batch x "
+            "steps, stays the same), ")
     alternative = "mixed_bfloat16" if args.precision == "float32" else None
     if alternative:
         text += (f"or use --precision {alternative} (Ampere and later; mixed_float16 on Volta/Turing), which "

@@ -111,6 +111,8 @@ def test_out_of_memory_message_names_batch_precision_gpu_and_the_three_flags():
                                           "tiny", gpus=[])
     assert "memory (on the CPU" in mixed and "--accumulate-steps 2" in mixed
     assert "Lower --batch-size and raise --accumulate-steps" in mixed and "use --precision" not in mixed
+    testing = devices.explain_out_of_memory(settings(mode="test"), "paper", gpus=[GTX_1080_TI])
+    assert "Lower --batch-size (the results do not depend on it)" in testing and "--accumulate-steps" not in testing
 
 
 def test_out_of_memory_in_a_run_is_a_clear_error_without_traceback(monkeypatch, capsys):
