@@ -274,8 +274,9 @@ def measure_steps(network, config, kind: str, batch: int, num_views: int, repeat
     return {"kind": kind, "batch": batch, "seconds": seconds, **memory}
 
 
-def run_sweep_child(args, name: str, policy: str, deadline: float) -> list[dict]:
-    """The rows a child process printed for ``name`` x ``policy`` before it ended or ``deadline`` came."""
+def run_sweep_child(args, name: str, policy: str, deadline: float) -> tuple[list[dict], str]:
+    """The rows a child process printed for ``name`` x ``policy`` before it ended or ``deadline`` came,
+    and a note when it did not finish ("" when it did)."""
     command = [sys.executable, __file__, "--sweep", name, policy, "--views", str(args.views), "--repeats",
                str(args.repeats), "--sweep-batches", *map(str, args.sweep_batches),
                "--predict-batches", *map(str, args.predict_batches)]
@@ -290,7 +291,8 @@ def run_sweep_child(args, name: str, policy: str, deadline: float) -> list[dict]
         note = "stopped: --time-budget ran out"
     print(f"({name} {policy}: {time.perf_counter() - start:.0f} s{', ' + note if note else ''})", file=sys.stderr,
           flush=True)
-    return [json.loads(line[len(RESULT_PREFIX):]) for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
+    rows = [json.loads(line[len(RESULT_PREFIX):]) for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
+    return rows, note
 
 
 def format_sweep_row(row: dict) -> str:
@@ -330,20 +332,21 @@ def print_memory_model(peaks: dict) -> None:
 
 def run_sweep(args) -> int:
     """Memory and predict tables of every config x policy, each in its own process, within --time-budget s."""
-    deadline, rows = time.time() + args.time_budget, []
+    deadline, rows, complete = time.time() + args.time_budget, [], True
     print(f"{args.views} views, 17 joints, random weights; median of {args.repeats} after one warm-up call; "
           "peak memory of the process after the training step at that batch (batches ascending)", flush=True)
     print("| config | policy | batch | peak memory GiB | training ms/step | training samples/s |\n|---|---|---|---|---|---|")
     for name in args.configs:
         for policy in args.policies:
-            if time.time() >= deadline:
-                print(f"| {name} | {policy} | | not measured: --time-budget ran out | | |", flush=True)
-                continue
-            found = run_sweep_child(args, name, policy, deadline)
+            found, note = run_sweep_child(args, name, policy, deadline) if time.time() < deadline else (
+                [], "not measured: --time-budget ran out")
             rows += found
             for row in found:
                 if row["kind"] == "train":
                     print(format_sweep_row(row), flush=True)
+            if note:
+                complete = False
+                print(f"| {name} | {policy} | | {note}; the rest of this row not measured | | |", flush=True)
     print(f"\nPredict (forward only, inference; a frame = {args.views} views)"
           f"{', ' + rows[0]['device'] if rows else ''}:")
     print("| config | policy | batch | forward ms/step | frames/s |\n|---|---|---|---|---|")
@@ -351,7 +354,7 @@ def run_sweep(args) -> int:
         if row["kind"] == "predict":
             print(format_sweep_row(row))
     print_memory_model(measured_peaks(rows))
-    return 0 if rows and not any("error" in row and not row["out_of_memory"] for row in rows) else 1
+    return 0 if complete and not any("error" in row and not row["out_of_memory"] for row in rows) else 1
 
 
 # --------------------------------------------------------------------------- the table
