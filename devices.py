@@ -163,18 +163,19 @@ def describe_batch(batch_size: int, accumulate_steps: int, mode: str) -> str:
 
 
 def precision_advice(gpus: list[GpuInfo], precision: str) -> str | None:
-    """A note when the precision does not suit the first GPU's generation (None when it does)."""
+    """A note when the first GPU's generation has a better precision than ``precision`` (None if not)."""
     if not gpus or gpus[0].compute_capability is None:
         return None
-    best = recommended_precision(gpus[0].compute_capability)
-    if precision == best:
-        return None
-    if precision == "float32":
+    capability = gpus[0].compute_capability
+    best = recommended_precision(capability)
+    if precision == "float32" and best != "float32":
         return (f"Note: this GPU supports --precision {best}: about half the activation memory and faster "
                 f"steps (see {TRAINING_DOC}, 'Precision').")
-    return (f"Note: --precision {precision} is slow on compute capability "
-            f"{'.'.join(map(str, gpus[0].compute_capability))}; use --precision {best} "
-            f"(see {TRAINING_DOC}, 'Precision').")
+    needs = {"mixed_bfloat16": (8, 0), "mixed_float16": (7, 0)}.get(precision)
+    if needs and capability < needs:  # emulated or without tensor cores
+        return (f"Note: --precision {precision} is slow on compute capability {capability[0]}.{capability[1]}; "
+                f"use --precision {best} (see {TRAINING_DOC}, 'Precision').")
+    return None
 
 
 def cpu_warning(config_name: str, mode: str, batch_size: int) -> str | None:

@@ -2,8 +2,8 @@
 
 * ``make_strategy``: ``default`` (one device), ``mirrored`` (all GPUs of one machine, or the CPU
   split into N logical devices), ``multiworker`` (several processes or machines, configured by
-  ``TF_CONFIG``, or inside a SLURM job step by the variables ``srun`` sets: ``tf_config_from_slurm``). ``--batch-size`` is the GLOBAL batch; each replica gets ``batch / replicas``
-  and every worker reads its own share of the crop cache's shards (``distributed_dataset``).
+  ``TF_CONFIG``, or inside a SLURM job step by the variables ``srun`` sets: ``tf_config_from_slurm``).
+  ``--batch-size`` is the GLOBAL batch; each replica gets ``batch / replicas`` and every worker reads its own share of the crop cache's shards (``distributed_dataset``).
 * BatchNormalization is synchronised across replicas (``synchronize_batch_norm``), so a step
   sees the statistics of the global batch, as on one device.
 * Only the chief writes checkpoints and logs (``is_chief_process``).

@@ -335,7 +335,8 @@ def run_sweep(args) -> int:
     deadline, rows, complete = time.time() + args.time_budget, [], True
     print(f"{args.views} views, 17 joints, random weights; median of {args.repeats} after one warm-up call; "
           "peak memory of the process after the training step at that batch (batches ascending)", flush=True)
-    print("| config | policy | batch | peak memory GiB | training ms/step | training samples/s |\n|---|---|---|---|---|---|")
+    print("| config | policy | batch | peak memory GiB | training ms/step | training samples/s |\n"
+          "|---|---|---|---|---|---|")
     for name in args.configs:
         for policy in args.policies:
             found, note = run_sweep_child(args, name, policy, deadline) if time.time() < deadline else (

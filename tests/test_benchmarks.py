@@ -73,11 +73,11 @@ def test_measured_peaks_print_as_devices_entries_and_the_card_table(monkeypatch,
     spec = importlib.util.spec_from_file_location("bench_model", REPO_ROOT / "benchmarks" / "bench_model.py")
     bench_model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_model)
+    per_sample_gib = {("paper", "float32"): 0.9, ("paper", "mixed_bfloat16"): 0.5, ("resnet50", "float32"): 0.45,
+                      ("resnet50", "mixed_bfloat16"): 0.25}
     rows = [{"kind": "train", "config": config, "policy": policy, "batch": batch,
              "peak_bytes": int((1.0 + batch * per_sample) * 2**30)}
-            for (config, policy), per_sample in {("paper", "float32"): 0.9, ("paper", "mixed_bfloat16"): 0.5,
-                                                 ("resnet50", "float32"): 0.45, ("resnet50", "mixed_bfloat16"): 0.25}.items()
-            for batch in (16, 32)]
+            for (config, policy), per_sample in per_sample_gib.items() for batch in (16, 32)]
     rows.append({"kind": "predict", "config": "paper", "policy": "float32", "batch": 64, "seconds": 0.1})
     peaks = bench_model.measured_peaks(rows)
     assert peaks[("paper", "float32")] == {16: 15.4, 32: 29.8}

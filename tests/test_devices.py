@@ -4,6 +4,7 @@ mixed precision against float32, the memory table and the out-of-memory message.
 No GPU here: GPUs are stand-ins (``devices.GpuInfo``); the CPU is the real one."""
 import argparse
 import csv
+import dataclasses
 import math
 import pathlib
 import types
@@ -68,6 +69,10 @@ def test_report_names_each_gpu_and_the_precision_its_generation_wants():
                                   gpus=[GTX_1080_TI])
     assert "slow on compute capability 6.1; use --precision float32" in pascal
     assert "convolutions in bfloat16" in pascal and "DLT and losses float32" in pascal
+    for precision in ("mixed_float16", "mixed_bfloat16"):  # both fast on Ampere: no note
+        assert devices.precision_advice([A100], precision) is None
+    turing = dataclasses.replace(A100, compute_capability=(7, 5))
+    assert "use --precision mixed_float16" in devices.precision_advice([turing], "mixed_bfloat16")
     assert [devices.recommended_precision(cc) for cc in ((6, 1), (7, 0), (7, 5), (8, 0), (9, 0), None)] == [
         "float32", "mixed_float16", "mixed_float16", "mixed_bfloat16", "mixed_bfloat16", "float32"]
 
@@ -190,8 +195,8 @@ def test_device_flags_train_and_test_tiny(synthetic_dataset, tmp_path, capsys):
     assert math.isfinite(float(row["loss"])), row
 
     code = train_and_test.main(["--mode", "test", *common, "--precision", "mixed_bfloat16", "--test-stride", "20",
-                                "--weights", str(checkpoints / "last.weights.h5"), "--output-dir", str(tmp_path / "out"),
-                                "--images-dir", str(tmp_path / "imgs")])
+                                "--weights", str(checkpoints / "last.weights.h5"),
+                                "--output-dir", str(tmp_path / "out"), "--images-dir", str(tmp_path / "imgs")])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-3000:]
     assert "Precision: mixed_bfloat16 (convolutions in bfloat16" in printed.out and "XLA: off" in printed.out
