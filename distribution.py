@@ -2,8 +2,8 @@
 
 * ``make_strategy``: ``default`` (one device), ``mirrored`` (all GPUs of one machine, or the CPU
   split into N logical devices), ``multiworker`` (several processes or machines, configured by
-  ``TF_CONFIG``). ``--batch-size`` is the GLOBAL batch; each replica gets ``batch / replicas``
-  and every worker reads its own share of the crop cache's shards (``distributed_dataset``).
+  ``TF_CONFIG``, or inside a SLURM job step by the variables ``srun`` sets: ``tf_config_from_slurm``).
+  ``--batch-size`` is the GLOBAL batch; each replica gets ``batch / replicas`` and every worker reads its own share of the crop cache's shards (``distributed_dataset``).
 * BatchNormalization is synchronised across replicas (``synchronize_batch_norm``), so a step
   sees the statistics of the global batch, as on one device.
 * Only the chief writes checkpoints and logs (``is_chief_process``).
@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+SLURM_PORT_VARIABLE = "MULTIWORKER_PORT"  # the first port of the workers on each node of a SLURM job step
 # What TensorFlow raises in the surviving workers when a peer is gone or unreachable.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
                       tf.errors.CancelledError)
@@ -36,8 +37,9 @@ def make_strategy(name: str, cpu_replicas: int = 0, start_timeout: float = 600.0
     ``mirrored`` uses every GPU of this machine; with ``cpu_replicas`` N > 0 (a machine without
     GPUs) it splits the CPU into N logical devices, one replica each, to try multi-replica
     training anywhere. ``multiworker`` needs ``TF_CONFIG`` (the cluster and this process's task),
-    set the same in every process except for ``task.index``; a process whose cluster is not
-    complete after ``start_timeout`` seconds exits with a message saying who is missing.
+    set the same in every process except for ``task.index``, or else runs in a SLURM job step
+    (``tf_config_from_slurm``); a process whose cluster is not complete after ``start_timeout``
+    seconds exits with a message saying who is missing.
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -45,13 +47,46 @@ def make_strategy(name: str, cpu_replicas: int = 0, start_timeout: float = 600.0
         return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas) if cpu_replicas else None)
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
-                "--strategy multiworker needs the TF_CONFIG environment variable in every worker "
-                "process, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
-                "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' (index 1 "
-                "in the second). See DOCUMENTATION.md, 'Training on several machines'.")
+            os.environ["TF_CONFIG"] = tf_config_from_slurm()
         return _join_cluster(start_timeout)
     raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+
+
+def tf_config_from_slurm() -> str:
+    """TF_CONFIG (JSON) for this process of a SLURM job step, from the variables ``srun`` sets.
+
+    ``SlurmClusterResolver`` reads the step's nodes (``SLURM_STEP_NODELIST``), tasks per node
+    (``SLURM_STEP_TASKS_PER_NODE``), task count and this task's rank (``SLURM_PROCID``); task k
+    of a node listens on ``slurm_port() + k``. Tasks must be placed in blocks (srun's default),
+    so that the ranks follow the node list. The GPUs are left to SLURM: each task trains on the
+    GPUs it sees, as under TF_CONFIG (the resolver's own GPU split is off, and it is given a slot
+    per task so that it keeps them all). Raises ValueError, naming both ways, outside a job step.
+    """
+    if "SLURM_STEP_NUM_TASKS" not in os.environ or "SLURM_PROCID" not in os.environ:
+        inside_job = " This is a SLURM job but not a job step: start the command with srun." \
+            if "SLURM_JOB_ID" in os.environ else ""
+        raise ValueError(
+            "--strategy multiworker needs the TF_CONFIG environment variable in every worker process, e.g. "
+            "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, \"task\": "
+            "{\"type\": \"worker\", \"index\": 0}}' (index 1 in the second), or a SLURM job step (srun), whose "
+            f"variables give the cluster.{inside_job} See TRAINING.md, 'Several machines' and 'SLURM'.")
+    tasks = int(os.environ["SLURM_STEP_NUM_TASKS"])
+    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+        port_base=slurm_port(), auto_set_gpu=False, gpus_per_node=tasks, gpus_per_task=1)
+    cluster = resolver.cluster_spec().as_dict()
+    print(f"SLURM job step: task {resolver.task_id} of {tasks}; TF_CONFIG built from SLURM_STEP_NODELIST and "
+          f"SLURM_STEP_TASKS_PER_NODE (ports from {SLURM_PORT_VARIABLE}).", flush=True)
+    return json.dumps({"cluster": cluster, "task": {"type": resolver.task_type, "index": resolver.task_id}})
+
+
+def slurm_port() -> int:
+    """The first port of the workers on each node: ``$MULTIWORKER_PORT``, else one from the job ID
+    (20000 to 29999), so that two jobs sharing a node rarely collide."""
+    value = os.environ.get(SLURM_PORT_VARIABLE) or str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 10000)
+    if not value.isdigit() or not 1024 <= int(value) <= 65000:
+        raise ValueError(f"{SLURM_PORT_VARIABLE}={value}: give a port number between 1024 and 65000 (the tasks of a "
+                         "node use it and the ports after it).")
+    return int(value)
 
 
 def split_cpu(replicas: int) -> list[str]:
@@ -139,7 +174,7 @@ def _join_cluster(start_timeout: float) -> tf.distribute.MultiWorkerMirroredStra
     silently and no Python thread could intervene: faulthandler's C-level timer ends the process.
     """
     workers = json.loads(os.environ["TF_CONFIG"]).get("cluster", {}).get("worker", [])
-    print(f"Joining the multi-worker cluster of TF_CONFIG ({len(workers)} workers: {', '.join(workers)}). If not "
+    print(f"Joining the multi-worker cluster ({len(workers)} workers: {', '.join(workers)}). If not "
           f"every worker has joined within {start_timeout:.0f} s (--worker-start-timeout), this process exits "
           "with code 1: start the same command in every worker (each with its own task index) and check the "
           "host names and ports.", flush=True)

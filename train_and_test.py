@@ -135,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "(for trying multi-replica training, e.g. 2)")
     fit.add_argument("--worker-start-timeout", type=float, default=600.0,
                      help="multiworker: seconds to wait for every worker of TF_CONFIG to join before giving up")
+    device = parser.add_argument_group("device")
+    device.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32",
+                        help="Keras dtype policy: mixed_bfloat16 on Ampere and later GPUs, mixed_float16 (with loss "
+                             "scaling) on Volta/Turing; camera geometry, DLT and losses stay float32 (TRAINING.md)")
+    device.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                        help="XLA-compile the step; auto: on a single GPU, off on the CPU and under a strategy")
+    device.add_argument("--accumulate-steps", type=int, default=1,
+                        help="average the gradients of N batches per optimizer update: the effective batch is "
+                             "--batch-size x N; steps (epochs, schedules, backups) count updates; --strategy "
+                             "default only (TRAINING.md)")
     parser.add_argument("--weights", default=None,
                         help="weights file or URL: test mode evaluates it; train mode starts from it "
                              "(checked against --config via its .json sidecar)")
@@ -170,7 +180,8 @@ def model_config_names() -> tuple:
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every", "stride"):
+    for name in ("batch_size", "epochs", "train_stride", "val_stride", "test_stride", "backup_every",
+                 "accumulate_steps", "stride"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.cpu_replicas and args.strategy != "mirrored":
@@ -297,6 +308,7 @@ def run_train(args, config=None) -> str:
 
     import keras  # TensorFlow loads only once the data is known to be there
     import data_loader
+    import devices
     import distribution
     import losses
     import model as model_lib
@@ -304,6 +316,7 @@ def run_train(args, config=None) -> str:
     import training
     import weights_files
 
+    devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = config or model_lib.get_config(args.config, args.fusion)
     train_augmentation, val_augmentation = augmentations(args, config)
     strategy = distribution.make_strategy(args.strategy, args.cpu_replicas, args.worker_start_timeout)
@@ -315,8 +328,8 @@ def run_train(args, config=None) -> str:
                                                   stride=args.train_stride, augmentation=train_augmentation,
                                                   seed=args.seed, input_context=context), args.batch_size)
     # Counted once the cache is built: it holds fewer frames than the index where a video ends early.
-    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(
-        sequences, args.batch_size, args.train_stride, cache_dir=args.cache_dir)
+    steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(  # steps of the effective batch
+        sequences, args.batch_size * args.accumulate_steps, args.train_stride, cache_dir=args.cache_dir)
     print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
           f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
           f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\nTraining crops: "
@@ -348,12 +361,15 @@ def run_train(args, config=None) -> str:
         weight_3d = losses.Loss3DWeight({"2d": 0.0, "3d": 1.0, "2d+3d": args.weight_3d}[args.loss],
                                         warmup_3d_steps(args, args.epochs * steps_per_epoch), args.ramp_3d_steps)
         network.compile(
-            optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps),
+            optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps,
+                                              accumulate_steps=args.accumulate_steps),
+            jit_compile=devices.jit_compile_argument(args.jit_compile),
             # What the model is trained on: edit here (DOCUMENTATION.md, "Changing the loss").
             loss={"kp2d": losses.Loss2D(config.image_size, kind=args.loss_2d),  # crop pixels / S
                   "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
             loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},
             metrics={"kp2d": [losses.pixel_error], "kp3d": [losses.mpjpe]})
+    print(devices.start_report(args, "train", config.name, network))
     distribution.enable_distributed_fit(network, strategy)
     monitor = "val_kp3d_mpjpe" if validation is not None else None
     training.fit(network, train_data, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
@@ -371,12 +387,16 @@ def run_train(args, config=None) -> str:
 
 # --------------------------------------------------------------------------- test
 
-def load_model(args, weights: str, num_views: int, config=None):
-    """(the model with ``weights`` loaded, its config, the sidecar info); a weights file of another
-    config, or a concat model for another number of cameras, is an error saying what to do.
-    config: a ``model.ModelConfig`` instead of --config / --fusion (ablations)."""
+def load_model(args, weights: str, num_views: int, mode: str, config=None):
+    """(the model with ``weights`` loaded, its config, the sidecar info), at --precision and
+    --jit-compile, after printing the start report of ``mode`` (devices, precision, XLA); a
+    weights file of another config, or a concat model for another number of cameras, is an
+    error saying what to do. config: a ``model.ModelConfig`` instead of --config / --fusion
+    (ablations)."""
+    import devices
     import model as model_lib
     import weights_files
+    devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = config or model_lib.get_config(args.config, args.fusion)
     local_weights = weights_files.resolve_weights(weights, args.weights_sha256)
     weights_files.check_weights_config(local_weights, config.name)
@@ -389,6 +409,8 @@ def load_model(args, weights: str, num_views: int, config=None):
         raise UsageError(f"{error}\nA '{config.name}' model (concat fusion: slot k is camera k) runs on exactly "
                          f"the number of cameras it was trained with, and this rig has {num_views}. Use weights "
                          "trained with --fusion mean, which take any number of cameras.") from error
+    devices.apply_jit_compile(network, args.jit_compile)
+    print(devices.start_report(args, mode, config.name, network))
     return network, config, info
 
 
@@ -404,7 +426,7 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
     sequences, cameras = load_split(args, test_subjects, "test")
-    network, config, info = load_model(args, weights, num_views=len(h36m_utils.CAMERA_IDS), config=config)
+    network, config, info = load_model(args, weights, len(h36m_utils.CAMERA_IDS), "test", config=config)
     num_frames = data_loader.count_frames(sequences, args.test_stride)
     print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
           f"{', '.join(test_subjects)} (frame stride {args.test_stride}), --root {args.root}.")
@@ -431,7 +453,7 @@ def run_predict(args) -> dict:
     """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
     import predict
     rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject)
-    network, config, _ = load_model(args, args.weights, num_views=len(rig.cameras))
+    network, config, _ = load_model(args, args.weights, len(rig.cameras), "predict")
     return predict.run(network, config, rig, output_dir=args.output_dir, stride=args.stride, box_mm=args.box_mm,
                        batch_size=args.batch_size, refinements=args.refinements, progress=args.verbose > 0)
 
@@ -523,9 +545,13 @@ def main(argv=None) -> int:
 
 
 def explain_runtime_error(error: Exception, args) -> str | None:
-    """A message for the runtime errors with a known cause (a damaged crop cache, a lost worker);
-    else None."""
+    """A message for the runtime errors with a known cause (out of memory, a damaged crop cache, a lost
+    worker); else None."""
     import tensorflow as tf
+    if isinstance(error, tf.errors.ResourceExhaustedError) and args is not None:
+        import devices
+        settings = demo_args(args) if args.mode == "demo" else args
+        return devices.explain_out_of_memory(settings, settings.config)
     if isinstance(error, tf.errors.DataLossError):
         import crop_cache
         return crop_cache.explain_data_loss(args.cache_dir if args else None, error)

@@ -2,10 +2,15 @@
 
 * Checkpoints: ``last.weights.h5`` every epoch and ``best.weights.h5`` on the best validation
   value, model only, written atomically with a sidecar (``weights_files``).
-* Resume: ``StepBackup`` keeps the full training state (weights + optimizer, whose step
-  counter says where training is) in ``<checkpoint_dir>/backup``; ``fit`` restarts from it
-  at the same epoch and step. Keras 3's own ``BackupAndRestore`` restores only the epoch
-  (mid-epoch progress is lost) and overwrites its file in place, so it is not used.
+* Resume: ``StepBackup`` keeps the full training state (weights + optimizer) in
+  ``<checkpoint_dir>/backup``, with the position (``TrainingPosition``: batches run) in its
+  sidecar; ``fit`` restarts from it at the same epoch and batch. Keras 3's own
+  ``BackupAndRestore`` restores only the epoch (mid-epoch progress is lost) and overwrites its
+  file in place, so it is not used.
+* Steps: a training step is one optimizer update. With gradient accumulation
+  (``make_optimizer(accumulate_steps=N)``) a step is N batches; ``--steps-per-epoch``,
+  ``--backup-every``, the learning-rate schedule and the 3D-weight ramp all count steps, and
+  ``fit`` runs N batches per step.
 * A non-finite loss stops training at once, naming the step, and leaves the last good
   state in ``<checkpoint_dir>/last_good.weights.h5``.
 """
@@ -21,7 +26,7 @@ import tensorflow as tf
 
 import distribution
 import tensorboard_logging
-from losses import NonFiniteLossError, RaiseOnNonFinite
+from losses import SERIALIZATION_PACKAGE, NonFiniteLossError, RaiseOnNonFinite
 from weights_files import read_weights_info, save_weights, sidecar_path
 
 BACKUP_DIR_NAME = "backup"
@@ -32,18 +37,58 @@ LAST_GOOD_FILE_NAME = "last_good.weights.h5"
 # --------------------------------------------------------------------------- optimizer
 
 def make_optimizer(learning_rate: float, total_steps: int, warmup_steps: int = 0,
-                   clipnorm: float | None = 1.0) -> keras.optimizers.Optimizer:
-    """Adam with a linear warm-up then a cosine decay to 1% over ``total_steps``.
+                   global_clipnorm: float | None = 1.0, accumulate_steps: int = 1) -> keras.optimizers.Optimizer:
+    """Adam with a linear warm-up then a cosine decay to 1% over ``total_steps`` optimizer updates.
 
+    global_clipnorm: the norm of ALL gradients together is clipped to it, so the update keeps
+    its direction (Keras' ``clipnorm`` would clip each variable's gradient on its own).
+    accumulate_steps N > 1: each update averages the gradients of N batches (Keras'
+    ``gradient_accumulation_steps``; the clip applies to the average), so the effective batch
+    is N times the batch; ``total_steps`` and ``warmup_steps`` still count updates.
     The schedule is a function of the optimizer's step counter, which is saved with the
     weights, so a resumed run continues the same curve.
     """
+    if accumulate_steps < 1:
+        raise ValueError(f"--accumulate-steps must be >= 1, got {accumulate_steps}")
     warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate * (0.0 if warmup_steps else 1.0),
         decay_steps=max(total_steps - warmup_steps, 1), alpha=0.01,
         warmup_target=learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
-    return keras.optimizers.Adam(schedule, clipnorm=clipnorm)
+    if accumulate_steps == 1:
+        return keras.optimizers.Adam(schedule, global_clipnorm=global_clipnorm)
+    return keras.optimizers.Adam(PerUpdateSchedule(schedule, accumulate_steps), global_clipnorm=global_clipnorm,
+                                 gradient_accumulation_steps=accumulate_steps)
+
+
+@keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
+class PerUpdateSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` counted in optimizer updates of ``batches_per_update`` batches each.
+
+    Under gradient accumulation Keras evaluates a schedule at its batch counter, which advances
+    ``batches_per_update`` times per update (base_optimizer, Keras 3.15); the update that ends
+    at batch k * N - 1 (0-based) gets the rate of step k - 1, as without accumulation.
+    """
+
+    def __init__(self, schedule, batches_per_update: int):
+        self.schedule, self.batches_per_update = schedule, batches_per_update
+
+    def __call__(self, step):
+        return self.schedule(keras.ops.floor_divide(step, self.batches_per_update))
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule),
+                "batches_per_update": self.batches_per_update}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["batches_per_update"])
+
+
+def accumulation_steps(optimizer: keras.optimizers.Optimizer) -> int:
+    """Batches per optimizer update (1 without gradient accumulation); sees through Keras'
+    LossScaleOptimizer (mixed_float16)."""
+    return getattr(optimizer, "inner_optimizer", optimizer).gradient_accumulation_steps or 1
 
 
 # --------------------------------------------------------------------------- callbacks
@@ -102,40 +147,71 @@ def backup_path(checkpoint_dir: str) -> str:
     return os.path.join(checkpoint_dir, BACKUP_DIR_NAME, BACKUP_FILE_NAME)
 
 
+class TrainingPosition(keras.callbacks.Callback):
+    """Where training is: ``batches`` run by ``fit`` since the run began (before a resume too).
+
+    A step is one optimizer update of ``batches_per_step`` batches (gradient accumulation), an
+    epoch ``steps_per_epoch`` steps. The optimizer's counter cannot say where a run is: under
+    accumulation it counts whole updates only, and a mixed_float16 step that Keras skips for an
+    overflowing gradient is not counted. Put it first in ``fit``'s callbacks.
+    """
+
+    def __init__(self, batches: int, batches_per_step: int, steps_per_epoch: int):
+        super().__init__()
+        self.batches, self.batches_per_step = batches, batches_per_step
+        self.batches_per_epoch = steps_per_epoch * batches_per_step
+
+    @property
+    def step(self) -> int:
+        """Optimizer updates completed."""
+        return self.batches // self.batches_per_step
+
+    def describe_last_batch(self) -> str:
+        """e.g. "training step 6 (epoch 2, batch 2 of 4)": where the batch just run sits."""
+        epoch, in_epoch = divmod(self.batches - 1, self.batches_per_epoch)
+        step = -(-self.batches // self.batches_per_step)
+        return f"training step {step} (epoch {epoch + 1}, batch {in_epoch + 1} of {self.batches_per_epoch})"
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
 class StepBackup(keras.callbacks.Callback):
     """Save the whole training state every ``every_steps`` steps and at each epoch end, atomically.
 
-    The state is the weights plus the optimizer (its step counter tells ``fit`` where to
-    resume). A state is only written while the loss is finite, so the backup is also the
-    last good state when training diverges.
+    The state is the weights plus the optimizer (with its gradient accumulators, if any); the
+    sidecar records the step and the batches run (``position``), which is where a resumed run
+    starts. A state is only written while the loss is finite, so the backup is also the last
+    good state when training diverges.
     """
 
-    def __init__(self, checkpoint_dir: str, config_name: str, every_steps: int):
+    def __init__(self, checkpoint_dir: str, config_name: str, every_steps: int, position: TrainingPosition):
         super().__init__()
         if every_steps < 1:
             raise ValueError(f"every_steps must be >= 1, got {every_steps}")
-        self.path, self.config_name, self.every_steps = (
-            backup_path(checkpoint_dir), config_name, every_steps)
-        self.saved_step = None  # optimizer step of the state on disk
+        self.path, self.config_name, self.every_steps, self.position = (
+            backup_path(checkpoint_dir), config_name, every_steps, position)
+        self.saved_step = self.saved_batches = None  # the state on disk
 
     def save(self) -> None:
-        step = int(self.model.optimizer.iterations.numpy())
-        save_weights(self.model, self.path, {"config": self.config_name, "step": step}, include_optimizer=True)
-        self.saved_step = step
+        self.saved_step, self.saved_batches = self.position.step, self.position.batches
+        save_weights(self.model, self.path, {"config": self.config_name, "step": self.saved_step,
+                                             "batches": self.saved_batches,
+                                             "batches_per_step": self.position.batches_per_step},
+                     include_optimizer=True)
 
     def on_train_begin(self, logs=None):
         if not os.path.isfile(self.path):
             self.save()  # so there is a last good state even before the first backup
         else:
-            self.saved_step = int(self.model.optimizer.iterations.numpy())
+            self.saved_step, self.saved_batches = self.position.step, self.position.batches
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if step % self.every_steps == 0 and _finite_loss(logs):
+        if self.position.batches % (self.every_steps * self.position.batches_per_step) == 0 and _finite_loss(logs):
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        if _finite_loss(logs) and self.saved_step != int(self.model.optimizer.iterations.numpy()):
+        if _finite_loss(logs) and self.saved_batches != self.position.batches:
             self.save()
 
 
@@ -153,31 +229,29 @@ class TerminateOnNonFinite(RaiseOnNonFinite):
     further callback runs, so no checkpoint is written from the diverged model).
     """
 
-    def __init__(self, backup: StepBackup, checkpoint_dir: str, steps_per_epoch: int):
+    def __init__(self, backup: StepBackup, checkpoint_dir: str):
         super().__init__()
-        self.backup, self.steps_per_epoch = backup, steps_per_epoch
+        self.backup = backup
         self.last_good_path = os.path.join(checkpoint_dir, LAST_GOOD_FILE_NAME)
 
     def on_train_batch_end(self, batch, logs=None):
         try:
             super().on_train_batch_end(batch, logs)
         except NonFiniteLossError as error:
-            step = int(self.model.optimizer.iterations.numpy())
-            epoch, in_epoch = divmod(step - 1, self.steps_per_epoch)
             if not os.path.isfile(self.backup.path):  # another worker than the chief: nothing to keep
                 raise
             shutil.copyfile(self.backup.path, self.last_good_path)
             shutil.copyfile(sidecar_path(self.backup.path), sidecar_path(self.last_good_path))
             raise NonFiniteLossError(
-                f"The loss became non-finite at training step {step} (epoch {epoch + 1}, batch "
-                f"{in_epoch + 1} of {self.steps_per_epoch}); training stopped. The last good weights "
-                f"(step {self.backup.saved_step}) are in {self.last_good_path}. {error}") from error
+                f"The loss became non-finite at {self.backup.position.describe_last_batch()}; training "
+                f"stopped. The last good weights (step {self.backup.saved_step}) are in "
+                f"{self.last_good_path}. {error}") from error
 
 
 # --------------------------------------------------------------------------- resumable fit
 
 def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> int:
-    """Load the interrupted run's state if ``resume``; return the optimizer step to start from.
+    """Load the interrupted run's state if ``resume``; return the batches it had run (0: none).
 
     Without ``resume`` an existing backup is an error (it would be silently overwritten).
     """
@@ -193,8 +267,13 @@ def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> int
         raise FileExistsError(
             f"{os.path.dirname(path)} holds the state of an interrupted run. Pass --resume to "
             "continue it, or delete that folder to start over.")
+    info = read_weights_info(path)
+    if info["batches_per_step"] != accumulation_steps(model.optimizer):  # the optimizer's variables differ too
+        raise ValueError(
+            f"{os.path.dirname(path)} holds a run with --accumulate-steps {info['batches_per_step']}: resume it "
+            "with the same --accumulate-steps, or delete that folder to start over.")
     model.load_weights(path)
-    return int(model.optimizer.iterations.numpy())
+    return int(info["batches"])
 
 
 def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, checkpoint_dir: str,
@@ -203,36 +282,45 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
         verbose="auto", is_chief: bool = True):
     """``model.fit`` with atomic checkpoints, backups, a non-finite guard and resume.
 
-    The model must be compiled (its optimizer's step counter is the training step). With
-    ``resume`` the run restarts from ``<checkpoint_dir>/backup`` at the same epoch and step:
-    the interrupted epoch is finished first (its remaining steps), then the other epochs.
+    The model must be compiled. ``steps_per_epoch`` and ``backup_every`` count training steps
+    (optimizer updates); under gradient accumulation (``make_optimizer(accumulate_steps=N)``)
+    each step is N batches of ``train_data``, so Keras' progress bar counts N times more. With
+    ``resume`` the run restarts from ``<checkpoint_dir>/backup`` at the same epoch and batch:
+    the interrupted epoch is finished first (its remaining batches), then the other epochs.
     monitor: the log that picks ``best.weights.h5`` (None: only ``last.weights.h5``), and
     selection: what the validation data were, written in its sidecar. Only the chief
     (``is_chief``) writes; the other workers of a multi-worker run read the chief's backup when
     resuming (so ``checkpoint_dir`` must be on a file system they all see), and all must resume
-    at the same step. Ctrl-C or a runtime error (a lost worker) saves the state first. Returns the list of ``History`` objects of the ``model.fit`` calls made.
+    at the same batch. Ctrl-C or a runtime error (a lost worker, out of memory) saves the state
+    first. Returns the list of ``History`` objects of the ``model.fit`` calls made.
     """
-    step = restore_backup(model, checkpoint_dir, resume)
-    distribution.check_same_step(model.distribute_strategy, step)
-    start_epoch, start_batch = divmod(step, steps_per_epoch)
-    if resume and step:
-        print(f"Resuming at epoch {start_epoch + 1}, step {start_batch} of {steps_per_epoch} "
-              f"(training step {step}).")
-    backup = StepBackup(checkpoint_dir, config_name, backup_every)
-    guard = TerminateOnNonFinite(backup, checkpoint_dir, steps_per_epoch)
+    if accumulation_steps(model.optimizer) > 1 and model.distribute_strategy is not tf.distribute.get_strategy():
+        raise ValueError(  # Keras applies the update in a cond, where tf.distribute cannot all-reduce
+            "--accumulate-steps needs --strategy default: Keras 3.15 cannot accumulate gradients under a "
+            "tf.distribute strategy (keras-team/keras#20582). With several GPUs, the global --batch-size is "
+            "split across them: raise it instead, or use --precision mixed_bfloat16 / mixed_float16.")
+    batches = restore_backup(model, checkpoint_dir, resume)
+    distribution.check_same_step(model.distribute_strategy, batches)
+    position = TrainingPosition(batches, accumulation_steps(model.optimizer), steps_per_epoch)
+    start_epoch, start_batch = divmod(batches, position.batches_per_epoch)
+    if resume and batches:
+        print(f"Resuming at epoch {start_epoch + 1}, batch {start_batch} of {position.batches_per_epoch} "
+              f"(training step {position.step}).")
+    backup = StepBackup(checkpoint_dir, config_name, backup_every, position)
     writers = [backup, AtomicCheckpoint(checkpoint_dir, config_name, monitor, resume=resume, selection=selection)]
-    common = dict(callbacks=[guard, *(writers if is_chief else []), *callbacks], validation_data=validation_data,
-                  validation_steps=validation_steps, verbose=verbose, shuffle=False)
+    common = dict(callbacks=[position, TerminateOnNonFinite(backup, checkpoint_dir), *(writers if is_chief else []),
+                             *callbacks],
+                  validation_data=validation_data, validation_steps=validation_steps, verbose=verbose, shuffle=False)
     histories = []
     try:
         if start_batch and start_epoch < epochs:  # finish the interrupted epoch
             histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=start_epoch + 1,
-                                       steps_per_epoch=steps_per_epoch - start_batch, **common))
+                                       steps_per_epoch=position.batches_per_epoch - start_batch, **common))
             start_epoch += 1
         if start_epoch < epochs:
             histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=epochs,
-                                       steps_per_epoch=steps_per_epoch, **common))
-    except (KeyboardInterrupt, tf.errors.OpError) as error:  # Ctrl-C, a lost worker, a damaged file
+                                       steps_per_epoch=position.batches_per_epoch, **common))
+    except (KeyboardInterrupt, tf.errors.OpError) as error:  # Ctrl-C, a lost worker, a damaged file, out of memory
         if is_chief:  # the steps done so far are not lost (each was checked finite)
             backup.save()
             what = "Interrupted" if isinstance(error, KeyboardInterrupt) else "Stopped"

@@ -80,7 +80,7 @@ def rig_mpjpe(runs, variant, seed, recordings) -> float | None:
     if variant.config.fusion == "concat" and len(cameras) != len(h36m_utils.CAMERA_IDS):
         return None
     args = runs.args(variant, seed)
-    network, config, _ = train_and_test.load_model(args, runs.train(variant, seed), len(cameras),
+    network, config, _ = train_and_test.load_model(args, runs.train(variant, seed), len(cameras), "predict",
                                                    config=variant.config)
     errors = []
     for cameras, videos, truth in recordings:

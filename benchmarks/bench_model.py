@@ -14,6 +14,13 @@ is its own and an out-of-memory batch ends only that row.
     python benchmarks/bench_model.py --configs tiny --repeats 5
     KERAS_BACKEND=jax python benchmarks/bench_model.py --configs paper resnet50 --batches 16 \\
         --policies float32 mixed_bfloat16 --find-max-batch  # on a GPU, through JAX
+    KERAS_BACKEND=jax python benchmarks/bench_model.py --memory-sweep --configs paper resnet50 \\
+        --policies float32 mixed_bfloat16  # peak memory by batch, predict frames/s (benchmarks/gpu_jax.sh)
+
+``--memory-sweep`` prints other tables: per config x policy (one process each, batches ascending), the
+peak accelerator memory and speed of a training step at each ``--sweep-batches``, the forward (predict)
+throughput in 4-view frames/s at each ``--predict-batches``, and the measured peaks as
+``devices.PEAK_MEMORY_GIB`` entries with the per-card table they give (TRAINING.md, "Memory").
 """
 import argparse
 import json
@@ -80,7 +87,8 @@ def median_seconds(function, repeats: int) -> float:
 # --------------------------------------------------------------------------- compiled steps
 
 def tensorflow_steps(network, inputs, targets, total_loss, optimizer, dlt):
-    """(forward, train, dlt_backward): callables that run one compiled step and wait for it."""
+    """(forward, train, dlt_backward, finish): callables that run one compiled step and wait for it;
+    finish() leaves the trained values in the Keras variables (here they are updated in place)."""
     import tensorflow as tf
     inputs = {key: tf.constant(value) for key, value in inputs.items()}
     targets = {key: tf.constant(value) for key, value in targets.items()}
@@ -104,17 +112,20 @@ def tensorflow_steps(network, inputs, targets, total_loss, optimizer, dlt):
             value = dlt(kp2d, inputs, targets)
         return tape.gradient(value, kp2d)
 
-    return tuple(lambda step=step: step().numpy() for step in (forward, train, dlt_backward))
+    return (*(lambda step=step: step().numpy() for step in (forward, train, dlt_backward)), lambda: None)
 
 
 def jax_steps(network, inputs, targets, total_loss, optimizer, dlt):
-    """As tensorflow_steps, through Keras' stateless API under jax.jit (donated state)."""
+    """As tensorflow_steps, through Keras' stateless API under jax.jit.
+
+    The training step donates its state, the variables' own buffers (no copy, so the peak memory is
+    a training run's, as in Keras' JAX ``fit``): until ``finish()`` puts the trained values back,
+    the Keras variables must not be read.
+    """
     import jax
     optimizer.build(network.trainable_variables)
-    # Copies: the step donates its state, and the Keras variables must keep theirs.
-    state = jax.tree.map(lambda value: value.copy(), [[v.value for v in network.trainable_variables],
-                                                      [v.value for v in network.non_trainable_variables],
-                                                      [v.value for v in optimizer.variables]])
+    groups = (network.trainable_variables, network.non_trainable_variables, optimizer.variables)
+    state = [[variable.value for variable in group] for group in groups]
     inputs, targets = jax.device_put(inputs), jax.device_put(targets)
 
     @jax.jit
@@ -138,8 +149,13 @@ def jax_steps(network, inputs, targets, total_loss, optimizer, dlt):
         value, state[:] = train(*state, inputs, targets)
         jax.block_until_ready((value, state))
 
+    def finish():
+        for group, values in zip(groups, state):
+            for variable, value in zip(group, values):
+                variable.assign(value)
+
     return (lambda: forward(state[0], state[1], inputs).block_until_ready(), train_once,
-            lambda: dlt_backward(targets["kp2d"], inputs, targets).block_until_ready())
+            lambda: dlt_backward(targets["kp2d"], inputs, targets).block_until_ready(), finish)
 
 
 def peak_memory_bytes():
@@ -164,12 +180,8 @@ def accelerator_memory_bytes():
 
 # --------------------------------------------------------------------------- one row
 
-def measure_row(name: str, policy: str, batch: int, num_views: int, repeats: int, train_only: bool) -> dict:
-    """Build ``name`` under ``policy`` and time its steps on one random batch (runs in a child)."""
-    keras.mixed_precision.set_dtype_policy(policy)
-    config = model.get_config(name)
-    network = model.build_model(config, num_views=num_views)
-    inputs, targets = random_batch(config, batch, num_views, np.random.default_rng(0))
+def compiled_steps(network, config: model.ModelConfig, inputs, targets):
+    """(forward, train, dlt_backward, finish) of ``network`` on one batch: the 2D + 3D loss, Adam."""
     loss_2d, loss_3d = losses.Loss2D(config.image_size), losses.Loss3D()
     layer = dlt_layer.UndistortTriangulate()
 
@@ -180,14 +192,23 @@ def measure_row(name: str, policy: str, batch: int, num_views: int, repeats: int
         return loss_3d(targets["kp3d"], layer(kp2d, inputs["P"], inputs["K"], inputs["dist"]))
 
     make_steps = jax_steps if BACKEND == "jax" else tensorflow_steps
-    forward, train, dlt_backward = make_steps(network, inputs, targets, total_loss,
-                                              keras.optimizers.Adam(1e-4), dlt)
+    return make_steps(network, inputs, targets, total_loss, keras.optimizers.Adam(1e-4), dlt)
+
+
+def measure_row(name: str, policy: str, batch: int, num_views: int, repeats: int, train_only: bool) -> dict:
+    """Build ``name`` under ``policy`` and time its steps on one random batch (runs in a child)."""
+    keras.mixed_precision.set_dtype_policy(policy)
+    config = model.get_config(name)
+    network = model.build_model(config, num_views=num_views)
+    inputs, targets = random_batch(config, batch, num_views, np.random.default_rng(0))
+    forward, train, dlt_backward, finish = compiled_steps(network, config, inputs, targets)
     row = {"config": name, "policy": policy, "batch": batch, "params": network.count_params(),
            "device": describe_backend(), "train_s": median_seconds(train, repeats)}
     if train_only:
         return {**row, "peak_bytes": peak_memory_bytes(), "limit_bytes": accelerator_memory_bytes()}
     row.update(forward_s=median_seconds(forward, repeats), dlt_s=median_seconds(dlt_backward, max(repeats, 20)),
                peak_bytes=peak_memory_bytes(), limit_bytes=accelerator_memory_bytes())
+    finish()
     if policy != "float32":
         row.update(compare_with_float32(network, config, num_views, inputs))
     return row
@@ -217,6 +238,124 @@ def compare_with_float32(network, config, num_views: int, inputs) -> dict:
     return {"finite": bool(np.isfinite(mixed["kp2d"]).all() and np.isfinite(mixed["kp3d"]).all()),
             "kp2d_max_px": float(np.abs(mixed["kp2d"] - exact["kp2d"]).max()),
             "kp3d_max_mm": float(joint_3d.max()), "kp3d_mean_mm": float(joint_3d.mean())}
+
+
+# --------------------------------------------------------------------------- memory and predict sweep
+
+def measure_sweep(name: str, policy: str, train_batches, predict_batches, num_views: int, repeats: int):
+    """Rows of one config x policy, printed as they come (runs in a child): the training step at
+    each batch, ascending, so that the process's peak memory after each is that batch's (JAX has no
+    reset); stops at the first that fails; then the forward pass (predict) at each batch."""
+    keras.mixed_precision.set_dtype_policy(policy)
+    config = model.get_config(name)
+    network = model.build_model(config, num_views=num_views)
+    common = {"config": name, "policy": policy, "params": network.count_params(), "device": describe_backend()}
+    for kind, batches in (("train", sorted(train_batches)), ("predict", predict_batches)):
+        for batch in batches:
+            try:
+                row = {**common, **measure_steps(network, config, kind, batch, num_views, repeats)}
+            except Exception as error:  # noqa: BLE001 -- an out-of-memory batch is a result, not a crash
+                text = f"{type(error).__name__}: {error}"
+                row = {**common, "kind": kind, "batch": batch, "error": text.splitlines()[0][:300],
+                       "out_of_memory": any(marker in text for marker in OUT_OF_MEMORY_MARKERS)}
+            print(RESULT_PREFIX + json.dumps(row), flush=True)
+            if "error" in row:
+                break
+
+
+def measure_steps(network, config, kind: str, batch: int, num_views: int, repeats: int) -> dict:
+    """kind "train": seconds per training step and the peak memory so far; "predict": seconds per
+    forward pass (inference, 4-view frames)."""
+    inputs, targets = random_batch(config, batch, num_views, np.random.default_rng(batch))
+    forward, train, _, finish = compiled_steps(network, config, inputs, targets)
+    seconds = median_seconds(train if kind == "train" else forward, repeats)
+    finish()
+    memory = {"peak_bytes": peak_memory_bytes(), "limit_bytes": accelerator_memory_bytes()} if kind == "train" else {}
+    return {"kind": kind, "batch": batch, "seconds": seconds, **memory}
+
+
+def run_sweep_child(args, name: str, policy: str, deadline: float) -> tuple[list[dict], str]:
+    """The rows a child process printed for ``name`` x ``policy`` before it ended or ``deadline`` came,
+    and a note when it did not finish ("" when it did)."""
+    command = [sys.executable, __file__, "--sweep", name, policy, "--views", str(args.views), "--repeats",
+               str(args.repeats), "--sweep-batches", *map(str, args.sweep_batches),
+               "--predict-batches", *map(str, args.predict_batches)]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=max(1.0, deadline - time.time()))
+        output, note = done.stdout, "" if done.returncode == 0 else f"exit {done.returncode}"
+        if done.returncode:
+            print(done.stderr[-3000:], file=sys.stderr)
+    except subprocess.TimeoutExpired as expired:  # the time budget ran out: keep what was measured
+        output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        note = "stopped: --time-budget ran out"
+    print(f"({name} {policy}: {time.perf_counter() - start:.0f} s{', ' + note if note else ''})", file=sys.stderr,
+          flush=True)
+    rows = [json.loads(line[len(RESULT_PREFIX):]) for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
+    return rows, note
+
+
+def format_sweep_row(row: dict) -> str:
+    head = f"| {row['config']} | {row['policy']} | {row['batch']} "
+    if "error" in row:
+        return head + ("| out of memory | | |" if row["out_of_memory"] else f"| failed: {row['error'][:120]} | | |")
+    per_second = row["batch"] / row["seconds"]
+    if row["kind"] == "predict":
+        return head + f"| {1e3 * row['seconds']:.1f} | {per_second:.1f} |"
+    memory = "n/a (CPU)" if row.get("peak_bytes") is None else f"{row['peak_bytes'] / 2**30:.2f}"
+    return head + f"| {memory} | {1e3 * row['seconds']:.1f} | {per_second:.1f} |"
+
+
+def measured_peaks(rows) -> dict:
+    """{(config, policy): {batch: peak GiB}} of the training rows that have a peak memory."""
+    peaks = {}
+    for row in rows:
+        if row["kind"] == "train" and row.get("peak_bytes"):
+            peaks.setdefault((row["config"], row["policy"]), {})[row["batch"]] = round(row["peak_bytes"] / 2**30, 2)
+    return peaks
+
+
+def print_memory_model(peaks: dict) -> None:
+    """The measured peaks as devices.PEAK_MEMORY_GIB entries, and the card table they give."""
+    import devices
+    if not peaks:
+        print("No accelerator memory figures (a CPU): no memory model.")
+        return
+    print("\nFor devices.PEAK_MEMORY_GIB (GiB by batch, measured here):")
+    for key, by_batch in peaks.items():
+        print(f"    {key!r}: {by_batch!r},")
+    if set(devices.PEAK_MEMORY_GIB) <= set(peaks):
+        print(f"\nLargest batch per card and --batch-size x --accumulate-steps for an effective "
+              f"{devices.EFFECTIVE_BATCH} ({devices.USABLE_SHARE:.0%} of the card usable):\n"
+              f"{devices.memory_table(peaks)}")
+
+
+def run_sweep(args) -> int:
+    """Memory and predict tables of every config x policy, each in its own process, within --time-budget s."""
+    deadline, rows, complete = time.time() + args.time_budget, [], True
+    print(f"{args.views} views, 17 joints, random weights; median of {args.repeats} after one warm-up call; "
+          "peak memory of the process after the training step at that batch (batches ascending)", flush=True)
+    print("| config | policy | batch | peak memory GiB | training ms/step | training samples/s |\n"
+          "|---|---|---|---|---|---|")
+    for name in args.configs:
+        for policy in args.policies:
+            found, note = run_sweep_child(args, name, policy, deadline) if time.time() < deadline else (
+                [], "not measured: --time-budget ran out")
+            rows += found
+            for row in found:
+                if row["kind"] == "train":
+                    print(format_sweep_row(row), flush=True)
+            if note:
+                complete = False
+                print(f"| {name} | {policy} | | {note}; the rest of this row not measured | | |", flush=True)
+    print(f"\nPredict (forward only, inference; a frame = {args.views} views)"
+          f"{', ' + rows[0]['device'] if rows else ''}:")
+    print("| config | policy | batch | forward ms/step | frames/s |\n|---|---|---|---|---|")
+    for row in rows:
+        if row["kind"] == "predict":
+            print(format_sweep_row(row))
+    print_memory_model(measured_peaks(rows))
+    return 0 if complete and not any("error" in row and not row["out_of_memory"] for row in rows) else 1
 
 
 # --------------------------------------------------------------------------- the table
@@ -301,7 +440,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also probe the largest batch that trains, from the accelerator's peak memory")
     parser.add_argument("--max-batch-probes", type=int, default=2, help="largest-batch tries per row (each compiles the model again)")
     parser.add_argument("--row-timeout", type=float, default=1800, help="seconds for one row's process")
+    parser.add_argument("--memory-sweep", action="store_true",
+                        help="instead of the table: the peak memory of a training step at each --sweep-batches and "
+                             "the predict throughput at each --predict-batches, per config and policy")
+    parser.add_argument("--sweep-batches", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--predict-batches", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--time-budget", type=float, default=400,
+                        help="--memory-sweep: seconds for all of it; what is not measured by then is said so")
     parser.add_argument("--row", nargs=3, metavar=("CONFIG", "POLICY", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--sweep", nargs=2, metavar=("CONFIG", "POLICY"), help=argparse.SUPPRESS)
     parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -313,6 +460,11 @@ def main(argv=None) -> int:
         row = measure_row(name, policy, int(batch), args.views, args.repeats, args.train_only)
         print(RESULT_PREFIX + json.dumps(row), flush=True)
         return 0
+    if args.sweep:
+        measure_sweep(*args.sweep, args.sweep_batches, args.predict_batches, args.views, args.repeats)
+        return 0
+    if args.memory_sweep:
+        return run_sweep(args)
     rows = []
     for name in args.configs:
         for policy in args.policies:

@@ -49,3 +49,39 @@ def test_model_benchmark_mixed_precision_row_on_cpu():
     assert check.startswith("finite,"), check
     mean_mm = float(check.split("mean ")[1].split(" mm")[0])
     assert mean_mm < 20.0, check   # the stated tolerance: bf16 features, float32 geometry
+
+
+def test_memory_sweep_tables_on_cpu():
+    text = run_benchmark("bench_model.py", "--memory-sweep", "--configs", "tiny", "--policies", "float32",
+                         "--sweep-batches", "2", "1", "--predict-batches", "1", "--repeats", "1")
+    rows = [row for row in table_rows(text, "|") if row[0] == "tiny"]
+    training = [row for row in rows if len(row) == 6]
+    assert [row[2] for row in training] == ["1", "2"]  # ascending: the peak after each is that batch's
+    for _, policy, batch, memory, milliseconds, per_second in training:
+        assert policy == "float32" and memory == "n/a (CPU)"
+        assert abs(float(per_second) - int(batch) / (float(milliseconds) / 1000)) < 0.05 * float(per_second)
+    [predict] = [row for row in rows if len(row) == 5]
+    assert predict[2] == "1" and float(predict[4]) > 0  # frames/s at batch 1
+    assert "No accelerator memory figures" in text
+
+
+def test_measured_peaks_print_as_devices_entries_and_the_card_table(monkeypatch, capsys):
+    """What a GPU sweep prints for TRAINING.md, from stand-in rows (no GPU here)."""
+    import importlib.util
+    import devices
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_model", REPO_ROOT / "benchmarks" / "bench_model.py")
+    bench_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_model)
+    per_sample_gib = {("paper", "float32"): 0.9, ("paper", "mixed_bfloat16"): 0.5, ("resnet50", "float32"): 0.45,
+                      ("resnet50", "mixed_bfloat16"): 0.25}
+    rows = [{"kind": "train", "config": config, "policy": policy, "batch": batch,
+             "peak_bytes": int((1.0 + batch * per_sample) * 2**30)}
+            for (config, policy), per_sample in per_sample_gib.items() for batch in (16, 32)]
+    rows.append({"kind": "predict", "config": "paper", "policy": "float32", "batch": 64, "seconds": 0.1})
+    peaks = bench_model.measured_peaks(rows)
+    assert peaks[("paper", "float32")] == {16: 15.4, 32: 29.8}
+    bench_model.print_memory_model(peaks)
+    printed = capsys.readouterr().out
+    assert "    ('paper', 'float32'): {16: 15.4, 32: 29.8}," in printed
+    assert devices.memory_table(peaks) in printed and devices.memory_table(peaks) != devices.memory_table()

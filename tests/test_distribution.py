@@ -17,9 +17,17 @@ import distribution
 from subprocesses import subprocess_env
 
 
+def without_cluster_variables(monkeypatch):
+    for name in [name for name in os.environ if name.startswith("SLURM_")] + ["TF_CONFIG", "MULTIWORKER_PORT"]:
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_bad_strategy_inputs(monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ValueError, match="TF_CONFIG"):
+    without_cluster_variables(monkeypatch)
+    with pytest.raises(ValueError, match="TF_CONFIG.*or a SLURM job step"):
+        distribution.make_strategy("multiworker")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")  # inside sbatch's script, outside srun
+    with pytest.raises(ValueError, match="not a job step: start the command with srun"):
         distribution.make_strategy("multiworker")
     with pytest.raises(ValueError, match="default, mirrored, multiworker"):
         distribution.make_strategy("horovod")
@@ -38,6 +46,30 @@ def test_only_the_chief_writes():
     assert distribution.is_chief_process(strategy_as("chief", 0, {"chief": 1, "worker": 2}))
     for other in (strategy_as("worker", 1, {"worker": 2}), strategy_as("worker", 0, {"chief": 1, "worker": 2})):
         assert not distribution.is_chief_process(other)
+
+
+def srun_variables(rank: int, tasks_per_node: str, nodes: str, tasks: int, job_id: str = "4242") -> dict:
+    """What srun sets in each task of a job step (the ones SlurmClusterResolver reads, and more)."""
+    return {"SLURM_JOB_ID": job_id, "SLURM_PROCID": str(rank), "SLURM_NTASKS": str(tasks),
+            "SLURM_STEP_NUM_TASKS": str(tasks), "SLURM_JOB_NODELIST": nodes, "SLURM_STEP_NODELIST": nodes,
+            "SLURM_TASKS_PER_NODE": tasks_per_node, "SLURM_STEP_TASKS_PER_NODE": tasks_per_node}
+
+
+def test_tf_config_from_slurm_variables(monkeypatch):
+    without_cluster_variables(monkeypatch)
+    for name, value in {**srun_variables(3, "2(x2)", "node[07-08]", 4), "CUDA_VISIBLE_DEVICES": "1"}.items():
+        monkeypatch.setenv(name, value)  # SLURM gave this task GPU 1
+    config = json.loads(distribution.tf_config_from_slurm())
+    port = 20000 + 4242  # from the job ID: two jobs on one node rarely collide
+    assert config == {"cluster": {"worker": [f"node07:{port}", f"node07:{port + 1}", f"node08:{port}",
+                                             f"node08:{port + 1}"]},
+                      "task": {"type": "worker", "index": 3}}
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"  # the GPUs stay SLURM's choice
+    monkeypatch.setenv("MULTIWORKER_PORT", "31000")
+    assert json.loads(distribution.tf_config_from_slurm())["cluster"]["worker"][0] == "node07:31000"
+    monkeypatch.setenv("MULTIWORKER_PORT", "80")
+    with pytest.raises(ValueError, match="MULTIWORKER_PORT=80"):
+        distribution.tf_config_from_slurm()
 
 
 # --------------------------------------------------------------------------- the command line, several processes
@@ -64,6 +96,23 @@ def train_command(dataset, folder, *extra) -> list[str]:
             "--train-subjects", "S1", "--val-subjects", "none", "--train-stride", "40", "--config", "tiny",
             "--batch-size", "12", "--verbose", "2", "--seed", "1", "--checkpoint-dir", str(folder / "checkpoints"),
             "--log-dir", str(folder / "logs"), *extra]
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1 (SLURM's tasks of a node use port + k)."""
+    for _ in range(100):
+        base = free_ports(1)[0]
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            for offset, handle in enumerate(sockets):
+                handle.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for handle in sockets:
+                handle.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 def start_workers(command, ports, folder, indices=None) -> list[subprocess.Popen]:
@@ -196,3 +245,28 @@ def test_validation_smaller_than_a_global_batch_is_a_clear_error(synthetic_datas
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Validation has 11 frames, fewer than one global batch of 12" in result.stderr + result.stdout
     assert "--val-stride" in result.stderr + result.stdout
+
+
+def test_two_slurm_tasks_train_without_tf_config(synthetic_dataset, tmp_path):
+    """Two processes given the variables srun sets for a 2-task step on one node (127.0.0.1), no
+    TF_CONFIG: each finds its task, they form the cluster, and only task 0 (the chief) writes."""
+    base = consecutive_free_ports(2)
+    command = [*train_command(synthetic_dataset, tmp_path, "--epochs", "1", "--steps-per-epoch", "2"),
+               "--strategy", "multiworker", "--worker-start-timeout", "120"]
+    environment = {name: value for name, value in subprocess_env().items()
+                   if not name.startswith("SLURM_") and name != "TF_CONFIG"}
+    processes = []
+    for rank in range(2):
+        log = open(tmp_path / f"task{rank}.log", "w")
+        processes.append(subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={
+            **environment, **srun_variables(rank, "2", "127.0.0.1", 2), "SLURM_LOCALID": str(rank),
+            "SLURM_NODEID": "0", "MULTIWORKER_PORT": str(base)}))
+    codes = wait_all(processes, 300)
+    logs = [(tmp_path / f"task{rank}.log").read_text() for rank in range(2)]
+    print("\n".join(line for text in logs for line in text.splitlines() if "SLURM" in line or "joined" in line))
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    for rank, text in enumerate(logs):
+        assert f"SLURM job step: task {rank} of 2" in text and "All 2 workers joined." in text, text[-3000:]
+        assert f"127.0.0.1:{base}, 127.0.0.1:{base + 1}" in text
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["last.weights.h5", "last.weights.h5.json"]
+    assert len(read_log(tmp_path)) == 1  # one epoch, logged once, by the chief

@@ -1,4 +1,5 @@
-"""training.py: resume at the same epoch and step, the non-finite guard, the schedule, model-only checkpoints.
+"""training.py: resume at the same epoch and step, the non-finite guard, the schedule, model-only checkpoints,
+global-norm clipping and gradient accumulation.
 
 A tiny dense model keeps these fast (``toy_models``); the real model goes through
 test_train_and_test.py.
@@ -11,7 +12,9 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+import losses
 import training
 import weights_files
 from toy_models import EPOCHS, STEPS_PER_EPOCH, constant_data, toy_model, weights_of
@@ -117,3 +120,116 @@ def test_published_weights_hold_the_model_only_and_the_backup_the_optimizer(tmp_
     assert os.path.getsize(last) < os.path.getsize(backup)
     fresh = toy_model(seed=5, compile=False)
     weights_files.load_weights(fresh, last, "toy")  # loads into a model that has no optimizer at all
+
+
+# --------------------------------------------------------------------------- clipping, accumulation
+
+def test_gradients_are_clipped_by_their_global_norm():
+    """Gradients (30, 40) clipped together keep their direction, (0.6, 0.8); clipped one variable at a
+    time they would become (1, 1). The second step (small gradients, no clipping) lets Adam's moments
+    show which one was applied: its update is not just the sign of the gradient."""
+    def train(optimizer, gradient_steps):
+        variables = [keras.Variable([1.0]), keras.Variable([2.0])]
+        for grads in gradient_steps:
+            optimizer.apply([np.float32([g]) for g in grads], variables)
+        return np.array([float(v.numpy()[0]) for v in variables])
+
+    steps = [(30.0, 40.0), (0.3, -0.4)]
+    clipped = [tuple(np.float32(grads) * min(1.0, 1.0 / np.linalg.norm(grads))) for grads in steps]
+    got = train(training.make_optimizer(1e-2, total_steps=10), steps)
+    want = train(training.make_optimizer(1e-2, total_steps=10, global_clipnorm=None), clipped)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    per_variable = train(training.make_optimizer(1e-2, total_steps=10, global_clipnorm=None),
+                         [tuple(np.clip(grads, -1.0, 1.0)) for grads in steps])
+    assert np.abs(per_variable - want).max() > 1e-4  # the two clippings are told apart here
+
+
+def sample_stream(count: int) -> tf.data.Dataset:
+    rng = np.random.default_rng(2)
+    return tf.data.Dataset.from_tensor_slices((rng.normal(size=(count, 5)).astype("float32"),
+                                               rng.normal(size=(count, 3)).astype("float32")))
+
+
+def accumulating_toy_model(accumulate_steps: int, seed: int = 0) -> keras.Model:
+    model = toy_model(seed=seed, compile=False)  # no BatchNorm
+    model.compile(optimizer=training.make_optimizer(1e-2, STEPS_PER_EPOCH * EPOCHS, warmup_steps=2,
+                                                    accumulate_steps=accumulate_steps), loss="mse")
+    return model
+
+
+class RecordPerBatch(keras.callbacks.Callback):
+    """The optimizer's step counter and a variable's value at the start of every batch."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable, self.seen = variable, []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append((int(self.model.optimizer.iterations.numpy()), float(self.variable.numpy())))
+
+
+def test_two_accumulated_batches_of_b_make_one_step_of_2b(tmp_path):
+    """Three steps (in the learning-rate warm-up and after): accumulating 2 x 4 samples gives the
+    weights of batches of 8; steps, the schedule and the 3D-weight ramp count optimizer updates."""
+    steps, batch = 3, 4
+    samples = sample_stream(2 * batch * steps)
+    whole = accumulating_toy_model(1)
+    training.fit(whole, samples.batch(2 * batch).repeat(), epochs=1, steps_per_epoch=steps,
+                 checkpoint_dir=str(tmp_path / "whole"), config_name="toy", verbose=0)
+    accumulated = accumulating_toy_model(2)
+    weight_3d = losses.Loss3DWeight(1.0, warmup_steps=1, ramp_steps=2)
+    record = RecordPerBatch(weight_3d.variable)
+    training.fit(accumulated, samples.batch(batch).repeat(), epochs=1, steps_per_epoch=steps,
+                 checkpoint_dir=str(tmp_path / "accumulated"), config_name="toy", verbose=0,
+                 callbacks=[weight_3d, record])
+    for got, want in zip(weights_of(accumulated), weights_of(whole)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert int(accumulated.optimizer.iterations.numpy()) == int(whole.optimizer.iterations.numpy()) == steps
+    assert record.seen == [(0, 0.0), (0, 0.0), (1, 0.5), (1, 0.5), (2, 1.0), (2, 1.0)]
+    assert float(accumulated.optimizer.learning_rate) == pytest.approx(float(whole.optimizer.learning_rate))
+
+
+class CrashAtBatch(keras.callbacks.Callback):
+    """Simulate a killed process after ``batches`` batches of this fit call."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches, self.done = batches, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.batches:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_resume_in_the_middle_of_an_accumulated_step(tmp_path):
+    """Killed after 11 batches (step 6 holds one of its two batches, in epoch 2), the resumed run
+    restores the half-filled gradient accumulators and ends with the uninterrupted run's weights."""
+    uninterrupted = accumulating_toy_model(2)
+    training.fit(uninterrupted, constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
+                 checkpoint_dir=str(tmp_path / "reference"), config_name="toy", backup_every=1, verbose=0)
+    checkpoints = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(accumulating_toy_model(2), constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
+                     checkpoint_dir=checkpoints, config_name="toy", backup_every=1, verbose=0,
+                     callbacks=[CrashAtBatch(11)])
+    info = weights_files.read_weights_info(training.backup_path(checkpoints))
+    assert (info["step"], info["batches"]) == (5, 11)
+    with pytest.raises(ValueError, match="--accumulate-steps 2"):  # another accumulation cannot resume it
+        training.fit(accumulating_toy_model(1), constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
+                     checkpoint_dir=checkpoints, config_name="toy", resume=True, verbose=0)
+    resumed, record = accumulating_toy_model(2, seed=123), RecordStart()
+    training.fit(resumed, constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, checkpoint_dir=checkpoints,
+                 config_name="toy", resume=True, backup_every=1, verbose=0, callbacks=[record])
+    assert record.starts[0] == (1, 5)  # epoch index 1, inside its 2nd step (optimizer step 5 done)
+    assert int(resumed.optimizer.iterations.numpy()) == EPOCHS * STEPS_PER_EPOCH
+    for got, want in zip(weights_of(resumed), weights_of(uninterrupted)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_accumulation_under_a_distribution_strategy_is_a_clear_error(tmp_path):
+    with tf.distribute.MirroredStrategy().scope():  # Keras 3.15 cannot: keras-team/keras#20582
+        model = accumulating_toy_model(2)
+    with pytest.raises(ValueError, match="--accumulate-steps needs --strategy default"):
+        training.fit(model, constant_data(), epochs=1, steps_per_epoch=2, checkpoint_dir=str(tmp_path),
+                     config_name="toy", verbose=0)
