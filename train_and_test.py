@@ -81,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the crop caches are built once and reused; default: $CROP_CACHE_DIR or cache/")
     model = parser.add_argument_group("model and loss")
     model.add_argument("--config", choices=model_config_names(), default="paper",
-                       help="model configuration (model.CONFIGS; '-mean': the order-free fusion); demo "
-                            "always uses tiny")
+                       help="model.CONFIGS; -mean: order-free fusion; demo: tiny")
     model.add_argument("--fusion", choices=("concat", "mean"), default=None,
                        help="concat: the paper's fusion (a model runs on the V cameras it was trained "
                             "with); mean: order-free, any number of cameras >= 2; default: the config's")

@@ -68,7 +68,7 @@ def random_batch(config: model.ModelConfig, batch: int, num_views: int, rng):
     inputs = {"images": rng.integers(0, 256, (batch, num_views, size, size, 3), dtype=np.uint8),
               "P": np.broadcast_to(np.float32(P), (batch, num_views, 3, 4)).copy(),
               "K": np.broadcast_to(np.float32(K), (batch, num_views, 3, 3)).copy(),
-              "dist": np.zeros((batch, num_views, 5), np.float32)}
+              "dist": np.zeros((batch, num_views, 6), np.float32), "view_mask": np.ones((batch, num_views), np.float32)}
     targets = {"kp2d": rng.uniform(0, size, (batch, num_views, 17, 2)).astype(np.float32),
                "kp3d": rng.normal(0, 500, (batch, 17, 3)).astype(np.float32)}
     return inputs, targets
