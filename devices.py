@@ -32,11 +32,14 @@ CPU_SECONDS_PER_SAMPLE = {"paper": {"train": 1.840, "forward": 0.409},
                           "resnet50": {"train": 0.776, "forward": 0.172}}
 
 # Peak GPU memory (GiB) of one training step (forward, backward, Adam) by batch size, measured under
-# Keras' JAX backend (XLA) on an NVIDIA H200 (README, "GPU"); TensorFlow could not be installed there.
-# mixed_float16 keeps 2-byte activations like mixed_bfloat16 and is taken to need the same.
-PEAK_MEMORY_GIB = {("paper", "float32"): {16: 16.6}, ("paper", "mixed_bfloat16"): {16: 9.1},
-                   ("resnet50", "float32"): {16: 8.6}, ("resnet50", "mixed_bfloat16"): {16: 4.7}}
-PARAMETERS = {"paper": 70_904_638, "resnet50": 36_121_406}
+# Keras' JAX backend (XLA) on an NVIDIA H200 on 2026-12-04 (benchmarks/gpu_jax.sh, TRAINING.md
+# "Memory"); TensorFlow could not be installed there. mixed_float16 keeps 2-byte activations like
+# mixed_bfloat16 and is taken to need the same.
+PEAK_MEMORY_GIB = {("paper", "float32"): {16: 15.82, 32: 30.31, 64: 59.66},
+                   ("paper", "mixed_bfloat16"): {16: 8.31, 32: 15.33},
+                   ("resnet50", "float32"): {16: 8.24, 32: 15.61, 64: 30.71},
+                   ("resnet50", "mixed_bfloat16"): {16: 4.31, 32: 7.77, 64: 15.09}}
+PARAMETERS = {"paper": 70_903_438, "resnet50": 36_120_206}
 # Bytes per parameter held for the whole run: float32 weights, gradients and Adam's two moments
 # (variables stay float32 under a mixed policy).
 STATE_BYTES_PER_PARAMETER = 16
