@@ -84,18 +84,20 @@ class RootTrack:
         lines = [f"Root from the videos: found in {counts['found']} of {total} frames"]
         for kind in ("interpolated", "held"):
             if counts[kind]:
-                lines.append(f"{kind} in {counts[kind]} (frames {frame_ranges(self.frames[self.status == kind])})")
+                lines.append(f"{kind} in {counts[kind]} (frames {frame_ranges(self.frames, self.status == kind)})")
         seen = self.views[self.status == "found"]
         per_view = ", ".join(f"{100 * share:.0f}%" for share in seen.mean(0)) if len(seen) else "-"
         return " ".join([", ".join(lines) + f". Views used where found: {per_view} of the frames (camera order).",
                          *self.warnings, f"{self.seconds:.1f} s ({self.seconds / max(total, 1):.3f} s per frame)."])
 
 
-def frame_ranges(frames: np.ndarray, most: int = 8) -> str:
-    """``[3, 4, 5, 9]`` -> ``"3-5, 9"``; after ``most`` ranges, how many more."""
-    breaks = np.flatnonzero(np.diff(frames) > 1) + 1
-    runs = [f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in np.split(frames, breaks)]
-    return ", ".join(runs[:most]) + (f" and {len(runs) - most} more ranges" if len(runs) > most else "")
+def frame_ranges(frames: np.ndarray, chosen: np.ndarray, most: int = 8) -> str:
+    """The (T,) ``frames`` where (T,) bool ``chosen``, runs of neighbouring entries as ranges:
+    ``"10-18, 40"``; after ``most`` runs, how many more."""
+    positions = np.flatnonzero(chosen)
+    runs = np.split(positions, np.flatnonzero(np.diff(positions) > 1) + 1)
+    texts = [f"{frames[run[0]]}-{frames[run[-1]]}" if len(run) > 1 else f"{frames[run[0]]}" for run in runs]
+    return ", ".join(texts[:most]) + (f" and {len(texts) - most} more runs" if len(texts) > most else "")
 
 
 def find_roots(videos: Sequence[str], cameras: Sequence[h36m_utils.Camera], frames: Sequence[int], *,
@@ -138,17 +140,19 @@ def find_roots(videos: Sequence[str], cameras: Sequence[h36m_utils.Camera], fram
                      seconds=time.perf_counter() - started, warnings=warnings)
 
 
-# A person who stays this close to one place in this share of the frames covers some pixels in
-# most of the background's samples, so that the median background holds (part of) them.
-STILL_RADIUS_MM = 300.0
+# The median background holds the person where their trunk covers a pixel in more than half of
+# the samples: a warning when some place is within STILL_RADIUS_MM (about the trunk's half width)
+# of the root in STILL_SHARE of the found frames (at most STILL_SAMPLES of them, evenly spread).
+STILL_RADIUS_MM = 200.0
 STILL_SHARE = 0.5
+STILL_SAMPLES = 500
 
 
 def stillness_warning(roots: np.ndarray) -> tuple:
-    """(the warning,) when the found (N, 3) roots stay in one place (background from the videos
-    themselves), else ()."""
-    distance = np.linalg.norm(roots[:, :2] - np.median(roots[:, :2], axis=0), axis=1)
-    share = float(np.mean(distance <= STILL_RADIUS_MM))
+    """(the warning,) when the found (N, 3) roots stay in one place, else ()."""
+    places = roots[np.unique(np.linspace(0, len(roots) - 1, min(len(roots), STILL_SAMPLES)).astype(int)), :2]
+    near_each = np.linalg.norm(places[:, None] - places[None], axis=-1) <= STILL_RADIUS_MM
+    share = float(near_each.mean(1).max())
     if share < STILL_SHARE:
         return ()
     return (f"Warning: the person stays within {STILL_RADIUS_MM:.0f} mm of one place in {100 * share:.0f}% of "
