@@ -39,12 +39,15 @@ class Settings:
     """How the root is found. Lengths in mm of the rig frame, sizes in working pixels.
 
     work_size: frames are downscaled so that their longer side has at most this many pixels.
-    background_samples: frames per video for the background median, spread over the whole video.
+    background_samples: frames for each camera's background median, spread over its background
+    videos (over each whole video).
     noise_factor, min_threshold: a pixel is foreground when its colour (max over B, G, R) differs
     from the background by more than ``max(min_threshold, noise_factor x`` the background's own
     per-pixel spread ``)``.
     coarse_voxel_mm, fine_voxel_mm: the voxel sides of the search grid and of the person's grid.
-    min_volume_m3: the smallest carved volume taken for a person.
+    min_volume_m3, max_volume_m3: the carved volumes taken for a person (a person carved by 4
+    views is about 0.2 to 0.4 m^3; far more is foreground everywhere: the light changed or a
+    camera moved).
     views_may_miss: a voxel must be seen by all views but this many (and by 2 at least): a person
     partly outside that many views is still carved whole.
     """
@@ -52,10 +55,11 @@ class Settings:
     work_size: int = 320
     background_samples: int = 40
     noise_factor: float = 4.0
-    min_threshold: float = 18.0
+    min_threshold: float = 25.0
     coarse_voxel_mm: float = 100.0
     fine_voxel_mm: float = 30.0
     min_volume_m3: float = 0.02
+    max_volume_m3: float = 2.0
     views_may_miss: int = 1
 
 
@@ -100,6 +104,9 @@ def frame_ranges(frames: np.ndarray, chosen: np.ndarray, most: int = 8) -> str:
     return ", ".join(texts[:most]) + (f" and {len(texts) - most} more runs" if len(texts) > most else "")
 
 
+PROGRESS_SECONDS = 10.0  # between progress lines
+
+
 def find_roots(videos: Sequence[str], cameras: Sequence[h36m_utils.Camera], frames: Sequence[int], *,
                progress: bool = True, background_videos: Sequence[Sequence[str]] | None = None,
                settings: Settings = Settings()) -> RootTrack:
@@ -111,7 +118,7 @@ def find_roots(videos: Sequence[str], cameras: Sequence[h36m_utils.Camera], fram
     background (default: its own video). Give more when the person stays in one place for much
     of the video (a median background would hold them): videos of the same camera in the same
     room, e.g. the subject's other sequences, or a few seconds of the empty room.
-    progress: print a line every few seconds.
+    progress: print a line every PROGRESS_SECONDS and at the end.
 
     Frames where no person is found are interpolated or held (``RootTrack.status``). Raises
     ValueError when no person is found in any frame, naming the videos and what was tried.
@@ -124,13 +131,13 @@ def find_roots(videos: Sequence[str], cameras: Sequence[h36m_utils.Camera], fram
     min_views = max(2, len(views) - settings.views_may_miss)
     search = search_grid(views, settings, min_views)
     measurements, last_line = [], time.perf_counter()
-    for count, images in enumerate(zip(*[video_io.stream_frames(str(path), frames) for path in videos]), 1):
+    for images in zip(*[video_io.stream_frames(str(path), frames) for path in videos]):
         silhouettes = [silhouette(image, view) for image, view in zip(images, views)]
         measurements.append(measure(silhouettes, views, search, settings, min_views))
-        if progress and (time.perf_counter() - last_line > 10 or count == len(frames)):
+        if progress and (time.perf_counter() - last_line > PROGRESS_SECONDS or len(measurements) == len(frames)):
             last_line = time.perf_counter()
-            print(f"root_finder: {count}/{len(frames)} frames, person in {sum(m is not None for m in measurements)}, "
-                  f"{last_line - started:.0f} s", flush=True)
+            print(f"root_finder: {len(measurements)}/{len(frames)} frames, person in "
+                  f"{sum(m is not None for m in measurements)}, {last_line - started:.0f} s", flush=True)
     if not any(m is not None for m in measurements):
         raise ValueError(no_person_message(videos, background_videos, settings, min_views))
     roots, status = fill_gaps(frames, pelvis_track(measurements))
@@ -182,9 +189,10 @@ def no_person_message(videos, background_videos, settings: Settings, min_views: 
             f"{settings.background_samples} frames sampled over {sum(len(p) for p in background_videos)} video(s), "
             f"silhouettes where the colour differs from it by more than {settings.min_threshold:.0f} (or "
             f"{settings.noise_factor:g} x the background's noise), carved into voxels seen by at least {min_views} "
-            f"views; no carved volume reached {settings.min_volume_m3} m^3. Check that the cameras are calibrated "
-            "for these videos (same order and image size, in the rig frame), that someone is in view of at "
-            "least 2 cameras, and that the background videos show the same static room.")
+            f"views; no carved volume was of a person's size ({settings.min_volume_m3} to {settings.max_volume_m3} "
+            "m^3). Check that the cameras are calibrated for these videos (same order and image size, in the rig "
+            "frame), that someone is in view of at least 2 cameras, and that the background videos show the same "
+            "static room.")
 
 
 # --------------------------------------------------------------------------- views
@@ -439,7 +447,7 @@ def carve_person(silhouettes: Sequence[np.ndarray], views: Sequence[View], searc
     if not person.any():
         return None
     volume = Volume(voxels=fine.position(np.argwhere(person)), voxel_mm=fine.voxel_mm)
-    return volume if volume.cubic_metres >= settings.min_volume_m3 else None
+    return volume if settings.min_volume_m3 <= volume.cubic_metres <= settings.max_volume_m3 else None
 
 
 def near(coarse: np.ndarray, coarse_grid: Grid, fine: Grid) -> np.ndarray:
@@ -458,11 +466,12 @@ def near(coarse: np.ndarray, coarse_grid: Grid, fine: Grid) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the pelvis
 
-# The pelvis lies HEAD_TO_PELVIS x the person's standing height below the top of the head; fitted
-# on the labels of the synthetic TRAINING subjects S1 S5 S6 S7 (benchmarks/bench_root.py prints
-# the fit; refit it on a real set's training subjects). The standing height (the carved person's
-# head top above its lowest point, 90th percentile over the track) is clipped to an adult's range,
-# so that a track seated throughout still gets a plausible one.
+# The pelvis lies HEAD_TO_PELVIS x the person's standing height below the top of the head: the mean
+# of (head top - pelvis) / standing height over the labels of the synthetic TRAINING subjects
+# S1 S5 S6 S7 (refit it on a real set's training subjects: benchmarks/bench_root.py prints the
+# mean offset that remains, per axis). The standing height (the carved person's head top above its
+# lowest point, 90th percentile over the track) is clipped to an adult's range, so that a track
+# seated throughout still gets a plausible one.
 HEAD_TO_PELVIS = 0.434
 STANDING_HEIGHT_MM = (1500.0, 1950.0)
 NOMINAL_HEIGHT_MM = 1700.0  # for the per-frame guess, before the track's height is known

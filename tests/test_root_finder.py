@@ -52,7 +52,8 @@ def errors_mm(track, scene) -> np.ndarray:
 
 def read_video(path) -> np.ndarray:
     """(N, H, W, 3) uint8: every frame (the test videos are small)."""
-    return np.stack([frame.copy() for frame in video_io.stream_frames(path, range(video_io.video_frame_count(str(path))))])
+    count = video_io.video_frame_count(str(path))
+    return np.stack([frame.copy() for frame in video_io.stream_frames(path, range(count))])
 
 
 def write_video(path, frames: np.ndarray) -> str:
@@ -184,6 +185,18 @@ def test_never_reads_labels(walking, walking_track, tmp_path, monkeypatch):
     monkeypatch.setattr(h36m_utils, "_read_pose_variable", refuse)
     track = root_finder.find_roots(copies, walking.cameras, walking.frames, progress=False)
     np.testing.assert_array_equal(track.roots, walking_track.roots)
+
+
+def test_background_samples_are_frames_spread_over_the_whole_video(walking, tmp_path):
+    path = walking.videos[0]
+    every = read_video(path)
+    samples = list(video_io.sample_frames(path, 5))
+    assert len(samples) == 5
+    for sample, index in zip(samples, np.linspace(0, len(every) - 1, 5).round().astype(int)):
+        np.testing.assert_array_equal(sample, every[index])
+    assert len(list(video_io.sample_frames(path, 1000))) == len(every)
+    with pytest.raises(ValueError, match="nothing.mp4"):
+        next(video_io.sample_frames(tmp_path / "nothing.mp4", 3))
 
 
 # --------------------------------------------------------------------------- inputs
