@@ -45,9 +45,10 @@ class Settings:
     from the background by more than ``max(min_threshold, noise_factor x`` the background's own
     per-pixel spread ``)``.
     coarse_voxel_mm, fine_voxel_mm: the voxel sides of the search grid and of the person's grid.
-    min_volume_m3, max_volume_m3: the carved volumes taken for a person (a person carved by 4
-    views is about 0.2 to 0.4 m^3; far more is foreground everywhere: the light changed or a
-    camera moved).
+    min_volume_m3, max_volume_m3, min_height_mm: what a carved volume must be to be a person (one
+    carved by 4 views is 0.13 to 0.4 m^3 and, even seated, 1.1 m tall or more; far more volume is
+    foreground everywhere: the light changed or a camera moved; less, or lower, is a part of a
+    person, e.g. the legs when the background holds the rest, or someone lying on the floor).
     views_may_miss: a voxel must be seen by all views but this many (and by 2 at least): a person
     partly outside that many views is still carved whole.
     """
@@ -58,8 +59,9 @@ class Settings:
     min_threshold: float = 25.0
     coarse_voxel_mm: float = 100.0
     fine_voxel_mm: float = 30.0
-    min_volume_m3: float = 0.02
+    min_volume_m3: float = 0.08
     max_volume_m3: float = 2.0
+    min_height_mm: float = 1000.0
     views_may_miss: int = 1
 
 
@@ -190,9 +192,10 @@ def no_person_message(videos, background_videos, settings: Settings, min_views: 
             f"silhouettes where the colour differs from it by more than {settings.min_threshold:.0f} (or "
             f"{settings.noise_factor:g} x the background's noise), carved into voxels seen by at least {min_views} "
             f"views; no carved volume was of a person's size ({settings.min_volume_m3} to {settings.max_volume_m3} "
-            "m^3). Check that the cameras are calibrated for these videos (same order and image size, in the rig "
-            "frame), that someone is in view of at least 2 cameras, and that the background videos show the same "
-            "static room.")
+            f"m^3, {settings.min_height_mm / 1000:g} m tall or more). Check that the cameras are calibrated for these "
+            "videos (same order and image size, in the rig frame) and that someone is in view of at least 2 "
+            "cameras. If the person stays in one place, a background from their own videos holds them: pass "
+            "background_videos (the same cameras' other videos of this room, or a few seconds of the empty room).")
 
 
 # --------------------------------------------------------------------------- views
@@ -447,7 +450,9 @@ def carve_person(silhouettes: Sequence[np.ndarray], views: Sequence[View], searc
     if not person.any():
         return None
     volume = Volume(voxels=fine.position(np.argwhere(person)), voxel_mm=fine.voxel_mm)
-    return volume if settings.min_volume_m3 <= volume.cubic_metres <= settings.max_volume_m3 else None
+    person_sized = (settings.min_volume_m3 <= volume.cubic_metres <= settings.max_volume_m3
+                    and np.ptp(volume.voxels[:, 2]) >= settings.min_height_mm)
+    return volume if person_sized else None
 
 
 def near(coarse: np.ndarray, coarse_grid: Grid, fine: Grid) -> np.ndarray:

@@ -15,8 +15,9 @@ already there. ``root_finder.find_roots`` runs on every sequence of ``--subjects
 
 Per subject and action (both trials together), then per subject and overall: the distance from
 the labelled pelvis (mm: mean, median, 95th percentile, max), the share of frames found and
-interpolated/held, the seconds per frame (background model included), the frames warned about
-(the person stays in place); and the same distances for the quick baseline, the centre of the
+interpolated/held, the seconds per frame (background model included), the sequences warned about
+(the person stays in place) and those in which no person was found at all (``find_roots`` raised:
+their frames count as neither found nor filled, and are not scored); and the same distances for the quick baseline, the centre of the
 silhouette's bounding box in each view, triangulated (same background, same silhouettes; scored
 on the frames where >= 2 views have foreground, the share in its "found" column).
 
@@ -47,8 +48,7 @@ DEFAULT_DATA = "/tmp/bench_root_synthetic"
 @dataclasses.dataclass(frozen=True)
 class Scored:
     """One sequence run: its subject and action, errors (N,) mm, status (N,), seconds, the
-    baseline's errors (M,) mm on its M usable frames (M = baseline_frames), and whether the track
-    carries a warning."""
+    baseline's errors (M,) mm on its M usable frames, and whether the track carries a warning."""
 
     subject: str
     action: str
@@ -56,7 +56,6 @@ class Scored:
     status: np.ndarray
     seconds: float
     baseline: np.ndarray
-    baseline_frames: int
     warned: bool
 
 
@@ -95,6 +94,7 @@ def background_videos(sequence, sequences, background: str) -> list:
 def track_and_pelvis(sequence, cameras, frame, sequences, stride: int, background: str):
     """(RootTrack of every ``stride``-th frame, (N, 3) labelled pelvis in the rig frame)."""
     frames = np.arange(0, sequence.num_frames, stride)
+    # "own": no background_videos, so that find_roots takes each video's own frames and may warn
     track = root_finder.find_roots([sequence.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames,
                                    progress=False,
                                    background_videos=background_videos(sequence, sequences, background)
@@ -103,7 +103,14 @@ def track_and_pelvis(sequence, cameras, frame, sequences, stride: int, backgroun
 
 
 def run_sequence(sequence, cameras, frame, sequences, stride: int, background: str, baseline: bool) -> Scored:
-    track, pelvis = track_and_pelvis(sequence, cameras, frame, sequences, stride, background)
+    """Scored run; a sequence in which find_roots finds no person at all scores no frame (status "none")."""
+    try:
+        track, pelvis = track_and_pelvis(sequence, cameras, frame, sequences, stride, background)
+    except ValueError as error:
+        if "No person found" not in str(error):
+            raise
+        count = len(range(0, sequence.num_frames, stride))
+        return Scored(sequence.subject, sequence.action, np.zeros(0), np.full(count, "none"), 0.0, np.zeros(0), False)
     baseline_errors = np.zeros(0)
     if baseline:
         base = bounding_box_baseline([sequence.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, track.frames,
@@ -111,7 +118,7 @@ def run_sequence(sequence, cameras, frame, sequences, stride: int, background: s
         usable = ~np.isnan(base[:, 0])
         baseline_errors = np.linalg.norm(base[usable] - pelvis[usable], axis=1)
     return Scored(sequence.subject, sequence.action, np.linalg.norm(track.roots - pelvis, axis=1), track.status,
-                  track.seconds, baseline_errors, len(baseline_errors), bool(track.warnings))
+                  track.seconds, baseline_errors, bool(track.warnings))
 
 
 def offsets(sequence, cameras, frame, sequences) -> np.ndarray:
@@ -130,16 +137,19 @@ def distances(errors: np.ndarray) -> str:
 def table_row(label: str, runs: list) -> str:
     errors = np.concatenate([run.errors for run in runs])
     status = np.concatenate([run.status for run in runs])
-    seconds_per_frame = sum(run.seconds for run in runs) / len(status)
+    rooted = status != "none"
+    seconds_per_frame = sum(run.seconds for run in runs) / max(rooted.sum(), 1)
     baseline = np.concatenate([run.baseline for run in runs])
-    baseline_found = sum(run.baseline_frames for run in runs) / len(status)
-    return (f"| {label:<22} | {len(errors):5d} | {distances(errors)} | {100 * np.mean(status == 'found'):5.1f} | "
-            f"{100 * np.mean(status != 'found'):5.1f} | {seconds_per_frame:6.3f} | {sum(r.warned for r in runs):2d}/"
-            f"{len(runs):<2d} | {distances(baseline)} | {100 * baseline_found:5.1f} |")
+    baseline_found = len(baseline) / max(rooted.sum(), 1)
+    failed = sum(not run.status.size or run.status[0] == "none" for run in runs)
+    return (f"| {label:<22} | {len(status):5d} | {distances(errors)} | {100 * np.mean(status == 'found'):5.1f} | "
+            f"{100 * np.mean(rooted & (status != 'found')):5.1f} | {seconds_per_frame:6.3f} | "
+            f"{sum(r.warned for r in runs):2d} / {failed:2d} / {len(runs):<2d} | {distances(baseline)} | "
+            f"{100 * baseline_found:5.1f} |")
 
 
-HEADER = ("| subject / action       | frames |   mean | median |    p95 |    max | found | gaps % | s/frame | warned "
-          "| base mean | median | p95 | max | found |")
+HEADER = ("| subject / action       | frames |   mean | median |    p95 |    max | found | gaps % | s/frame | "
+          "warned / no root / runs | base mean | median | p95 | max | found |")
 
 
 def print_table(runs: list, subjects, background: str, stride: int) -> None:

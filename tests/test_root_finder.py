@@ -133,22 +133,28 @@ def test_videos_without_a_person_are_a_clear_error(walking, tmp_path):
     assert "room0.mp4" in str(error.value) and "Tried:" in str(error.value)
 
 
-def test_a_person_who_stays_in_place_is_flagged_unless_other_videos_give_the_background(synthetic_dataset):
-    """S1's Photo: turning on the spot. Its own median background holds the person, and the report
-    says so; with the subject's other videos as background, no warning and a good root."""
+def test_a_person_who_stays_in_place_needs_other_videos_for_the_background(synthetic_dataset):
+    """Photo (turning on the spot) and SittingDown (sitting down on the spot): each video's own median
+    background holds the person. Photo then leaves only legs-high volumes, not a person: a clear
+    error that says to pass background_videos; SittingDown is found in some frames, with a warning.
+    With the subject's other videos as background: no warning and a good root."""
     sequences, _ = h36m_utils.find_sequences(str(synthetic_dataset.data_dir), str(synthetic_dataset.labels_dir), ["S1"])
-    photo = next(s for s in sequences if s.action == "Photo")
     world = h36m_utils.load_cameras(str(synthetic_dataset.cameras_path))["S1"]
     cameras, frame = rig_frame.cameras_in_rig_frame([world[c] for c in h36m_utils.CAMERA_IDS])
+    photo, sitting = (next(s for s in sequences if s.action == action) for action in ("Photo", "SittingDown"))
     frames = np.arange(0, photo.num_frames, 4)
-    videos = [photo.videos[c] for c in h36m_utils.CAMERA_IDS]
-    alone = root_finder.find_roots(videos, cameras, frames, progress=False)
+    with pytest.raises(ValueError, match="No person found.*pass background_videos"):
+        root_finder.find_roots([photo.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames, progress=False)
+    alone = root_finder.find_roots([sitting.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames,
+                                   progress=False)
     assert "Warning: the person stays within" in alone.report() and "background_videos" in alone.report()
 
     others = [[s.videos[c] for s in sequences if c in s.videos] for c in h36m_utils.CAMERA_IDS]
-    shared = root_finder.find_roots(videos, cameras, frames, progress=False, background_videos=others)
+    shared = root_finder.find_roots([photo.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames,
+                                    progress=False, background_videos=others)
     pelvis = frame.to_rig(h36m_utils.read_poses(photo.d3_path)[frames, h36m_utils.PELVIS])
-    assert shared.warnings == () and np.linalg.norm(shared.roots - pelvis, axis=1).mean() < MEAN_BOUND_MM
+    assert shared.warnings == () and set(shared.status) == {"found"}
+    assert np.linalg.norm(shared.roots - pelvis, axis=1).mean() < MEAN_BOUND_MM
 
 
 # --------------------------------------------------------------------------- frames and labels
