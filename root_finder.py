@@ -496,7 +496,8 @@ class Measurement:
 
     top, bottom: rig z (mm) of the carved person's head top and lowest point (99.5th and 0.5th
     percentiles of its voxels); xy: (2,) mm, its trunk axis; views: (V,) bool, the views whose
-    silhouette gave the trunk axis.
+    silhouette gave the trunk axis (none: fewer than 2 did, and x, y are the median of the carved
+    volume's trunk band).
     """
 
     top: float
@@ -516,13 +517,14 @@ def measure(silhouettes: Sequence[np.ndarray], views: Sequence[View], search: Se
     pelvis_z = top - HEAD_TO_PELVIS * NOMINAL_HEIGHT_MM
     band = volume.voxels[(height >= pelvis_z + TRUNK_BAND_MM[0]) & (height <= pelvis_z + TRUNK_BAND_MM[1])]
     guess = np.array([*np.median((band if len(band) else volume.voxels)[:, :2], axis=0), pelvis_z])
-    used = np.zeros(len(views), bool)
+    used = np.zeros(len(views), bool)  # none: x, y stay those of the carved volume's band
     for _ in range(TRUNK_ITERATIONS):
         centres = [trunk_centre(mask, view, guess) for mask, view in zip(silhouettes, views)]
-        used = np.array([centre is not None for centre in centres])
-        if used.sum() < 2:
+        seen = np.array([centre is not None for centre in centres])
+        if seen.sum() < 2:
             break
-        guess[:2] = triangulate([c for c in centres if c is not None], [v.camera for v, u in zip(views, used) if u])[:2]
+        used = seen
+        guess[:2] = triangulate([c for c in centres if c is not None], [v.camera for v, s in zip(views, seen) if s])[:2]
     return Measurement(top=float(top), bottom=float(bottom), xy=guess[:2], views=used)
 
 
