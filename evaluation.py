@@ -99,6 +99,10 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
         raise ValueError("The test set is empty: no frame to evaluate. Check --test-stride and "
                          "the index report printed above.")
     wanted, first_row, parts, shown = picture_rows(total, num_pictures), 0, [], []
+    # A camera's background is learned from all of its subject's test videos: in one sequence the
+    # person may stay in one place (sitting, turning), where the median of its own frames holds them.
+    backgrounds = {(s.subject, c): [o.videos[c] for o in sequences if o.subject == s.subject]
+                   for s in sequences for c in camera_ids}
     for number, (sequence, frames) in enumerate(zip(sequences, frames_of)):
         kp3d_true, kp2d_true = sequence_labels(sequence, frames, camera_ids)
         rows = wanted[(wanted >= first_row) & (wanted < first_row + len(frames))] - sum(len(f) for f in frames_of[:number])
@@ -108,6 +112,7 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
             roots=kp3d_true[:, h36m_utils.PELVIS] if root == "labels" else None,
             refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
             batch_size=batch_size, picture_frames=frames[rows], progress=progress,
+            background_videos=[backgrounds[sequence.subject, c] for c in camera_ids],
             what=f"[{number + 1}/{len(sequences)}] {sequence.subject} {sequence.name}")
         for note in predicted.notes:  # a video cut short: the frames before its end are scored
             print(f"Note: {sequence.subject} {sequence.name}: {note}")

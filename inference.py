@@ -114,22 +114,24 @@ def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm
 def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: SequenceOf[str],
                    frames: SequenceOf[int], *, image_size: int, box_mm: float, roots: np.ndarray | None = None,
                    refinements: int = DEFAULT_REFINEMENTS, batch_size: int = 8, picture_frames=(),
-                   on_chunk: Callable | None = None, progress: bool = True, what: str = "predicting frames"
-                   ) -> VideoPrediction:
+                   on_chunk: Callable | None = None, background_videos=None, progress: bool = True,
+                   what: str = "predicting frames") -> VideoPrediction:
     """Run ``network`` over ``frames`` of the V ``videos`` seen by ``cameras`` (world frame, in order).
 
     roots: None (found in the videos by ``root_finder``, then refined by the model) or (T, 3)
     world mm (used as they are, e.g. the labelled pelvis). picture_frames: frames whose final
     crops are kept (``VideoPrediction.pictures``). on_chunk(frames_bgr, frame_indices,
     joints_2d, joints_3d): called for every chunk with its V BGR frames per frame (to draw an
-    overlay while the frames are in memory). Frames are decoded once here (and once more by the
-    root finder); at most ``batch_size`` frames of every view are held at a time.
+    overlay while the frames are in memory). background_videos: per camera, the videos its
+    background is learned from (``root_finder``; default: its own video; give more where the
+    person stays in one place). Frames are decoded once here (and once more by the root finder);
+    at most ``batch_size`` frames of every view are held at a time.
     """
     frames = np.asarray(frames, np.int64)
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
     if roots is None:
         import root_finder  # only predict and the estimated-root protocol need it
-        track = root_finder.find_roots(videos, local, frames, progress=progress)
+        track = root_finder.find_roots(videos, local, frames, progress=progress, background_videos=background_videos)
         first_roots, status, report = track.roots, track.status, track.report()
         refine = refinements
     else:

@@ -34,13 +34,15 @@ FPS_TOLERANCE = 0.01  # frames per second: containers round their rates a little
 class UserRig:
     """A calibrated rig and its videos: cameras (world, mm, sized from the videos), videos (V,)
     paths in the cameras' order, num_frames (the frames every video holds), fps, notes (what was
-    left out or trimmed, one sentence each)."""
+    left out or trimmed, one sentence each), backgrounds (V,) tuples of the videos each camera's
+    background is learned from."""
 
     cameras: tuple
     videos: tuple
     num_frames: int
     fps: float
     notes: tuple
+    backgrounds: tuple
 
 
 def match_videos(folder, names) -> dict:
@@ -73,10 +75,15 @@ def match_videos(folder, names) -> dict:
     return {name: str(found[name]) for name in names}
 
 
-def load_rig(calibration_path, videos_folder, units: str | None = None, subject: str | None = None) -> UserRig:
-    """The calibration's cameras paired with their videos, sized from them, over the common frames."""
+def load_rig(calibration_path, videos_folder, units: str | None = None, subject: str | None = None,
+             background_folder=None) -> UserRig:
+    """The calibration's cameras paired with their videos, sized from them, over the common frames.
+
+    background_folder: videos of the same cameras (named as the videos) that the background is
+    learned from too, e.g. of the empty scene, for a person who stays in one place."""
     rig = calibration.load_calibration(calibration_path, units, subject)
     videos = match_videos(videos_folder, rig.names)
+    extra = match_videos(background_folder, rig.names) if background_folder else {}
     properties = {name: video_io.video_properties(path) for name, path in videos.items()}
     rates = {name: p.fps for name, p in properties.items()}
     if max(rates.values()) - min(rates.values()) > FPS_TOLERANCE:
@@ -93,7 +100,8 @@ def load_rig(calibration_path, videos_folder, units: str | None = None, subject:
         notes.append(f"Using the {common} frames every video holds; longer: " + ", ".join(
             f"{name} {count}" for name, count in counts.items() if count != common) + ".")
     return UserRig(cameras=rig.cameras, videos=tuple(videos[name] for name in rig.names), num_frames=common,
-                   fps=float(np.median(list(rates.values()))), notes=tuple(notes))
+                   fps=float(np.median(list(rates.values()))), notes=tuple(notes),
+                   backgrounds=tuple((videos[name], *([extra[name]] if extra else [])) for name in rig.names))
 
 
 def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_mm: float = 2000.0,
@@ -118,7 +126,7 @@ def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_
         predicted = inference.predict_videos(
             network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
             refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
-            batch_size=batch_size, on_chunk=draw, progress=progress)
+            batch_size=batch_size, on_chunk=draw, background_videos=rig.backgrounds, progress=progress)
     seconds = time.perf_counter() - started
     print(predicted.root_report)
     paths = write_outputs(output_dir, predicted, rig, names, stride)

@@ -31,10 +31,11 @@ DEMO_SETTINGS = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", bat
 # The 3D term's weight is 0 for this fraction of the training steps (--warmup-3d-steps overrides
 # it): chosen on the validation split (benchmarks/tune_warmup_3d.py, BENCHMARKS.md).
 WARMUP_3D_FRACTION = 0.45
-# The 3D error of the root found in the videos before the model's refinement (root_finder),
-# per rig axis (x, y horizontal, up), mm: training crops are cut around the labelled pelvis
-# moved by such an offset, so the model learns from the roots it will be given.
-ROOT_JITTER_MM = (60.0, 60.0, 60.0)
+# The 3D error of the root found in the videos before the model's refinement (root_finder), its
+# standard deviation per rig axis (x, y horizontal, up), mm, measured on the synthetic training
+# subjects S1 S5 S6 S7 (benchmarks/bench_root.py; mean offsets under 3 mm): training crops are cut
+# around the labelled pelvis moved by such an offset, so the model learns from the roots it is given.
+ROOT_JITTER_MM = (34.0, 34.0, 23.0)
 
 
 class UsageError(Exception):
@@ -165,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the calibration's length unit; default: the format's (toml, EasyMocap: m; json: mm)")
     own.add_argument("--calibration-subject", default=None,
                      help="the subject whose cameras to use when a camera JSON holds several")
+    own.add_argument("--background-videos", default=None,
+                     help="folder of more videos of the same cameras (named like --videos), e.g. of the empty "
+                          "scene, that the person finder learns the background from too; needed when the "
+                          "person stays in one place")
     own.add_argument("--stride", type=int, default=1, help="predict every n-th frame")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
@@ -451,7 +456,8 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
 def run_predict(args) -> dict:
     """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
     import predict
-    rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject)
+    rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
+                           args.background_videos)
     network, config, _ = load_model(args, args.weights, len(rig.cameras), "predict")
     return predict.run(network, config, rig, output_dir=args.output_dir, stride=args.stride, box_mm=args.box_mm,
                        batch_size=args.batch_size, refinements=args.refinements, progress=args.verbose > 0)

@@ -1,4 +1,5 @@
-"""Videos with OpenCV: open with one decoding thread, stream chosen frames forward, count frames; write mp4.
+"""Videos with OpenCV: open with one decoding thread, stream chosen frames forward, sample frames spread
+over a whole video, count frames; write mp4.
 
 Every module that reads video frames (the crop cache, the root finder, predict) goes through here,
 and every one that writes a video (the synthetic set, predict's outputs) opens it here.
@@ -90,6 +91,29 @@ def video_properties(path) -> VideoProperties:
                                width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                                height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                                fps=float(capture.get(cv2.CAP_PROP_FPS)))
+    finally:
+        capture.release()
+
+
+def sample_frames(path, count: int) -> Iterator[np.ndarray]:
+    """Yield up to ``count`` (H, W, 3) uint8 BGR frames spread evenly over the whole video.
+
+    For a background model, not for data: each sample is reached by seeking (the decoder starts
+    at the key frame before it), so the cost is bounded by ``count`` x the key-frame interval
+    however long the video is, and the spread follows the container's frame count; a sample whose
+    seek or read fails is left out. A video that cannot be opened or has no frame raises
+    ``ValueError`` naming the file. Each frame is a new array.
+    """
+    capture = open_video(path)
+    try:
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        if total <= 0:
+            raise ValueError(f"Cannot open video {path} or it has no frames: the file is missing, corrupt or "
+                             "not a video OpenCV can decode. Re-download or regenerate it.")
+        for index in np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int)):
+            ok, frame = capture.read() if capture.set(cv2.CAP_PROP_POS_FRAMES, int(index)) else (False, None)
+            if ok and frame is not None:
+                yield frame
     finally:
         capture.release()
 

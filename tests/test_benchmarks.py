@@ -85,3 +85,14 @@ def test_measured_peaks_print_as_devices_entries_and_the_card_table(monkeypatch,
     printed = capsys.readouterr().out
     assert "    ('paper', 'float32'): {16: 15.4, 32: 29.8}," in printed
     assert devices.memory_table(peaks) in printed and devices.memory_table(peaks) != devices.memory_table()
+
+
+def test_root_benchmark_table_on_a_small_set(synthetic_dataset):
+    text = run_benchmark("bench_root.py", "--data", str(synthetic_dataset.root), "--subjects", "S11", "--strides", "8",
+                         "--backgrounds", "subject", "--jitter-subjects", "S1")
+    rows = {row[0]: row for row in table_rows(text, " | ") if row[0].startswith(("S11", "all"))}
+    assert {"S11 Walking", "S11 all", "all"} <= set(rows), text
+    frames, mean_mm, found_percent, baseline_mm = (float(rows["all"][i]) for i in (1, 2, 6, 10))
+    assert frames == 55 and found_percent == 100.0, rows["all"]  # 11 sequences x 5 frames (40 at stride 8)
+    assert mean_mm < 80.0 < baseline_mm, rows["all"]  # measured: 53 against 169 mm
+    assert "root - pelvis on S1" in text and "| z |" in text
