@@ -49,7 +49,8 @@ def save_weights(model: keras.Model, path: str, info: dict, include_optimizer: b
         raise ValueError(f"Weights file names must end in .weights.h5, got {path}")
     if "config" not in info:
         raise ValueError("save_weights needs info['config'], the model config's name")
-    skip = None if include_optimizer or model.optimizer is None else [model.optimizer]
+    optimizer = getattr(model, "optimizer", None)  # None for a model that was never compiled
+    skip = None if include_optimizer or optimizer is None else [optimizer]
     _replace_atomically(lambda tmp: saving_lib.save_weights_only(model, tmp, objects_to_skip=skip),
                         path, ".weights.h5")
 
