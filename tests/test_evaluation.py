@@ -1,14 +1,18 @@
 """evaluation.py: per-frame metrics, the averages over actions and over frames, the files and pictures."""
 import csv
 import json
+import shutil
 
+import keras
 import numpy as np
 import pytest
 
 import data_loader
 import evaluation
 import h36m_utils
+import model
 import rig_frame
+import synthetic_h36m
 
 V, J, S = 4, len(h36m_utils.J17), 32
 
@@ -198,3 +202,33 @@ def test_extra_field_may_not_overwrite_a_protocol_key(tmp_path):
 def test_picture_rows_spread_over_the_set():
     np.testing.assert_array_equal(evaluation.picture_rows(100, 3), [0, 50, 99])
     np.testing.assert_array_equal(evaluation.picture_rows(2, 3), [0, 1])
+
+
+def moved_labels(dataset, folder):
+    """A copy of the set's labels with EVERY joint (the pelvis included) of every D3 and D2 file moved."""
+    shutil.copytree(dataset.labels_dir, folder)
+    rng = np.random.default_rng(0)
+    for path in folder.rglob("*.cdf"):
+        poses = h36m_utils.read_poses(str(path))
+        synthetic_h36m.write_pose_cdf(path, poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape))
+    return folder
+
+
+def test_estimated_root_predictions_never_see_a_label(synthetic_dataset, tmp_path):
+    """With the root found in the videos, moving every label (the pelvis too) changes the scores but
+    not one predicted number: crops, roots and joints come from pixels and cameras alone."""
+    keras.utils.set_random_seed(0)
+    network = model.build_model("tiny", num_views=V)
+    cameras = h36m_utils.load_cameras(str(synthetic_dataset.cameras_path))
+    results = []
+    for labels in (synthetic_dataset.labels_dir, moved_labels(synthetic_dataset, tmp_path / "Labels")):
+        sequences, _ = h36m_utils.find_sequences(str(synthetic_dataset.data_dir), str(labels), ("S11",))
+        results.append(evaluation.predict(network, sequences[:3], cameras, stride=8, image_size=128, box_mm=2000.0,
+                                          root="estimated", refinements=1, progress=False))
+    original, moved = results
+    for name in ("kp3d_pred", "kp2d_pred", "kp2d_pred_frame", "root", "first_root"):
+        np.testing.assert_array_equal(getattr(moved, name), getattr(original, name), err_msg=name)
+    assert np.abs(moved.kp3d_true - original.kp3d_true).min() > 0  # the labels did move
+    labelled = evaluation.predict(network, sequences[:3], cameras, stride=8, image_size=128, box_mm=2000.0,
+                                  root="labels", progress=False)
+    assert not np.array_equal(labelled.root, moved.root)  # a root from the labels would follow them
