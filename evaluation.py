@@ -83,10 +83,12 @@ def sequence_labels(sequence, frames, camera_ids=h36m_utils.CAMERA_IDS) -> tuple
 
 def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm: float, root: str = "estimated",
             batch_size: int = 8, refinements: int | None = None, num_pictures: int = 3,
-            camera_ids=h36m_utils.CAMERA_IDS, progress: bool = True) -> Predictions:
+            camera_ids=h36m_utils.CAMERA_IDS, moved_labels=None, progress: bool = True) -> Predictions:
     """Run ``network`` over every ``stride``-th frame of ``sequences`` (``cameras``: ``load_cameras``
     output) from their videos; ``root``: "estimated" (found in the videos) or "labels";
-    camera_ids: the views the model gets, in its order (a subset or another order of the four).
+    camera_ids: the views the model gets, in its order (a subset or another order of the four);
+    moved_labels: with ``root="labels"``, a function of the labelled pelvis (T, 3) giving the roots
+    instead (e.g. moved by a random offset, to measure what the root's accuracy is worth).
 
     A prediction that is not finite is an error naming the frame (never averaged into the table).
     """
@@ -109,7 +111,7 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
         predicted = inference.predict_videos(
             network, [cameras[sequence.subject][c] for c in camera_ids],
             [sequence.videos[c] for c in camera_ids], frames, image_size=image_size, box_mm=box_mm,
-            roots=kp3d_true[:, h36m_utils.PELVIS] if root == "labels" else None,
+            roots=_labelled_roots(kp3d_true, moved_labels) if root == "labels" else None,
             refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
             batch_size=batch_size, picture_frames=frames[rows], progress=progress,
             background_videos=[backgrounds[sequence.subject, c] for c in camera_ids],
@@ -125,6 +127,12 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
     pictures = np.stack([image for part in parts for image in part.pop("picture_images")])
     joined = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     return Predictions(**joined, picture_images=pictures, picture_rows=np.asarray(shown, int))
+
+
+def _labelled_roots(kp3d_true: np.ndarray, moved=None) -> np.ndarray:
+    """(T, 3) world mm: the labelled pelvis, or ``moved`` of it."""
+    pelvis = kp3d_true[:, h36m_utils.PELVIS]
+    return pelvis if moved is None else moved(pelvis)
 
 
 def _sequence_part(predicted, sequence, kp3d_true, kp2d_true, picture_frames) -> dict:
