@@ -1,6 +1,6 @@
 """Does canonical fusion help? tiny with fusion, with the views kept apart, and with a ReLU last fusion layer.
 
-    python benchmarks/ablation_fusion.py [--seeds 0 1 2] [--epochs 6] [--steps-per-epoch 125]
+    python benchmarks/ablation_fusion.py [--seeds 0 1 2] [--epochs 5] [--steps-per-epoch 100]
 
 The paper's central claim is that fusing the views' canonical codes beats processing each view
 on its own. On the demo's synthetic set (whose bodies occlude themselves in some views), three

@@ -32,12 +32,26 @@ class Variant:
     overrides: tuple = ()
 
 
+def cache_root_tracks() -> None:
+    """Find each recording's roots once per process: the root finder does not depend on the model,
+    and every run tests on the same videos (the same videos always come with the same cameras here)."""
+    import root_finder
+    find_roots, found = root_finder.find_roots, {}
+
+    def cached(videos, cameras, frames, **options):
+        key = (tuple(videos), tuple(int(frame) for frame in frames), repr(options.get("background_videos")))
+        if key not in found:
+            found[key] = find_roots(videos, cameras, frames, **options)
+        return found[key]
+    root_finder.find_roots = cached
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every ablation shares: data, work folder, budget, seeds."""
     parser.add_argument("--demo-dir", default=train_and_test.DEMO_DIR, help="the synthetic data set (made once)")
     parser.add_argument("--work-dir", default="outputs/ablation_runs", help="checkpoints and metrics of the runs")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs of every run")
-    parser.add_argument("--steps-per-epoch", type=int, default=125, help="steps per epoch of every run")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of every run")
+    parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
 
 
@@ -50,6 +64,7 @@ class SyntheticRuns:
         train_and_test.ensure_synthetic_data(root)
         self.settings = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", root, "--verbose", "2"]))
         self.budget = {"epochs": options.epochs, "steps_per_epoch": options.steps_per_epoch}
+        cache_root_tracks()
 
     def folder(self, variant: Variant, seed: int) -> str:
         return os.path.join(self.options.work_dir, f"{variant.name}-seed{seed}")

@@ -1,6 +1,6 @@
 """When should the 3D (DLT) term start? The default warm-up, chosen on the validation split only.
 
-    python benchmarks/tune_warmup_3d.py [--fractions 0 0.2 0.45 0.7] [--seeds 0 1] [--epochs 6]
+    python benchmarks/tune_warmup_3d.py [--fractions 0 0.45 0.7] [--seeds 0 1] [--epochs 5]
 
 ``tiny`` on the demo's synthetic set, the demo's recipe, once per fraction and seed: the 3D term's
 weight is 0 for that fraction of the training steps, then ramps up (``--ramp-3d-steps``) to
@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     synthetic_runs.add_arguments(parser)
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.2, 0.45, 0.7],
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.45, 0.7],
                         help="fractions of the training steps with the 3D weight at 0")
     parser.set_defaults(seeds=[0, 1])
     options = parser.parse_args(argv)
