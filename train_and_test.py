@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="test: where the crops' root comes from: estimated = found in the videos "
                            "(the protocol); labels = the labelled pelvis (only to compare with papers that "
                            "crop with ground-truth boxes)")
+    data.add_argument("--test-cameras", nargs="+", default=None, metavar="ID",
+                      help="test: the cameras the model gets, in this order (2 or more of "
+                           f"{' '.join(h36m_utils.CAMERA_IDS)}; other than all four needs --fusion mean); default: all four")
     data.add_argument("--refinements", type=int, default=None,
                       help="test/predict: times the crops are re-centred on the model's own pelvis after "
                            "the root finder's (default: inference.DEFAULT_REFINEMENTS)")
@@ -190,6 +193,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.cpu_replicas and args.strategy != "mirrored":
         raise UsageError("--cpu-replicas splits the CPU for --strategy mirrored; add --strategy mirrored.")
+    chosen = args.test_cameras
+    if chosen is not None and (len(set(chosen)) != len(chosen) or len(chosen) < 2
+                               or not set(chosen) <= set(h36m_utils.CAMERA_IDS)):
+        raise UsageError(f"--test-cameras needs 2 or more different cameras of {' '.join(h36m_utils.CAMERA_IDS)}; "
+                         f"got {' '.join(chosen)}.")
     if args.refinements is not None and args.refinements < 0:
         raise UsageError(f"--refinements must be >= 0, got {args.refinements}")
     if args.mode == "predict" and not (args.weights and args.videos and args.calibration):
@@ -430,21 +438,23 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
     sequences, cameras = load_split(args, test_subjects, "test")
-    network, config, info = load_model(args, weights, len(h36m_utils.CAMERA_IDS), "test", config=config)
+    camera_ids = tuple(args.test_cameras or h36m_utils.CAMERA_IDS)
+    network, config, info = load_model(args, weights, len(camera_ids), "test", config=config)
     num_frames = data_loader.count_frames(sequences, args.test_stride)
     print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
           f"{', '.join(test_subjects)} (frame stride {args.test_stride}), --root {args.root}.")
     predictions = evaluation.predict(network, sequences, cameras, stride=args.test_stride,
                                      image_size=config.image_size, box_mm=args.box_mm, root=args.root,
                                      batch_size=args.batch_size, refinements=args.refinements,
-                                     progress=args.verbose > 0)
+                                     camera_ids=camera_ids, progress=args.verbose > 0)
     summary = evaluation.summarize(predictions)
     print(evaluation.format_table(summary, args.root))
     json_path, csv_path = evaluation.write_metrics(
         args.output_dir, summary, weights=weights, config=config.name, root=args.root,
         weights_info={"file": weights, **{k: v for k, v in (info or {}).items() if k != "logs"}},
-        extra={"subjects": test_subjects, "test_stride": args.test_stride, "box_mm": args.box_mm})
-    written = evaluation.write_predictions(args.output_dir, predictions)
+        extra={"subjects": test_subjects, "test_stride": args.test_stride, "box_mm": args.box_mm,
+               "cameras": list(camera_ids)})
+    written = evaluation.write_predictions(args.output_dir, predictions, camera_ids)
     pictures = evaluation.draw_pictures(predictions, args.images_dir)
     print(f"Wrote {json_path}, {csv_path}, {written[0]}, {written[1]}, {pictures[0]} and {pictures[1]}.")
     with open(json_path, encoding="utf-8") as handle:
