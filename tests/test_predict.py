@@ -182,3 +182,18 @@ def test_units_trap_and_a_concat_model_on_another_number_of_cameras_are_clear_er
     message = capsys.readouterr().err
     assert code == 2 and "this rig has 3" in message and "--fusion mean" in message
     assert json.loads((tmp_path / "tiny.weights.h5.json").read_text())["config"] == "tiny"
+
+
+def test_a_mean_model_is_tested_on_two_of_the_four_cameras_in_another_order(synthetic_dataset, mean_weights, tmp_path):
+    out = tmp_path / "out"
+    code = train_and_test.main(["--mode", "test", "--config", "tiny-mean", "--weights", mean_weights,
+                                "--data-dir", str(synthetic_dataset.data_dir), "--labels-dir",
+                                str(synthetic_dataset.labels_dir), "--cameras", str(synthetic_dataset.cameras_path),
+                                "--test-subjects", "S11", "--test-stride", "20", "--root", "labels",
+                                "--test-cameras", "58860488", "54138969", "--output-dir", str(out),
+                                "--images-dir", str(tmp_path / "imgs"), "--verbose", "0"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["cameras"] == ["58860488", "54138969"] and metrics["root_error_mm"] < 1e-6
+    content = np.load(out / "predictions.npz")
+    assert content["joints_2d"].shape[1:] == (2, 17, 2) and list(content["cameras"]) == ["58860488", "54138969"]
