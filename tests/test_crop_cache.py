@@ -117,7 +117,7 @@ def test_the_report_counts_labelled_joints_outside_the_box(index, tmp_path, caps
     config = crops.CropConfig(32, box_mm=1200)  # a small box: many joints fall outside
     cache = crop_cache.ensure_cache(sequences[:3], views[:3], config, 4, str(tmp_path))
     records = [record for shard in cache.shards for record in records_of(shard)]
-    cut = np.stack([np.stack([crops.apply_crop(points, crop) for points, crop in
+    cut = np.stack([np.stack([h36m_utils.apply_affine(points, crop) for points, crop in
                               zip(r["kp2d"].numpy(), r["cache_crop"].numpy())]) for r in records])  # (N, V, J, 2)
     lower, upper = config.pad - 0.5, config.pad + config.image_size - 0.5
     outside = ((cut < lower) | (cut > upper)).any(axis=-1).sum(axis=(0, 1))
@@ -175,7 +175,7 @@ def test_videos_of_another_size_than_the_rule_are_cut_where_their_labels_are(tmp
             patch = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(float)
             ys, xs = np.nonzero(patch > 40)
             seen = np.average(np.stack([xs, ys], axis=1), axis=0, weights=patch[ys, xs])
-            label = crops.apply_crop(record["kp2d"][view, wrist].numpy(), record["cache_crop"][view].numpy())
+            label = h36m_utils.apply_affine(record["kp2d"][view, wrist].numpy(), record["cache_crop"][view].numpy())
             assert np.abs(seen - label).max() < 0.5, (view, seen, label)
 
 
