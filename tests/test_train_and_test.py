@@ -12,6 +12,7 @@ import re
 import pytest
 
 import model
+import protocol_check
 import train_and_test
 
 
@@ -56,18 +57,21 @@ def test_train_then_test_on_synthetic_data(synthetic_dataset, tmp_path, capsys):
     assert sidecar["config"] == "tiny" and math.isfinite(sidecar["logs"]["val_kp3d_loss"])
     assert json.loads((checkpoints / "last.weights.h5.json").read_text())["epoch"] == 2
     assert not (checkpoints / "backup").exists()  # finished: nothing left to resume
-    assert (tmp_path / "logs" / "training.csv").read_text().count("\n") == 3  # header + 2 epochs
+    rows = list(csv.DictReader(open(tmp_path / "logs" / "training.csv")))
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    # best.weights.h5 is the epoch of the lowest validation MPJPE in the log (sidecar epochs count from 1).
+    val_mpjpe = [float(row["val_kp3d_mpjpe"]) for row in rows]
+    assert sidecar["epoch"] == 1 + val_mpjpe.index(min(val_mpjpe)), (sidecar, val_mpjpe)
+    assert sidecar["logs"]["val_kp3d_mpjpe"] == pytest.approx(min(val_mpjpe), rel=1e-6)
 
-    code = train_and_test.main(["--mode", "test", *common, "--weights", str(best), "--test-stride", "10",
-                                "--output-dir", str(outputs), "--images-dir", str(images)])
+    test = ["--mode", "test", *common, "--weights", str(best), "--test-stride", "10", "--output-dir", str(outputs),
+            "--images-dir", str(images)]
+    code = train_and_test.main(test)
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "Avg (actions)" in printed and "Avg (frames)" in printed and "MPJPE" in printed
-    metrics = json.loads((outputs / "metrics.json").read_text())
-    for key in ("mpjpe_mm", "mpjpe_relative_mm", "p_mpjpe_mm", "error_2d_px"):
-        assert math.isfinite(metrics[key]) and metrics[key] >= 0
-    assert metrics["config"] == "tiny" and metrics["weights"] == str(best) and metrics["num_frames"] > 0
-    assert sum(row["num_frames"] for row in metrics["per_action"].values()) == metrics["num_frames"]
+    metrics = protocol_check.assert_metrics_match_the_protocol(outputs / "metrics.json", test)
+    assert metrics["config"] == "tiny" and metrics["root"] == "estimated" and metrics["subjects"] == ["S11"]
     assert (outputs / "metrics.csv").read_text().splitlines()[-1].startswith("Average over frames,")
     for picture in ("kpts_preds.png", "3d_prediction.png"):
         assert (images / picture).stat().st_size > 10_000
