@@ -73,7 +73,7 @@ class CropCache:
 
     build_seconds: how long building took (None when an existing cache was reused). report: lines
     on what the build found in the data (labelled joints outside the crop box, sequences trimmed
-    where a video ends early).
+    where a video ends early). shard_samples: the samples of each shard, in the order of ``shards``.
     """
 
     folder: str
@@ -83,6 +83,7 @@ class CropCache:
     num_views: int
     build_seconds: float | None
     report: tuple[str, ...] = ()
+    shard_samples: tuple[int, ...] = ()
 
     def describe(self) -> str:
         how = (f"built in {self.build_seconds:.0f} s" if self.build_seconds is not None else "reused")
@@ -218,7 +219,8 @@ def open_cache(folder: str, key: dict | None = None) -> CropCache | None:
                 f"folder {folder} and it is rebuilt on the next run.")
         shards.append(path)
     return CropCache(folder, tuple(shards), manifest["num_samples"], sum(s["bytes"] for s in manifest["shards"]),
-                     manifest["num_views"], None, _report_lines(manifest))
+                     manifest["num_views"], None, _report_lines(manifest),
+                     tuple(shard["samples"] for shard in manifest["shards"]))
 
 
 def verify_shards(cache: CropCache) -> None:

@@ -80,7 +80,7 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
                   with_metadata: bool = False, camera_ids: SequenceOf[str] = h36m_utils.CAMERA_IDS,
                   shuffle_buffer: int = 1024, drop_remainder: bool | None = None,
                   input_context: tf.distribute.InputContext | None = None, cache_dir: str | None = None,
-                  cache_workers: int | None = None, verbose: bool = True) -> tf.data.Dataset:
+                  cache_workers: int | None = None, verbose: bool = True, start_sample: int = 0) -> tf.data.Dataset:
     """A batched ``tf.data.Dataset`` of ``(inputs, targets)`` or ``(inputs, targets, metadata)``.
 
     sequences: ``h36m_utils.Sequence`` list (``find_sequences``); cameras: ``load_cameras`` output;
@@ -98,7 +98,9 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
     training=False: one pass over every cached frame in a fixed order, last batch kept.
     augmentation: the crops' random geometry (``crop_augmentation.Augmentation``; the default
     is the plain box around the labelled pelvis); seed: the orders and the augmentation (None:
-    a fresh random seed); with a seed the stream is reproducible.
+    a fresh random seed); with a seed the stream is reproducible. start_sample (training): the
+    stream begins after this many of its samples, as the stream from 0 would continue there (a
+    resumed run); whole passes are not read, at most one pass's records are read and dropped.
     input_context: this input pipeline reads only its share of the shards
     (``distribute_datasets_from_function``); without it the data set is marked for
     ``AutoShardPolicy.DATA``, which ``experimental_distribute_dataset`` needs.
@@ -114,8 +116,10 @@ def build_dataset(sequences, cameras, *, image_size: int, batch_size: int, train
         shards = _shard(shards, input_context)
     seed = secrets.randbits(31) if seed is None else seed
     if training:
-        records = tf.data.Dataset.counter().flat_map(
-            lambda epoch: _epoch_records(shards, epoch, seed, shuffle_buffer))
+        samples = dict(zip(cache.shards, cache.shard_samples))
+        first_pass, skipped = divmod(start_sample, sum(samples[shard] for shard in shards))
+        records = tf.data.Dataset.counter(first_pass).flat_map(
+            lambda epoch: _epoch_records(shards, epoch, seed, shuffle_buffer)).skip(skipped)
     else:
         records = tf.data.TFRecordDataset(shards).map(lambda record: (record, tf.constant(0, tf.int64)))
     dataset = records.map(lambda record, epoch: _sample(record, epoch, config, len(camera_ids), augmentation, seed),

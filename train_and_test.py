@@ -274,14 +274,15 @@ def augmentations(args, config):
 
 
 def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, augmentation=None, seed=None,
-             with_metadata=False, input_context=None, drop_remainder=None):
+             with_metadata=False, input_context=None, drop_remainder=None, start_sample=0):
     import crop_augmentation
     import data_loader
     return data_loader.build_dataset(sequences, cameras, image_size=config.image_size,
                                      batch_size=batch_size, training=training, stride=stride,
                                      box_mm=args.box_mm, augmentation=augmentation or crop_augmentation.NO_AUGMENTATION,
                                      seed=seed, with_metadata=with_metadata, input_context=input_context,
-                                     cache_dir=args.cache_dir, drop_remainder=drop_remainder)
+                                     cache_dir=args.cache_dir, drop_remainder=drop_remainder,
+                                     start_sample=start_sample)
 
 
 # --------------------------------------------------------------------------- train
@@ -335,10 +336,16 @@ def run_train(args, config=None) -> str:
     chief = distribution.is_chief_process(strategy)
     checkpoint_dir, log_dir = args.checkpoint_dir, args.log_dir
     keras.utils.set_random_seed(args.seed)
-    train_data = distribution.distributed_dataset(
-        strategy, lambda batch, context: _dataset(args, sequences, cameras, config, batch, training=True,
-                                                  stride=args.train_stride, augmentation=train_augmentation,
-                                                  seed=args.seed, input_context=context), args.batch_size)
+
+    def train_data(batches_run: int = 0):
+        """The training stream after ``batches_run`` global batches (a resumed run continues it)."""
+        def make(batch, context):
+            samples = batches_run * args.batch_size // (context.num_input_pipelines if context else 1)
+            return _dataset(args, sequences, cameras, config, batch, training=True, stride=args.train_stride,
+                            augmentation=train_augmentation, seed=args.seed, input_context=context,
+                            start_sample=samples)
+        return distribution.distributed_dataset(strategy, make, args.batch_size)
+    train_data()  # builds the crop cache now: the steps below count the frames it holds
     # Counted once the cache is built: it holds fewer frames than the index where a video ends early.
     steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(  # steps of the effective batch
         sequences, args.batch_size * args.accumulate_steps, args.train_stride, cache_dir=args.cache_dir)

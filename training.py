@@ -282,6 +282,10 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
         verbose="auto", is_chief: bool = True):
     """``model.fit`` with atomic checkpoints, backups, a non-finite guard and resume.
 
+    train_data: a dataset, or a function ``batches -> dataset`` that gives the stream after its first
+    ``batches`` batches: a resumed run (and every ``model.fit`` call here, each of which reads its
+    data from the start) then sees the batches the uninterrupted run would have seen; a plain
+    dataset is read from its start by every call.
     The model must be compiled. ``steps_per_epoch`` and ``backup_every`` count training steps
     (optimizer updates); under gradient accumulation (``make_optimizer(accumulate_steps=N)``)
     each step is N batches of ``train_data``, so Keras' progress bar counts N times more. With
@@ -312,13 +316,17 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
                              *callbacks],
                   validation_data=validation_data, validation_steps=validation_steps, verbose=verbose, shuffle=False)
     histories = []
+
+    def data_after(batches_run: int):
+        return train_data(batches_run) if callable(train_data) else train_data
     try:
         if start_batch and start_epoch < epochs:  # finish the interrupted epoch
-            histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=start_epoch + 1,
+            histories.append(model.fit(data_after(batches), initial_epoch=start_epoch, epochs=start_epoch + 1,
                                        steps_per_epoch=position.batches_per_epoch - start_batch, **common))
             start_epoch += 1
         if start_epoch < epochs:
-            histories.append(model.fit(train_data, initial_epoch=start_epoch, epochs=epochs,
+            histories.append(model.fit(data_after(start_epoch * position.batches_per_epoch),
+                                       initial_epoch=start_epoch, epochs=epochs,
                                        steps_per_epoch=position.batches_per_epoch, **common))
     except (KeyboardInterrupt, tf.errors.OpError) as error:  # Ctrl-C, a lost worker, a damaged file, out of memory
         if is_chief:  # the steps done so far are not lost (each was checked finite)

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import protocol_check
 import pytest
 from subprocesses import subprocess_env
 
@@ -92,8 +93,12 @@ def test_ctrl_c_saves_the_state_exits_130_and_resume_finishes(synthetic_dataset,
     assert json.loads((checkpoints / "last.weights.h5.json").read_text())["epoch"] == 2
     assert not backup.exists()  # finished: nothing left to resume
 
-    test = ["train_and_test.py", "--mode", "test", *data_flags(synthetic_dataset), "--config", "tiny",
+    # The resumed run's weights through the test mode in a process of its own (crops around the
+    # labelled pelvis: the estimated root's path is checked in test_train_and_test.py): its metrics and
+    # frame count must be those of the protocol run here on the same weights.
+    test = ["--mode", "test", *data_flags(synthetic_dataset), "--config", "tiny", "--root", "labels",
             "--weights", str(checkpoints / "last.weights.h5"), "--test-stride", "10", "--batch-size", "4",
             "--output-dir", str(tmp_path / "outputs"), "--images-dir", str(tmp_path / "imgs")]
-    code, out, err = finish(start(test), 300)
+    code, out, err = finish(start(["train_and_test.py", *test]), 300)
     assert code == 0 and "Avg (frames)" in out, err[-3000:]
+    protocol_check.assert_metrics_match_the_protocol(tmp_path / "outputs" / "metrics.json", test)

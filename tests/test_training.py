@@ -233,3 +233,99 @@ def test_accumulation_under_a_distribution_strategy_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="--accumulate-steps needs --strategy default"):
         training.fit(model, constant_data(), epochs=1, steps_per_epoch=2, checkpoint_dir=str(tmp_path),
                      config_name="toy", verbose=0)
+
+
+# --------------------------------------------------------------------------- best.weights.h5
+
+def marked(model, value: float):
+    """Set every weight of ``model`` to ``value``: each epoch's weights are told apart in the files."""
+    model.set_weights([np.full(w.shape, value, w.dtype) for w in model.get_weights()])
+    return value
+
+
+def file_marker(path) -> float:
+    """The value ``marked`` gave the weights saved in ``path``."""
+    loaded = toy_model(seed=7, compile=False)
+    weights_files.load_weights(loaded, str(path), "toy")
+    values = np.unique(np.concatenate([w.ravel() for w in weights_of(loaded)]))
+    assert len(values) == 1, values
+    return float(values[0])
+
+
+def run_epochs(checkpoint, model, values, first_epoch=0):
+    """End one epoch per value of val_kp3d_mpjpe through ``checkpoint``; the model's weights marked epoch + 1."""
+    for epoch, value in enumerate(values, start=first_epoch):
+        marked(model, epoch + 1)
+        checkpoint.on_epoch_end(epoch, {"loss": 1.0, "kp3d_mpjpe": 100.0, "val_kp3d_mpjpe": value})
+
+
+def test_best_weights_are_the_epoch_of_the_lowest_validation_mpjpe(tmp_path):
+    model = toy_model(compile=False)
+    checkpoint = training.AtomicCheckpoint(str(tmp_path), "toy", monitor="val_kp3d_mpjpe", selection="S1's last trials")
+    checkpoint.set_model(model)
+    values = [80.0, 61.5, 70.0, 55.25, 55.25, 90.0]  # lowest at epoch 4; the tie at epoch 5 does not beat it
+    run_epochs(checkpoint, model, values)
+    info = weights_files.read_weights_info(str(tmp_path / "best.weights.h5"))
+    assert info["epoch"] == 1 + values.index(min(values)) == 4 and info["logs"]["val_kp3d_mpjpe"] == 55.25
+    assert info["selected_by"] == "lowest val_kp3d_mpjpe = 55.25. S1's last trials"
+    assert file_marker(tmp_path / "best.weights.h5") == 4  # the weights of that epoch, not of a later one
+    assert file_marker(tmp_path / "last.weights.h5") == len(values)
+
+
+def test_a_resumed_run_keeps_the_old_best_until_an_epoch_beats_it(tmp_path):
+    model = toy_model(compile=False)
+    first = training.AtomicCheckpoint(str(tmp_path), "toy", monitor="val_kp3d_mpjpe")
+    first.set_model(model)
+    run_epochs(first, model, [70.0, 40.0])  # interrupted after epoch 2: best 40 mm
+    resumed = training.AtomicCheckpoint(str(tmp_path), "toy", monitor="val_kp3d_mpjpe", resume=True)
+    resumed.set_model(model)
+    run_epochs(resumed, model, [60.0, 40.0], first_epoch=2)  # worse, then equal: the old best stays
+    assert weights_files.read_weights_info(str(tmp_path / "best.weights.h5"))["epoch"] == 2
+    assert file_marker(tmp_path / "best.weights.h5") == 2 and file_marker(tmp_path / "last.weights.h5") == 4
+    run_epochs(resumed, model, [39.5], first_epoch=4)  # beats it
+    assert weights_files.read_weights_info(str(tmp_path / "best.weights.h5"))["epoch"] == 5
+    assert file_marker(tmp_path / "best.weights.h5") == 5
+
+
+# --------------------------------------------------------------------------- resume on the real input pipeline
+
+def h5_arrays(path) -> dict:
+    """{dataset name: array} of every array in an HDF5 file."""
+    arrays = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: arrays.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one_on_the_real_input_pipeline(
+        synthetic_dataset, tmp_path, monkeypatch, capsys):
+    """tiny through train_and_test.main on the session's crop cache (data_loader.build_dataset): 3 epochs
+    x 2 steps of 5 samples over a pass of 12 samples (S1 at stride 40), so the run crosses passes (each
+    read in its own order, with its own augmentation draws) inside epochs. Killed after step 3 (epoch 2,
+    batch 1) and resumed, the run must end with the uninterrupted run's weights: the resumed steps must
+    see the same batches, learning rates and 3D weights."""
+    import train_and_test
+
+    def command(folder):
+        return ["--mode", "train", "--data-dir", str(synthetic_dataset.data_dir),
+                "--labels-dir", str(synthetic_dataset.labels_dir), "--cameras", str(synthetic_dataset.cameras_path),
+                "--train-subjects", "S1", "--val-subjects", "none", "--train-stride", "40", "--config", "tiny",
+                "--batch-size", "5", "--epochs", "3", "--steps-per-epoch", "2", "--lr-warmup-steps", "2",
+                "--backup-every", "1", "--seed", "4", "--verbose", "0", "--checkpoint-dir", str(folder / "checkpoints"),
+                "--log-dir", str(folder / "logs")]
+
+    assert train_and_test.main(command(tmp_path / "whole")) == 0
+    with monkeypatch.context() as patch:
+        standard = training.standard_callbacks
+        patch.setattr(training, "standard_callbacks", lambda *args, **kwargs: [*standard(*args, **kwargs), CrashAt(3)])
+        assert train_and_test.main(command(tmp_path / "run")) == 130
+    assert weights_files.read_weights_info(training.backup_path(str(tmp_path / "run" / "checkpoints")))["step"] == 3
+    capsys.readouterr()
+    assert train_and_test.main(command(tmp_path / "run") + ["--resume"]) == 0
+    assert "Resuming at epoch 2, batch 1 of 2 (training step 3)." in capsys.readouterr().out
+    whole = h5_arrays(tmp_path / "whole" / "checkpoints" / "last.weights.h5")
+    resumed = h5_arrays(tmp_path / "run" / "checkpoints" / "last.weights.h5")
+    assert sorted(whole) == sorted(resumed) and len(whole) > 20
+    # The same float32 steps in the same order; only the reduction order of a kernel could differ.
+    for name, value in whole.items():
+        np.testing.assert_allclose(resumed[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
