@@ -1,9 +1,12 @@
 """The GPU benchmarks run here too, on the CPU under TensorFlow at tiny sizes: their tables are
-parsed and checked (accuracy of the DLT solvers, finite mixed-precision outputs close to float32)."""
+parsed and checked for what does not depend on the machine (accuracy of the DLT solvers, finite
+mixed-precision outputs close to float32, the parameter count); timings are never asserted."""
 import os
 import pathlib
 import subprocess
 import sys
+
+import model
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -27,10 +30,8 @@ def test_dlt_benchmark_table_on_cpu():
     rows = {row[1]: row for row in table_rows(text, " | ") if row[0].startswith("16 x 17")}
     assert set(rows) == {"SII, 2 iterations", "SII, 3 iterations", "keras.ops.svd", "numpy.linalg.svd f64, plain"}
     for name in ("SII, 2 iterations", "SII, 3 iterations", "keras.ops.svd"):
-        time_ms, max_mm = float(rows[name][3]), float(rows[name][5])
-        assert time_ms > 0 and max_mm < 0.05, rows[name]      # float32 solver vs the float64 SVD
+        assert float(rows[name][5]) < 0.05, rows[name]        # float32 solver vs the float64 SVD
         assert 5.0 < float(rows[name][7]) < 15.0, rows[name]  # 2 px noise: ~9 mm from the truth
-    assert float(rows["keras.ops.svd"][4].rstrip("x")) == 1.0
 
 
 def test_model_benchmark_mixed_precision_row_on_cpu():
@@ -38,13 +39,10 @@ def test_model_benchmark_mixed_precision_row_on_cpu():
                          "--repeats", "1")
     assert "TensorFlow" in text and "epoch = 78,000 samples" in text
     [row] = [row for row in table_rows(text, "|") if row[0] == "tiny"]
-    config, policy, size, params, batch, forward_ms, train_ms, samples_per_s = row[:8]
+    config, policy, size, params, batch = row[:5]
     assert (config, policy, size, batch) == ("tiny", "mixed_bfloat16", "128", "2")
-    assert int(params.replace(",", "")) > 100_000 and float(forward_ms) > 0 and float(train_ms) > float(forward_ms)
-    assert abs(float(samples_per_s) - 2 / (float(train_ms) / 1000)) < 0.1 * float(samples_per_s)
-    assert row[9] == "n/a (CPU)"
-    hours = 78_000 * float(train_ms) / 1000 / 2 / 3600
-    assert abs(float(row[10]) - hours) < 0.02 * hours
+    assert int(params.replace(",", "")) == model.build_model("tiny", num_views=4).count_params()
+    assert row[9] == "n/a (CPU)"  # no accelerator memory is made up on the CPU
     check = row[11]                # e.g. "finite, 2D 0.95 px, 3D max 7.3 / mean 2.9 mm"
     assert check.startswith("finite,"), check
     mean_mm = float(check.split("mean ")[1].split(" mm")[0])
@@ -59,7 +57,6 @@ def test_memory_sweep_tables_on_cpu():
     assert [row[2] for row in training] == ["1", "2"]  # ascending: the peak after each is that batch's
     for _, policy, batch, memory, milliseconds, per_second in training:
         assert policy == "float32" and memory == "n/a (CPU)"
-        assert abs(float(per_second) - int(batch) / (float(milliseconds) / 1000)) < 0.05 * float(per_second)
     [predict] = [row for row in rows if len(row) == 5]
     assert predict[2] == "1" and float(predict[4]) > 0  # frames/s at batch 1
     assert "No accelerator memory figures" in text

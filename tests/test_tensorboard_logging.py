@@ -141,6 +141,7 @@ def test_keypoint_image_per_epoch(training_run):
         for colour in (BLUE, RED):
             close = np.abs(image.astype(int) - colour).max(axis=-1) < 30
             assert close.sum() > 50, f"no bones in colour {colour}: the picture is blank"
+        # Where the bones fall in the picture: tests/test_visualize.py (the same plot_keypoints_2d).
 
 
 # --------------------------------------------------------------------------- a TensorBoard server

@@ -11,14 +11,27 @@ J = len(h36m_utils.J17)
 
 
 def test_2d_plot_draws_the_skeleton_over_the_crop(tmp_path):
+    """The bones' colours fall where the joints are: inside the joints' box, mapped from crop pixels
+    to the picture through the black crop's place in the (white) figure, and nowhere else."""
     rng = np.random.default_rng()
     size = 64
-    images = np.full((1, 1, size, size, 3), 255, np.uint8)  # one white crop
-    joints = rng.uniform(16, 48, size=(1, 1, J, 2))
+    images = np.zeros((1, 1, size, size, 3), np.uint8)  # one black crop
+    joints = np.stack([rng.uniform(6, 22, J), rng.uniform(38, 58, J)], axis=-1)[None, None]  # lower left
     path = visualize.plot_keypoints_2d(images, joints, joints, str(tmp_path / "kpts.png"), ["S11 Walking 1 #0"])
     picture = matplotlib.image.imread(path)[..., :3]
+    rows, cols = np.nonzero(picture.max(axis=-1) < 0.05)  # the crop (the title's text is thin and apart)
+    top, bottom = np.percentile(rows, [1, 99])
+    left, right = np.percentile(cols, [1, 99])
+    scale_x, scale_y = (right - left) / size, (bottom - top) / size
     coloured = (picture.max(axis=-1) - picture.min(axis=-1)) > 0.3  # bone colours, not white/grey/black
-    assert coloured.sum() > 50  # bones were drawn
+    ys, xs = np.nonzero(coloured)
+    assert len(xs) > 50  # bones were drawn
+    margin = 4  # picture pixels: the line width
+    x_low, x_high = left + (joints[0, 0, :, 0].min() + 0.5) * scale_x, left + (joints[0, 0, :, 0].max() + 0.5) * scale_x
+    y_low, y_high = top + (joints[0, 0, :, 1].min() + 0.5) * scale_y, top + (joints[0, 0, :, 1].max() + 0.5) * scale_y
+    inside = (xs > x_low - margin) & (xs < x_high + margin) & (ys > y_low - margin) & (ys < y_high + margin)
+    assert inside.all(), (xs[~inside][:5], ys[~inside][:5], (x_low, x_high, y_low, y_high))
+    assert xs.max() - xs.min() > 0.5 * (x_high - x_low)  # and the bones span the joints, not a dot
     with pytest.raises(ValueError, match="frames/views differ"):
         visualize.plot_keypoints_2d(images, joints, np.concatenate([joints, joints]), str(tmp_path / "x.png"))
 
