@@ -88,3 +88,24 @@ def test_weights_are_checked_against_their_sha256_locally_and_over_http(tmp_path
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_weights_keras_skipped_are_an_error_not_a_half_loaded_model(tmp_path, monkeypatch):
+    """Keras only warns when it skips part of a file (a nested container it cannot match: those
+    layers keep their fresh weights). Stand-in: a load that skips one layer; load_weights compares
+    every weight with the file and refuses, and a full load passes the same comparison."""
+    path = str(tmp_path / "toy.weights.h5")
+    weights_files.save_weights(toy_model(seed=1), path, {"config": "toy"})
+    weights_files.load_weights(toy_model(seed=2), path, "toy")  # complete: no error
+    model = toy_model(seed=2)
+    kept = [layer for layer in model.layers if layer.weights][0]
+    fresh = [weight.numpy() for weight in kept.weights]
+    load = type(model).load_weights
+
+    def skipping_one_layer(self, filepath, *args, **kwargs):
+        load(self, filepath, *args, **kwargs)
+        for weight, value in zip(kept.weights, fresh):
+            weight.assign(value)
+    monkeypatch.setattr(type(model), "load_weights", skipping_one_layer)
+    with pytest.raises(ValueError, match="do not fit the 'toy' model.*not loaded"):
+        weights_files.load_weights(model, path, "toy")
