@@ -54,7 +54,11 @@ def record(cameras, folder, options) -> list:
         out = os.path.join(folder, action)
         truth = os.path.join(out, synthetic_rig.GROUND_TRUTH_FILE)
         if not os.path.isfile(truth):
-            synthetic_rig.render_rig(cameras, out, frames=options.frames, action=action, subject="S11", seed=3)
+            try:
+                synthetic_rig.render_rig(cameras, out, frames=options.frames, action=action, subject="S11", seed=3)
+            except RuntimeError as error:  # the action's reach leaves a view of this rig: said, not hidden
+                print(f"{action} left out on the rig of {', '.join(c.id for c in cameras)}: {error}", flush=True)
+                continue
         recordings.append((out, np.load(truth)["joints_3d"]))
     return recordings
 
