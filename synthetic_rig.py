@@ -99,7 +99,8 @@ def floor_centre(cameras) -> np.ndarray:
 
 def person_in_view(cameras, frames: int, action: str, seed: int, subject: str) -> np.ndarray:
     """(frames, 32, 3) world mm: ``synthetic_h36m``'s person, on the floor below where the
-    cameras look, moved toward that point until every joint is inside every view."""
+    cameras look (or the nearest floor point where every view can hold the motion), moved toward
+    that point until every joint is inside every view."""
     if action not in h36m_utils.ACTIONS:
         raise ValueError(f"Unknown action {action!r}; choose from {', '.join(h36m_utils.ACTIONS)}.")
     if subject not in h36m_utils.SUBJECTS:
@@ -107,8 +108,21 @@ def person_in_view(cameras, frames: int, action: str, seed: int, subject: str) -
     person = h36m_utils.SUBJECTS.index(subject) + 1
     offsets = synthetic_h36m.subject_offsets(np.random.default_rng([seed, person, 2]))
     poses = synthetic_h36m.animate(action, offsets, frames, np.random.default_rng([seed, person, 1]))
-    centre = floor_centre(cameras)
-    return synthetic_h36m.keep_in_view(poses + centre, cameras, centre=centre)
+    for centre in _floor_points_near(floor_centre(cameras)):
+        try:
+            return synthetic_h36m.keep_in_view(poses + centre, cameras, centre=centre)
+        except RuntimeError:  # a view cuts the person off here: try a floor point nearby
+            continue
+    raise RuntimeError(f"The synthetic {action} does not fit in every view of the rig "
+                       f"({', '.join(camera.id for camera in cameras)}) anywhere within 1.5 m of where the "
+                       "cameras look: the views share too little of the floor.")
+
+
+def _floor_points_near(centre: np.ndarray, step_mm: float = 250.0, reach_mm: float = 1500.0) -> list:
+    """(3,) floor points on a grid around ``centre``, nearest first (``centre`` itself first)."""
+    steps = np.arange(-reach_mm, reach_mm + 1, step_mm)
+    points = [centre + [dx, dy, 0.0] for dx in steps for dy in steps if np.hypot(dx, dy) <= reach_mm]
+    return sorted(points, key=lambda point: float(np.hypot(*(point - centre)[:2])))
 
 
 def transform_world(cameras, points: np.ndarray, rotation: np.ndarray, shift) -> tuple[list, np.ndarray]:

@@ -133,6 +133,25 @@ def test_render_rig_refuses_what_it_cannot_film(tmp_path):
         synthetic_rig.render_rig(rig, tmp_path, action="Dancing")
 
 
+def test_real_rigs_that_cut_the_person_off_where_they_look_film_them_nearby(calibration_samples_dir):
+    """Four of the EasyMocap sample's cameras cut a sitting person's feet off below where their axes
+    meet: the person is placed on the nearest floor point every view holds, inside every view."""
+    rig = calibration.load_calibration(str(calibration_samples_dir / "easymocap"))
+    rig = calibration.with_image_sizes(rig, {name: (1920, 1080) for name in rig.names})
+    cameras = [c for c in synthetic_rig.scale_images(rig.cameras, 0.25) if c.id in ("11", "15", "25", "31")]
+    centre = synthetic_rig.floor_centre(cameras)
+    person = h36m_utils.SUBJECTS.index("S11") + 1  # the motion person_in_view animates
+    motion = synthetic_h36m.animate("SittingDown", synthetic_h36m.subject_offsets(np.random.default_rng([0, person, 2])),
+                                    60, np.random.default_rng([0, person, 1]))
+    with pytest.raises(RuntimeError):  # where the cameras look, one view cannot hold the motion
+        synthetic_h36m.keep_in_view(motion + centre, cameras, centre=centre)
+    poses = synthetic_rig.person_in_view(cameras, 60, "SittingDown", 0, "S11")
+    for camera in cameras:
+        uv = h36m_utils.project(poses, camera)
+        assert (uv >= 0).all() and (uv < [camera.width, camera.height]).all(), camera.id
+    assert 0 < np.linalg.norm(poses[:, 0, :2].mean(axis=0) - centre[:2]) <= 1500.0
+
+
 def test_command_line_renders_the_real_pose2sim_rig_at_a_small_scale(calibration_samples_dir, tmp_path):
     toml = calibration_samples_dir / "pose2sim" / "Calib.toml"
     command = [sys.executable, str(REPO_ROOT / "synthetic_rig.py"), "--calibration", str(toml), "--out",
