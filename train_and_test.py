@@ -29,8 +29,8 @@ DEMO_SETTINGS = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", bat
                      strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,
                      weights_sha256=None, box_mm=2000.0, augment_rig=False)
 # The 3D term's weight is 0 for this fraction of the training steps (--warmup-3d-steps overrides
-# it): checked on the validation split (benchmarks/tune_warmup_3d.py, BENCHMARKS.md: no fraction tried
-# beat it on every seed).
+# it): checked on the validation split (benchmarks/tune_warmup_3d.py, BENCHMARKS.md: 0 and 0.7 were
+# within the seeds' spread of it at 400 steps).
 WARMUP_3D_FRACTION = 0.45
 # The 3D error of the root found in the videos before the model's refinement (root_finder), its
 # standard deviation per rig axis (x, y horizontal, up), mm, measured on the synthetic training
