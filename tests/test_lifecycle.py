@@ -21,8 +21,11 @@ def data_flags(dataset):
 
 
 def start(args, **kwargs) -> subprocess.Popen:
+    # Ctrl-C's default action in the child, as in a terminal: a runner started in the background by a
+    # non-interactive shell hands its children SIGINT ignored, and Python then keeps it ignored.
     return subprocess.Popen([sys.executable, *args], cwd=REPO, env=subprocess_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
