@@ -347,7 +347,8 @@ def test_mean_fusion_does_not_depend_on_the_order_of_the_views(rng):
     reference, permuted = _predict(network, inputs), _predict(network, {k: v[:, order] for k, v in inputs.items()})
     np.testing.assert_allclose(permuted["kp2d"], reference["kp2d"][:, order], atol=1e-3)
     np.testing.assert_allclose(permuted["kp3d"], reference["kp3d"], atol=1e-2)
-    assert np.ptp(reference["kp2d"]) > 20  # joints spread over the crop: the check can see a change
+    # The views' joints differ by far more than the tolerance, so an unpermuted output would fail.
+    assert np.abs(reference["kp2d"][:, order] - reference["kp2d"]).max() > 1.0
     concat = _sharp_tiny_model(2, rng, "concat")
     changed = _predict(concat, {k: v[:, order] for k, v in inputs.items()})
     assert np.abs(changed["kp3d"] - _predict(concat, inputs)["kp3d"]).max() > 1.0  # slot k is camera k
