@@ -44,9 +44,9 @@ from collections.abc import Sequence as SequenceOf
 
 import tensorflow as tf
 
-import crop_augmentation
-import crop_cache
-import crops
+from pipeline import crop_augmentation
+from pipeline import crop_cache
+from common import crops
 import h36m_utils
 
 # Shards read at once when training (each is a random sample of the split; more mixes more).

@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 import h36m_utils
-import visualize
+from common import visualize
 
 ROOTS = ("estimated", "labels")
 ROOT_DESCRIPTIONS = {"estimated": "crops around the root found in the videos (root_finder, refined by the model)",
@@ -74,7 +74,7 @@ def sequence_labels(sequence, frames, camera_ids=h36m_utils.CAMERA_IDS) -> tuple
 
     Read only to score (and for ``root="labels"``); a short or non-finite file is an error
     naming it (``crop_cache.read_labels``)."""
-    from crop_cache import read_labels
+    from pipeline.crop_cache import read_labels
     count = int(frames[-1]) + 1
     kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)[frames]
     kp2d = np.stack([read_labels(sequence.d2_paths[c], count, 2, h36m_utils.J17)[frames] for c in camera_ids], axis=1)
@@ -92,7 +92,7 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
 
     A prediction that is not finite is an error naming the frame (never averaged into the table).
     """
-    import inference
+    from rig import inference
     if root not in ROOTS:
         raise ValueError(f"root must be one of {ROOTS}, got {root!r}")
     frames_of = [np.arange(0, s.num_frames, stride) for s in sequences]
@@ -296,7 +296,7 @@ def write_predictions(output_dir: str, predictions: Predictions, camera_ids=h36m
     """``predictions.npz`` and ``predictions.csv`` in ``output_dir``: every test frame's 3D joints
     (world mm) and 2D joints (full-frame px) with its subject, sequence and frame, for scoring
     with other tools (``prediction_outputs``)."""
-    import prediction_outputs
+    from rig import prediction_outputs
     p = predictions
     arrays = dict(joints_3d=p.kp3d_pred, joints_2d=p.kp2d_pred_frame, frames=p.frames, cameras=list(camera_ids))
     npz = prediction_outputs.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays, root=p.root,

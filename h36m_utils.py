@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
-import video_io
+from common import video_io
 
 # --------------------------------------------------------------------------- constants
 

@@ -22,7 +22,7 @@ import time
 import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by the modes)
 
 DEMO_DIR = "synthetic_data"
-# The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see BENCHMARKS.md).
+# The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see docs/BENCHMARKS.md).
 DEMO_SETTINGS = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8,
                      steps_per_epoch=125, lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=None, ramp_3d_steps=150,
                      train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--weight-3d", type=float, default=1e-4, help="final weight of the 3D term (2d+3d)")
     model.add_argument("--warmup-3d-steps", type=int, default=None,
                        help="training steps with the 3D weight at 0 before it ramps up (2d+3d); default: "
-                            f"{WARMUP_3D_FRACTION:g} of all steps (--epochs x --steps-per-epoch); BENCHMARKS.md compares others")
+                            f"{WARMUP_3D_FRACTION:g} of all steps (--epochs x --steps-per-epoch); docs/BENCHMARKS.md compares others")
     model.add_argument("--ramp-3d-steps", type=int, default=0, help="steps of the linear 3D-weight ramp (2d+3d)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--batch-size", type=int, default=16,
@@ -142,13 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     device = parser.add_argument_group("device")
     device.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), default="float32",
                         help="Keras dtype policy: mixed_bfloat16 on Ampere and later GPUs, mixed_float16 (with loss "
-                             "scaling) on Volta/Turing; camera geometry, DLT and losses stay float32 (TRAINING.md)")
+                             "scaling) on Volta/Turing; camera geometry, DLT and losses stay float32 (docs/TRAINING.md)")
     device.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
                         help="XLA-compile the step; auto: on a single GPU, off on the CPU and under a strategy")
     device.add_argument("--accumulate-steps", type=int, default=1,
                         help="average the gradients of N batches per optimizer update: the effective batch is "
                              "--batch-size x N; steps (epochs, schedules, backups) count updates; --strategy "
-                             "default only (TRAINING.md)")
+                             "default only (docs/TRAINING.md)")
     parser.add_argument("--weights", default=None,
                         help="weights file or URL: test mode evaluates it; train mode starts from it "
                              "(checked against --config via its .json sidecar)")
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of one video per camera, named <camera name>.<ext> or <anything>.<camera name>.<ext>")
     own.add_argument("--calibration", default=None,
                      help="the cameras: a pose2sim/anipose .toml, an EasyMocap folder (or intri.yml/extri.yml), "
-                          "or the repo's camera JSON (see INFERENCE.md)")
+                          "or the repo's camera JSON (see docs/INFERENCE.md)")
     own.add_argument("--calibration-units", choices=("mm", "cm", "m"), default=None,
                      help="the calibration's length unit; default: the format's (toml, EasyMocap: m; json: mm)")
     own.add_argument("--calibration-subject", default=None,
@@ -202,7 +202,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.refinements is not None and args.refinements < 0:
         raise UsageError(f"--refinements must be >= 0, got {args.refinements}")
     if args.mode == "predict" and not (args.weights and args.videos and args.calibration):
-        raise UsageError("--mode predict needs --weights, --videos and --calibration (see INFERENCE.md).")
+        raise UsageError("--mode predict needs --weights, --videos and --calibration (see docs/INFERENCE.md).")
     args.cameras = args.cameras or os.path.join(args.labels_dir, "camera-parameters.json")
     return args
 
@@ -263,7 +263,7 @@ def load_training_splits(args):
 def augmentations(args, config):
     """(training, validation) crop augmentations: the root finder's error on both (validation's
     drawn the same every epoch), plus the rig's geometry in training with --augment-rig."""
-    import crop_augmentation
+    from pipeline import crop_augmentation
     root = crop_augmentation.Augmentation(root_jitter_mm=tuple(args.root_jitter_mm))
     if not args.augment_rig:
         return root, root
@@ -276,7 +276,7 @@ def augmentations(args, config):
 
 def _dataset(args, sequences, cameras, config, batch_size, *, training, stride, augmentation=None, seed=None,
              with_metadata=False, input_context=None, drop_remainder=None, start_sample=0):
-    import crop_augmentation
+    from pipeline import crop_augmentation
     import data_loader
     return data_loader.build_dataset(sequences, cameras, image_size=config.image_size,
                                      batch_size=batch_size, training=training, stride=stride,
@@ -322,13 +322,13 @@ def run_train(args, config=None) -> str:
 
     import keras  # TensorFlow loads only once the data is known to be there
     import data_loader
-    import devices
-    import distribution
-    import losses
+    from common import devices
+    from common import distribution
+    from train import losses
     import model as model_lib
-    import tensorboard_logging
-    import training
-    import weights_files
+    from train import tensorboard_logging
+    from train import training
+    from common import weights_files
 
     devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = config or model_lib.get_config(args.config, args.fusion)
@@ -384,7 +384,7 @@ def run_train(args, config=None) -> str:
             optimizer=training.make_optimizer(args.lr, args.epochs * steps_per_epoch, args.lr_warmup_steps,
                                               accumulate_steps=args.accumulate_steps),
             jit_compile=devices.jit_compile_argument(args.jit_compile),
-            # What the model is trained on: edit here (DOCUMENTATION.md, "Changing the loss").
+            # What the model is trained on: edit here (docs/DOCUMENTATION.md, "Changing the loss").
             loss={"kp2d": losses.Loss2D(config.image_size, kind=args.loss_2d),  # crop pixels / S
                   "kp3d": losses.Loss3D(kind=args.loss_3d)},                     # world mm, through the DLT
             loss_weights={"kp2d": 0.0 if args.loss == "3d" else 1.0, "kp3d": weight_3d.variable},
@@ -413,9 +413,9 @@ def load_model(args, weights: str, num_views: int, mode: str, config=None):
     weights file of another config, or a concat model for another number of cameras, is an
     error saying what to do. config: a ``model.ModelConfig`` instead of --config / --fusion
     (ablations)."""
-    import devices
+    from common import devices
     import model as model_lib
-    import weights_files
+    from common import weights_files
     devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = config or model_lib.get_config(args.config, args.fusion)
     local_weights = weights_files.resolve_weights(weights, args.weights_sha256)
@@ -439,7 +439,7 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
     the metrics.json content. config: as ``load_model``'s."""
     import data_loader
     import evaluation
-    import weights_files
+    from common import weights_files
 
     weights = weights or args.weights
     if not weights:
@@ -473,7 +473,7 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
 
 def run_predict(args) -> dict:
     """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
-    import predict
+    from rig import predict
     rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
                            args.background_videos)
     network, config, _ = load_model(args, args.weights, len(rig.cameras), "predict")
@@ -488,7 +488,7 @@ def demo_args(args) -> argparse.Namespace:
 
     Output folders and verbosity come from the command line; everything else is fixed.
     """
-    import synthetic_h36m
+    from synthetic import synthetic_h36m
     root = os.path.abspath(args.demo_dir)
     subjects = synthetic_h36m.DEFAULT_SUBJECTS
     return argparse.Namespace(**{
@@ -506,7 +506,7 @@ def ensure_synthetic_data(root: str) -> None:
     generation is never mistaken for a data set.
     """
     import shutil
-    import synthetic_h36m
+    from synthetic import synthetic_h36m
     marker = os.path.join(root, "COMPLETE")
     if os.path.isfile(marker):
         print(f"Using the synthetic data set in {root} (delete the folder to regenerate it).")
@@ -572,13 +572,13 @@ def explain_runtime_error(error: Exception, args) -> str | None:
     worker); else None."""
     import tensorflow as tf
     if isinstance(error, tf.errors.ResourceExhaustedError) and args is not None:
-        import devices
+        from common import devices
         settings = demo_args(args) if args.mode == "demo" else args
         return devices.explain_out_of_memory(settings, settings.config)
     if isinstance(error, tf.errors.DataLossError):
-        import crop_cache
+        from pipeline import crop_cache
         return crop_cache.explain_data_loss(args.cache_dir if args else None, error)
-    import distribution
+    from common import distribution
     if args is not None and args.strategy == "multiworker" and isinstance(error, distribution.LOST_WORKER_ERRORS):
         return (f"a worker of the multi-worker run was lost or stopped answering ({type(error).__name__}: "
                 f"{distribution.describe_lost_worker(error)}). Start every worker again with the same command "

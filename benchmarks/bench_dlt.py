@@ -24,20 +24,17 @@ against the true points) shows to be no loss.
 """
 import argparse
 import os
-import pathlib
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # JAX computes float64 only when enabled; the reference needs it, the solvers get float32 inputs.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dlt_layer  # noqa: E402
-from backend_info import describe_backend  # noqa: E402
+from benchmarks.backend_info import describe_backend  # noqa: E402
 
 BACKEND = keras.backend.backend()
 NUM_JOINTS, NUM_VIEWS, NOISE_PX = 17, 4, 2.0

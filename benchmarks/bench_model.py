@@ -25,7 +25,6 @@ throughput in 4-view frames/s at each ``--predict-batches``, and the measured pe
 import argparse
 import json
 import os
-import pathlib
 import re
 import statistics
 import subprocess
@@ -33,14 +32,13 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import dlt_layer  # noqa: E402
-from backend_info import describe_backend  # noqa: E402
-import losses  # noqa: E402
+from benchmarks.backend_info import describe_backend  # noqa: E402
+from train import losses  # noqa: E402
 import model  # noqa: E402
 
 BACKEND = keras.backend.backend()
@@ -317,7 +315,7 @@ def measured_peaks(rows) -> dict:
 
 def print_memory_model(peaks: dict) -> None:
     """The measured peaks as devices.PEAK_MEMORY_GIB entries, and the card table they give."""
-    import devices
+    from common import devices
     if not peaks:
         print("No accelerator memory figures (a CPU): no memory model.")
         return

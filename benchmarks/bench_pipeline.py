@@ -32,10 +32,9 @@ import time
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import data_loader  # noqa: E402
 import h36m_utils  # noqa: E402
-import synthetic_h36m  # noqa: E402
+from synthetic import synthetic_h36m  # noqa: E402
 
 
 def decode_sequentially(sequences) -> int:
@@ -87,7 +86,7 @@ def first_pass(sequences, cameras, args, cache_dir: str):
 def fit_seconds_per_step(dataset, steps: int, epochs: int) -> float:
     """Median seconds per step of ``tiny`` over ``epochs`` epochs of ``steps`` (the first one untimed)."""
     import keras
-    import losses
+    from train import losses
     import model
 
     keras.utils.set_random_seed(0)

@@ -27,18 +27,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import calibration  # noqa: E402
+from rig import calibration  # noqa: E402
 import h36m_utils  # noqa: E402
-import inference  # noqa: E402
-import synthetic_h36m  # noqa: E402
-import synthetic_rig  # noqa: E402
+from rig import inference  # noqa: E402
+from synthetic import synthetic_h36m  # noqa: E402
+from synthetic import synthetic_rig  # noqa: E402
 import train_and_test  # noqa: E402
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, "shared",

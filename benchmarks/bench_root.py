@@ -35,12 +35,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import h36m_utils  # noqa: E402
-import rig_frame  # noqa: E402
-import root_finder  # noqa: E402
-import synthetic_h36m  # noqa: E402
-import video_io  # noqa: E402
+from common import rig_frame  # noqa: E402
+from rig import root_finder  # noqa: E402
+from synthetic import synthetic_h36m  # noqa: E402
+from common import video_io  # noqa: E402
 
 DEFAULT_DATA = "/tmp/bench_root_synthetic"
 

@@ -1,14 +1,12 @@
 """Shared fixtures: the real Human3.6M sample (skipped when absent) and one small synthetic set."""
 import os
 import pathlib
-import sys
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 SAMPLE_DIR = pathlib.Path(os.environ.get("H36M_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "h36m_sample"))
 CALIBRATION_SAMPLES_DIR = pathlib.Path(os.environ.get(
@@ -47,7 +45,7 @@ def synthetic_dataset(tmp_path_factory):
 
     Generated once per test session; tests must treat it as read-only.
     """
-    import synthetic_h36m
+    from synthetic import synthetic_h36m
     out_dir = tmp_path_factory.mktemp("synthetic_h36m")
     return synthetic_h36m.generate_dataset(out_dir, subjects=("S1", "S11"), frames=40, size=256,
                                            seed=0, progress=False)

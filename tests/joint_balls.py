@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 import h36m_utils
-import synthetic_h36m
+from synthetic import synthetic_h36m
 
 
 def ball_radius_px(joints_3d: np.ndarray, camera: h36m_utils.Camera) -> np.ndarray:

@@ -12,7 +12,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_benchmark(script: str, *args: str) -> str:
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), *args], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{script.removesuffix('.py')}", *args], capture_output=True,
                             text=True, timeout=600, cwd=REPO_ROOT,
                             env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -64,12 +64,8 @@ def test_memory_sweep_tables_on_cpu():
 
 def test_measured_peaks_print_as_devices_entries_and_the_card_table(monkeypatch, capsys):
     """What a GPU sweep prints for TRAINING.md, from stand-in rows (no GPU here)."""
-    import importlib.util
-    import devices
-    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("bench_model", REPO_ROOT / "benchmarks" / "bench_model.py")
-    bench_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_model)
+    from benchmarks import bench_model
+    from common import devices
     per_sample_gib = {("paper", "float32"): 0.9, ("paper", "mixed_bfloat16"): 0.5, ("resnet50", "float32"): 0.45,
                       ("resnet50", "mixed_bfloat16"): 0.25}
     rows = [{"kind": "train", "config": config, "policy": policy, "batch": batch,

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-import calibration
+from rig import calibration
 import h36m_utils
-import synthetic_h36m
-import synthetic_rig
+from synthetic import synthetic_h36m
+from synthetic import synthetic_rig
 
 EASYMOCAP_HEIGHT_1_2_M = "12"  # the one low camera of the EasyMocap sample
 

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -13,11 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import crop_cache
-import crops
+from pipeline import crop_cache
+from common import crops
 import h36m_utils
-import video_io
+from common import video_io
 from media_files import break_frame, cut_after_header, with_video, write_frames, write_pose_cdf
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 CONFIG = crops.CropConfig(32)
 
@@ -232,8 +235,9 @@ def test_a_failed_build_leaves_nothing_and_a_killed_one_is_cleaned_up(index, tmp
 
 def test_two_processes_build_the_cache_once(synthetic_dataset, tmp_path):
     script = textwrap.dedent(f"""
-        import sys; sys.path.insert(0, {str(os.getcwd())!r})
-        import crop_cache, crops, h36m_utils
+        from pipeline import crop_cache
+        from common import crops
+        import h36m_utils
         sequences, _ = h36m_utils.find_sequences({str(synthetic_dataset.data_dir)!r},
                                                  {str(synthetic_dataset.labels_dir)!r}, ["S1"])
         cameras = h36m_utils.load_cameras({str(synthetic_dataset.cameras_path)!r})
@@ -241,7 +245,7 @@ def test_two_processes_build_the_cache_once(synthetic_dataset, tmp_path):
         crop_cache.ensure_cache(sequences[:6], views[:6], crops.CropConfig(32), 2, {str(tmp_path)!r})
     """)
     processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True) for _ in range(2)]
+                                  text=True, cwd=REPO_ROOT) for _ in range(2)]
     try:
         outputs = [process.communicate(timeout=240)[0] for process in processes]
     finally:

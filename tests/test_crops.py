@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-import crops
+from common import crops
 import h36m_utils
 
 

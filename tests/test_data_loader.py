@@ -13,12 +13,12 @@ import pytest
 import scipy.ndimage
 import tensorflow as tf
 
-import crop_augmentation
-import crops
+from pipeline import crop_augmentation
+from common import crops
 import data_loader
 import h36m_utils
-import rig_frame
-import synthetic_h36m
+from common import rig_frame
+from synthetic import synthetic_h36m
 from media_files import cut_after_header, with_video
 
 CROP = 64  # crop side of the tests: small keeps them fast

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import devices
+from common import devices
 import h36m_utils
-import losses
+from train import losses
 import model as model_lib
 import train_and_test
-import training
+from train import training
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 A100 = devices.GpuInfo("NVIDIA A100-SXM4-40GB", (8, 0), 40 * 2**30)
@@ -103,7 +103,7 @@ def test_batch_and_accumulation_keep_the_effective_batch():
 
 
 def test_training_md_holds_the_memory_table_that_devices_computes():
-    text = (REPO / "TRAINING.md").read_text()
+    text = (REPO / "docs" / "TRAINING.md").read_text()
     assert devices.memory_table() in text, devices.memory_table()
     for size in devices.CARD_SIZES_GB:  # more memory, never a smaller batch
         assert devices.largest_batch("paper", "float32", size) <= devices.largest_batch("paper", "float32", size + 1)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import distribution
+from common import distribution
 from subprocesses import subprocess_env
 
 

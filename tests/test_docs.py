@@ -19,7 +19,7 @@ COMMANDS = (
 )
 # Documents that arrive with another branch: a link to one is skipped (with a message) while the
 # file is not in this checkout, and checked like any other once it is.
-ARRIVING = {"TRAINING.md"}
+ARRIVING: set[str] = set()
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.M | re.S)
 CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
@@ -29,7 +29,8 @@ HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$", re.M)
 
 def documents() -> list[pathlib.Path]:
     """README.md and the other top-level documents, and the READMEs of the folders users fill."""
-    return sorted(ROOT.glob("*.md")) + sorted(p for p in ROOT.glob("*/README.md") if p.parent.name != "tests")
+    return (sorted(ROOT.glob("*.md")) + sorted(ROOT.glob("docs/*.md"))
+            + sorted(p for p in ROOT.glob("*/README.md") if p.parent.name != "tests"))
 
 
 def prose(text: str) -> str:

@@ -11,8 +11,8 @@ import data_loader
 import evaluation
 import h36m_utils
 import model
-import rig_frame
-import synthetic_h36m
+from common import rig_frame
+from synthetic import synthetic_h36m
 
 V, J, S = 4, len(h36m_utils.J17), 32
 

@@ -40,9 +40,8 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
 
 
 READ_SOME_BATCHES = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {repo!r})
-    import data_loader, h36m_utils
+    import data_loader
+    import h36m_utils
     sequences, _ = h36m_utils.find_sequences({data!r}, {labels!r}, ["S1", "S11"])
     cameras = h36m_utils.load_cameras({cameras!r})
     for training in (True, False):
@@ -55,7 +54,7 @@ READ_SOME_BATCHES = textwrap.dedent("""
 
 
 def test_processes_that_read_a_few_batches_exit_cleanly_every_time(synthetic_dataset):
-    script = READ_SOME_BATCHES.format(repo=str(REPO), data=str(synthetic_dataset.data_dir),
+    script = READ_SOME_BATCHES.format(data=str(synthetic_dataset.data_dir),
                                       labels=str(synthetic_dataset.labels_dir),
                                       cameras=str(synthetic_dataset.cameras_path))
     for _ in range(3):  # two at a time: six exits in all

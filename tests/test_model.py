@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import dlt_layer
 import h36m_utils
-import losses
+from train import losses
 import model
 
 IMAGE_SIZE = model.CONFIGS["tiny"].image_size
@@ -203,7 +203,7 @@ def test_config_and_argument_errors():
         model.build_model("tiny", weights="imagenet")
 
 
-DOCUMENTATION = os.path.join(os.path.dirname(os.path.abspath(model.__file__)), "DOCUMENTATION.md")
+DOCUMENTATION = os.path.join(os.path.dirname(os.path.abspath(model.__file__)), "docs", "DOCUMENTATION.md")
 # The architecture of each config as DESIGN.md section 4 and DOCUMENTATION.md's model table state it
 # (tiny's 96 encoder channels: its config): encoder sub-model, its map (h, w, C), channels per
 # view 3N, canonical channels 4N, heatmap side.
@@ -383,7 +383,7 @@ def test_a_masked_view_changes_nothing_the_model_sees(fusion, rng):
 def test_mean_fusion_weights_serve_any_number_of_views(tmp_path, rng):
     """Weights of a 2-view order-free model load whole into models of 3 and 6 views: every weight
     equal by name (Keras' warning about unmatched op containers is about weightless ops)."""
-    import weights_files
+    from common import weights_files
     network = _sharp_tiny_model(2, rng, "mean")
     path = str(tmp_path / "mean.weights.h5")
     weights_files.save_weights(network, path, {"config": "tiny-mean"})

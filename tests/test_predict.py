@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-import calibration
-import inference
+from rig import calibration
+from rig import inference
 import model
-import predict
-import synthetic_rig
+from rig import predict
+from synthetic import synthetic_rig
 import train_and_test
-import weights_files
+from common import weights_files
 
 FRAMES, STRIDE = 40, 4
 TURN = np.array([[np.cos(0.7), -np.sin(0.7), 0], [np.sin(0.7), np.cos(0.7), 0], [0, 0, 1.0]])
@@ -216,7 +216,7 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
     import dataclasses
     import os
     import h36m_utils
-    import synthetic_h36m
+    from synthetic import synthetic_h36m
     weights = os.environ.get("TRAINED_TINY_WEIGHTS")
     if not weights:
         pytest.skip("set TRAINED_TINY_WEIGHTS to the demo's best.weights.h5 (python train_and_test.py --mode demo)")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import h36m_utils
-import prediction_outputs as outputs
+from rig import prediction_outputs as outputs
 
 FRAMES = np.arange(8) * 5  # every 5th frame of a 50 fps video
 FPS = 50.0

@@ -1,5 +1,5 @@
 """The progress line: every 10% in a log (stdout not a terminal), nothing when disabled, a closing summary."""
-import progress
+from common import progress
 
 
 def test_a_log_gets_a_line_every_tenth_and_a_summary(capsys):

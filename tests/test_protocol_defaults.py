@@ -16,14 +16,14 @@ import h36m_utils
 import model
 import protocol_check
 import train_and_test
-import weights_files
+from common import weights_files
 
 ACTIONS = ("Greeting", "Walking")  # Walking: a moving person, so the background model sees the room
 
 
 @pytest.fixture(scope="module")
 def s9_s11(tmp_path_factory):
-    import synthetic_h36m
+    from synthetic import synthetic_h36m
     return synthetic_h36m.generate_dataset(tmp_path_factory.mktemp("s9_s11"), subjects=("S9", "S11"), frames=40,
                                            size=256, actions=ACTIONS, trials=2, seed=3, progress=False)
 

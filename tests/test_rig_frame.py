@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import h36m_utils
-import rig_frame
-import synthetic_h36m
+from common import rig_frame
+from synthetic import synthetic_h36m
 
 
 def synthetic_rig(seed=0, size=320):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import h36m_utils
-import rig_frame
-import root_finder
-import video_io
+from common import rig_frame
+from rig import root_finder
+from common import video_io
 
 STRIDE = 2  # every other frame of the 40-frame synthetic sequences: enough motion, half the time
 MEAN_BOUND_MM, MAX_BOUND_MM = 60.0, 120.0  # measured: 23 / 45 mm on S1 Walking, 44 / 72 with the legs-only view

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import h36m_utils
-import synthetic_h36m
+from synthetic import synthetic_h36m
 from h36m_utils import CAMERA_IDS, J17
 from joint_balls import BallCheck, ball_radius_px
 
@@ -503,7 +503,7 @@ def test_bad_arguments_are_refused_with_a_clear_message(tmp_path, kwargs, messag
 # --------------------------------------------------------------------------- command line
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "synthetic_h36m.py", *args], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "synthetic.synthetic_h36m", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-import calibration
+from rig import calibration
 import h36m_utils
-import synthetic_h36m
-import synthetic_rig
+from synthetic import synthetic_h36m
+from synthetic import synthetic_rig
 from joint_balls import BallCheck, ball_radius_px
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -154,9 +154,9 @@ def test_real_rigs_that_cut_the_person_off_where_they_look_film_them_nearby(cali
 
 def test_command_line_renders_the_real_pose2sim_rig_at_a_small_scale(calibration_samples_dir, tmp_path):
     toml = calibration_samples_dir / "pose2sim" / "Calib.toml"
-    command = [sys.executable, str(REPO_ROOT / "synthetic_rig.py"), "--calibration", str(toml), "--out",
+    command = [sys.executable, "-m", "synthetic.synthetic_rig", "--calibration", str(toml), "--out",
                str(tmp_path), "--frames", "10", "--scale", "0.125", "--action", "Greeting"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert "Wrote 4 videos of 10 frames" in result.stdout
     rendered = calibration.load_calibration(tmp_path / synthetic_rig.CALIBRATION_FILE)

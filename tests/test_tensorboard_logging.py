@@ -20,9 +20,9 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-import losses
-import tensorboard_logging
-import training
+from train import losses
+from train import tensorboard_logging
+from train import training
 
 VIEWS, SIZE, JOINTS = 2, 32, 17
 FRAMES_PREVIEW = 2

@@ -98,7 +98,7 @@ def test_demo_settings_use_the_synthetic_layout_and_hold_out_s11(tmp_path):
 
 # --------------------------------------------------------------------------- DOCUMENTATION.md: "Changing the loss"
 
-DOCUMENTATION = pathlib.Path(train_and_test.__file__).with_name("DOCUMENTATION.md")
+DOCUMENTATION = pathlib.Path(train_and_test.__file__).parent / "docs" / "DOCUMENTATION.md"
 EXAMPLE = re.compile(r"<!-- example (\w+): (?:replace the line with `(.+?)` by|add before the line `(.+?)`):? -->\n"
                      r"```python\n(.*?)```", re.S)
 
@@ -200,7 +200,7 @@ def test_demo_end_to_end_generates_trains_and_tests_both_roots(tmp_path, monkeyp
     """--mode demo as a user runs it, at a tiny budget on a small set: the set is generated into
     --demo-dir (marked COMPLETE), tiny is trained, and the held-out subject is tested with the root
     from the videos and, for comparison, the labelled root; the next run would reuse the set."""
-    import synthetic_h36m
+    from synthetic import synthetic_h36m
     generate = synthetic_h36m.generate_dataset
     monkeypatch.setattr(synthetic_h36m, "DEFAULT_SUBJECTS", ("S1", "S11"))
     monkeypatch.setattr(synthetic_h36m, "generate_dataset", lambda out_dir, seed: generate(

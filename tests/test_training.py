@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import losses
-import training
-import weights_files
+from train import losses
+from train import training
+from common import weights_files
 from toy_models import EPOCHS, STEPS_PER_EPOCH, constant_data, toy_model, weights_of
 
 

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-import video_io
+from common import video_io
 from media_files import break_frame, cut_after_header, write_frames
 
 FRAMES = 30

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import h36m_utils
-import visualize
+from common import visualize
 
 J = len(h36m_utils.J17)
 

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-import weights_files
+from common import weights_files
 from toy_models import toy_model, weights_of
 
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import training
+from train import training
 
 STEPS_PER_EPOCH, EPOCHS = 4, 3
 

@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-import calibration
+from rig import calibration
 import h36m_utils
-import rig_frame
-import synthetic_h36m
+from common import rig_frame
+from synthetic import synthetic_h36m
 from h36m_utils import J17
 
 DEFAULT_FRAMES = 50

@@ -25,8 +25,8 @@ import matplotlib.colors
 import numpy as np
 
 import h36m_utils
-import video_io
-import visualize
+from common import video_io
+from common import visualize
 
 NUM_JOINTS = len(h36m_utils.J17)
 ANKLES = (h36m_utils.JOINT_NAMES_17.index("right_ankle"), h36m_utils.JOINT_NAMES_17.index("left_ankle"))

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 import h36m_utils
-import video_io
+from common import video_io
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-import synthetic_runs
+from experiments import synthetic_runs
 
 import model
 import train_and_test

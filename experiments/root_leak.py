@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import evaluation  # noqa: E402
 import train_and_test  # noqa: E402

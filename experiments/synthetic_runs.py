@@ -13,11 +13,9 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import train_and_test  # noqa: E402
 
@@ -35,7 +33,7 @@ class Variant:
 def cache_root_tracks() -> None:
     """Find each recording's roots once per process: the root finder does not depend on the model,
     and every run tests on the same videos (the same videos always come with the same cameras here)."""
-    import root_finder
+    from rig import root_finder
     find_roots, found = root_finder.find_roots, {}
 
     def cached(videos, cameras, frames, **options):

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import distribution
-import tensorboard_logging
-from losses import SERIALIZATION_PACKAGE, NonFiniteLossError, RaiseOnNonFinite
-from weights_files import read_weights_info, save_weights, sidecar_path
+from common import distribution
+from train import tensorboard_logging
+from train.losses import SERIALIZATION_PACKAGE, NonFiniteLossError, RaiseOnNonFinite
+from common.weights_files import read_weights_info, save_weights, sidecar_path
 
 BACKUP_DIR_NAME = "backup"
 BACKUP_FILE_NAME = "state.weights.h5"

@@ -48,11 +48,11 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-import crops
+from common import crops
 import h36m_utils
-import rig_frame
-from progress import ProgressBar
-from video_io import VideoEndedEarly, stream_frames
+from common import rig_frame
+from common.progress import ProgressBar
+from common.video_io import VideoEndedEarly, stream_frames
 
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import visualize
+from common import visualize
 
 PREVIEW_RUN = "preview"
 PREVIEW_TAG = "kp2d_predicted_vs_true"

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 import h36m_utils
-import video_io
+from common import video_io
 from h36m_utils import CAMERA_IDS, J17, PARENTS_32
 
 FPS = 50

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import synthetic_runs
+from experiments import synthetic_runs
 
 import model
 

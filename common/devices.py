@@ -23,7 +23,7 @@ import keras
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "on", "off")
-TRAINING_DOC = "TRAINING.md"
+TRAINING_DOC = "docs/TRAINING.md"
 GPU_INSTALL = "pip install -r requirements-gpu.txt"
 
 # Seconds per 4-view sample on a CPU (README, "Model" benchmark: random weights, TensorFlow 2.21,

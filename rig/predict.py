@@ -3,7 +3,7 @@
     python train_and_test.py --mode predict --config tiny-mean --weights W.weights.h5 \\
         --videos DIR --calibration Calib.toml [--calibration-units m] [--output-dir OUT]
 
-What it assumes (INFERENCE.md): one person in view, static calibrated cameras, synchronised
+What it assumes (docs/INFERENCE.md): one person in view, static calibrated cameras, synchronised
 videos of one frame rate. It pairs each camera of the calibration with its video, finds the
 person in the videos (``root_finder``), runs the model (``inference``) and writes, in OUT:
 ``predictions.npz`` / ``.csv`` / ``.trc``, ``overlay.mp4`` (2D joints over the tiled views) and
@@ -19,11 +19,11 @@ import time
 
 import numpy as np
 
-import calibration
-import inference
-import prediction_outputs
-import rig_frame
-import video_io
+from rig import calibration
+from rig import inference
+from rig import prediction_outputs
+from common import rig_frame
+from common import video_io
 
 # Containers OpenCV's FFmpeg reads; other files in the videos folder are ignored.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")

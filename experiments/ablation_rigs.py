@@ -27,13 +27,13 @@ import os
 
 import numpy as np
 
-import synthetic_runs
+from experiments import synthetic_runs
 
-import calibration
+from rig import calibration
 import h36m_utils
-import inference
+from rig import inference
 import model
-import synthetic_rig
+from synthetic import synthetic_rig
 import train_and_test
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, "shared",

@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence as SequenceOf
 
 import numpy as np
 
-import crops
+from common import crops
 import h36m_utils
-import rig_frame
-import video_io
-from progress import ProgressBar
+from common import rig_frame
+from common import video_io
+from common.progress import ProgressBar
 
 DEFAULT_REFINEMENTS = 2
 
@@ -130,7 +130,7 @@ def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: Sequ
     frames = np.asarray(frames, np.int64)
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
     if roots is None:
-        import root_finder  # only predict and the estimated-root protocol need it
+        from rig import root_finder  # only predict and the estimated-root protocol need it
         track = root_finder.find_roots(videos, local, frames, progress=progress, background_videos=background_videos)
         first_roots, status, report = track.roots, track.status, track.report()
         refine = refinements
