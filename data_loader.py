@@ -5,7 +5,7 @@ One element is one frame index of one sequence, seen by all V cameras at once::
     inputs  = {"images": uint8 (V, S, S, 3) RGB crops,
                "P": float32 (V, 3, 4) = crop @ K @ [R | t]   (pinhole, crop pixels, canonical mm),
                "K": float32 (V, 3, 3) = crop @ K,
-               "dist": float32 (V, 6) [k1, k2, k3, p1, p2, tangential_factor]  (h36m_utils.Camera.dist),
+               "dist": float32 (V, 6) [k1, k2, k3, p1, p2, tangential_factor]  (geometry.Camera.dist),
                "view_mask": float32 (V,) 1 for a view the model may see, 0 for one it may not}
     targets = {"kp2d": float32 (V, J, 2) crop pixels, DISTORTED (the D2 labels: what the image shows),
                "kp3d": float32 (J, 3) canonical mm (the D3 labels)}
@@ -15,7 +15,7 @@ One element is one frame index of one sequence, seen by all V cameras at once::
                 "canonical": float64 (4, 4) world mm -> canonical mm}
 
 and ``build_dataset`` batches them (a leading B axis on everything). J = the 17 joints
-``h36m_utils.J17``. Label row ``i`` of every CDF belongs to video frame ``i`` (0-based).
+``skeleton.J17``. Label row ``i`` of every CDF belongs to video frame ``i`` (0-based).
 
 The canonical frame is the rig frame of the V cameras (``rig_frame``: computed from the
 cameras alone), so the model never depends on the calibration's world frame; training may
@@ -48,6 +48,7 @@ from pipeline import crop_augmentation
 from pipeline import crop_cache
 from common import crops
 import h36m_utils
+from common import geometry
 
 # Shards read at once when training (each is a random sample of the split; more mixes more).
 READ_SHARDS_AT_ONCE = 16
@@ -179,7 +180,7 @@ def _sample(record, epoch, config: crops.CropConfig, num_views: int, augmentatio
     return inputs, targets, metadata
 
 
-def _cameras_per_sequence(sequences, cameras, camera_ids) -> list[list[h36m_utils.Camera]]:
+def _cameras_per_sequence(sequences, cameras, camera_ids) -> list[list[geometry.Camera]]:
     """Check every sequence has its subject's cameras and files; return each one's V cameras."""
     if not sequences:
         raise ValueError("No sequences to load: the index found none. Print find_sequences' report "

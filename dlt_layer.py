@@ -67,7 +67,7 @@ def _tiny(dtype: str) -> float:
 # --------------------------------------------------------------------------- undistortion
 
 def undistort(points_2d, K, dist, iterations: int = 6, dtype: str = "float32"):
-    """Distorted pixels -> pinhole pixels, inverting the lens distortion (``h36m_utils.distort_normalized``).
+    """Distorted pixels -> pinhole pixels, inverting the lens distortion (``geometry.distort_normalized``).
 
     points_2d: (..., N, 2) distorted pixels (what the image shows; pixel centres at integers).
     K: (..., 3, 3) intrinsics of those pixels, any affine top two rows: a crop's K, also a

@@ -22,6 +22,9 @@ import os
 import numpy as np
 
 import h36m_utils
+from common import geometry
+from common import metrics
+from common import skeleton
 from common import visualize
 
 ROOTS = ("estimated", "labels")
@@ -76,8 +79,8 @@ def sequence_labels(sequence, frames, camera_ids=h36m_utils.CAMERA_IDS) -> tuple
     naming it (``crop_cache.read_labels``)."""
     from pipeline.crop_cache import read_labels
     count = int(frames[-1]) + 1
-    kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)[frames]
-    kp2d = np.stack([read_labels(sequence.d2_paths[c], count, 2, h36m_utils.J17)[frames] for c in camera_ids], axis=1)
+    kp3d = read_labels(sequence.d3_path, count, 3, skeleton.J17)[frames]
+    kp2d = np.stack([read_labels(sequence.d2_paths[c], count, 2, skeleton.J17)[frames] for c in camera_ids], axis=1)
     return kp3d, kp2d
 
 
@@ -131,7 +134,7 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
 
 def _labelled_roots(kp3d_true: np.ndarray, moved=None) -> np.ndarray:
     """(T, 3) world mm: the labelled pelvis, or ``moved`` of it."""
-    pelvis = kp3d_true[:, h36m_utils.PELVIS]
+    pelvis = kp3d_true[:, skeleton.PELVIS]
     return pelvis if moved is None else moved(pelvis)
 
 
@@ -139,7 +142,7 @@ def _sequence_part(predicted, sequence, kp3d_true, kp2d_true, picture_frames) ->
     """One sequence's rows of ``Predictions`` (as a dict of arrays)."""
     count = len(predicted.frames)
     return {"kp3d_pred": predicted.joints_3d, "kp3d_true": kp3d_true,
-            "kp2d_pred": predicted.kp2d_crop, "kp2d_true": h36m_utils.apply_affine(kp2d_true, predicted.crops),
+            "kp2d_pred": predicted.kp2d_crop, "kp2d_true": geometry.apply_affine(kp2d_true, predicted.crops),
             "kp2d_pred_frame": predicted.joints_2d, "kp2d_true_frame": kp2d_true,
             "root": predicted.root, "first_root": predicted.first_root,
             "subjects": np.full(count, sequence.subject), "actions": np.full(count, sequence.action),
@@ -161,12 +164,12 @@ def _check_finite(predicted, sequence, first_row: int) -> None:
 def per_frame_metrics(predictions: Predictions) -> dict[str, np.ndarray]:
     """{metric key: (N,) value per frame} for the keys of ``METRICS``."""
     p = predictions
-    return {"mpjpe_mm": h36m_utils.mpjpe(p.kp3d_pred, p.kp3d_true),
-            "mpjpe_relative_mm": h36m_utils.mpjpe_relative(p.kp3d_pred, p.kp3d_true),
-            "p_mpjpe_mm": h36m_utils.p_mpjpe(p.kp3d_pred, p.kp3d_true),
-            "error_2d_px": h36m_utils.error_2d(p.kp2d_pred, p.kp2d_true).mean(axis=-1),
-            "error_2d_frame_px": h36m_utils.error_2d(p.kp2d_pred_frame, p.kp2d_true_frame).mean(axis=-1),
-            "root_error_mm": np.linalg.norm(p.root - p.kp3d_true[:, h36m_utils.PELVIS], axis=-1)}
+    return {"mpjpe_mm": metrics.mpjpe(p.kp3d_pred, p.kp3d_true),
+            "mpjpe_relative_mm": metrics.mpjpe_relative(p.kp3d_pred, p.kp3d_true),
+            "p_mpjpe_mm": metrics.p_mpjpe(p.kp3d_pred, p.kp3d_true),
+            "error_2d_px": metrics.error_2d(p.kp2d_pred, p.kp2d_true).mean(axis=-1),
+            "error_2d_frame_px": metrics.error_2d(p.kp2d_pred_frame, p.kp2d_true_frame).mean(axis=-1),
+            "root_error_mm": np.linalg.norm(p.root - p.kp3d_true[:, skeleton.PELVIS], axis=-1)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +204,7 @@ AVERAGES_NOTE = ("The top-level metric keys are the mean over actions (each acti
 def summarize(predictions: Predictions) -> Summary:
     """Score every frame of ``predictions``; average per action, over actions and over frames."""
     per_frame = per_frame_metrics(predictions)
-    per_action, over_actions = h36m_utils.summarize_per_action(predictions.actions, per_frame)
+    per_action, over_actions = metrics.summarize_per_action(predictions.actions, per_frame)
     actions, counts = np.unique(predictions.actions, return_counts=True)
     return Summary(per_action=per_action, frames=dict(zip(actions.tolist(), counts.tolist())),
                    over_actions=over_actions,

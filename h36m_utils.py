@@ -1,21 +1,8 @@
-"""Facts of the Human3.6M data set, as pure functions on numpy arrays.
+"""Human3.6M's facts: its ids and subjects, its files, the index and its quirks, the splits,
+the CDF labels and its camera files.
 
-Conventions used everywhere in this repo (written once, here):
-
-* World coordinates are millimetres. A camera maps a world point with ``X_cam = R @ X + t``
-  (``R`` world->camera, ``t`` in mm).
-* Image coordinates are pixels with pixel CENTRES at integer coordinates (OpenCV's
-  convention, and the one the data set's D2 labels follow): the top-left pixel covers
-  ``[-0.5, 0.5]^2``.
-* Lens distortion: Human3.6M's cameras use the OFFICIAL Human3.6M formula, other rigs
-  OpenCV's (``Camera.distortion_model``); the two differ only in the tangential terms, by a
-  factor of 2 (``distort_normalized``). The distortion travels as one array ordered
-  ``[k1, k2, k3, p1, p2, tangential_factor]`` (``Camera.dist``, the loader's ``dist`` tensor,
-  ``dlt_layer.undistort``), the factor 1 for Human3.6M and 2 for OpenCV.
-* A crop with scale ``s`` and top-left offset ``(ox, oy)`` maps a pixel ``u`` to
-  ``s * (u - ox)``; it changes ``K`` only: ``K_crop = crop_matrix(s, ox, oy) @ K``.
-* Joints: the standard 17 of the 32 (``J17``), pelvis first. Cameras in the fixed order
-  ``CAMERA_IDS``.
+The camera and lens model live in ``common/geometry.py``, the skeleton in ``common/skeleton.py``
+and the metrics in ``common/metrics.py``. Cameras come in the fixed order ``CAMERA_IDS``.
 """
 from __future__ import annotations
 
@@ -27,6 +14,7 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 
 from common import video_io
+from common.geometry import Camera
 
 # --------------------------------------------------------------------------- constants
 
@@ -35,87 +23,7 @@ SUBJECTS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11")
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
 
-# The 32 joints of the CDF files. "site" joints are end effectors; several joints coincide
-# in the recorded data (e.g. 0 and 11), which is why only 17 are used.
-JOINT_NAMES_32 = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "right_toe", "right_toe_site",
-    "left_hip", "left_knee", "left_ankle", "left_toe", "left_toe_site",
-    "spine_base", "spine", "thorax", "neck", "head",
-    "left_clavicle", "left_shoulder", "left_elbow", "left_wrist", "left_thumb",
-    "left_thumb_site", "left_hand", "left_hand_site",
-    "right_clavicle", "right_shoulder", "right_elbow", "right_wrist", "right_thumb",
-    "right_thumb_site", "right_hand", "right_hand_site",
-)
-PARENTS_32 = (-1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14,
-              12, 16, 17, 18, 19, 20, 19, 22, 12, 24, 25, 26, 27, 28, 27, 30)
-
-J17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
-JOINT_NAMES_17 = tuple(JOINT_NAMES_32[i] for i in J17)
-# Parent of each of the 17 joints, as an index into the 17 (pelvis is the root).
-PARENTS_17 = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
-EDGES_17 = tuple((parent, child) for child, parent in enumerate(PARENTS_17) if parent >= 0)
-# (left, right) index pairs in the 17-joint order, for flips and per-side colours.
-LEFT_RIGHT_17 = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
-LEFT_JOINTS_17 = tuple(left for left, _ in LEFT_RIGHT_17)
-RIGHT_JOINTS_17 = tuple(right for _, right in LEFT_RIGHT_17)
-PELVIS = 0
-# The 17 joints in groups, for reports (e.g. which joints fall outside a crop).
-JOINT_GROUPS_17 = {
-    "torso": ("pelvis", "right_hip", "left_hip", "spine", "thorax", "left_shoulder", "right_shoulder"),
-    "head": ("neck", "head"),
-    "elbows": ("left_elbow", "right_elbow"),
-    "wrists": ("left_wrist", "right_wrist"),
-    "knees": ("left_knee", "right_knee"),
-    "ankles": ("left_ankle", "right_ankle"),
-}
-
-
 # --------------------------------------------------------------------------- cameras
-
-# The two lens models differ only in the tangential terms: OpenCV's are twice Human3.6M's,
-# except the p r^2 terms (``distort_normalized``).
-TANGENTIAL_FACTOR = {"h36m": 1.0, "opencv": 2.0}
-DIST_SIZE = 6  # [k1, k2, k3, p1, p2, tangential_factor]
-
-@dataclasses.dataclass(frozen=True)
-class Camera:
-    """One calibrated camera of one subject's capture.
-
-    R: (3, 3) world->camera rotation; t: (3,) mm; K: (3, 3) intrinsics in pixels;
-    k: (3,) radial k1, k2, k3; p: (2,) tangential p1, p2; width, height in pixels; id: camera id;
-    distortion_model: "h36m" (the official Human3.6M formula) or "opencv" (OpenCV's).
-    """
-
-    R: np.ndarray
-    t: np.ndarray
-    K: np.ndarray
-    k: np.ndarray
-    p: np.ndarray
-    width: int
-    height: int
-    id: str
-    distortion_model: str = "h36m"
-
-    def __post_init__(self):
-        if self.distortion_model not in TANGENTIAL_FACTOR:
-            raise ValueError(f"Camera {self.id}: unknown distortion_model {self.distortion_model!r}; "
-                             f"choose one of {sorted(TANGENTIAL_FACTOR)}.")
-
-    @property
-    def tangential_factor(self) -> float:
-        """1 for the Human3.6M distortion, 2 for OpenCV's (see ``distort_normalized``)."""
-        return TANGENTIAL_FACTOR[self.distortion_model]
-
-    @property
-    def dist(self) -> np.ndarray:
-        """(6,) distortion as one vector, ordered [k1, k2, k3, p1, p2, tangential_factor]."""
-        return np.concatenate([self.k, self.p, [self.tangential_factor]])
-
-    @property
-    def center(self) -> np.ndarray:
-        """(3,) camera centre in world mm."""
-        return -self.R.T @ self.t
-
 
 def image_size(subject: str, camera_id: str) -> tuple[int, int]:
     """(width, height) a subject's video from this camera usually has: a rule of thumb, not a fact.
@@ -230,91 +138,6 @@ def _cameras_from_metadata_xml(path: str) -> dict[str, dict[str, Camera]]:
                 k=np.array([k1, k2, k3]), p=np.array([p1, p2]),
                 width=width, height=height, id=camera_id)
     return cameras
-
-
-# --------------------------------------------------------------------------- projection
-
-def world_to_camera(points_world: np.ndarray, camera: Camera) -> np.ndarray:
-    """(..., 3) world mm -> (..., 3) camera frame mm, ``X_cam = R X + t``."""
-    return points_world @ camera.R.T + camera.t
-
-
-def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, tangential_factor: float = 1.0) -> np.ndarray:
-    """Lens distortion of normalised image points (..., 2) -> (..., 2).
-
-    ``r2 = x^2 + y^2; radial = 1 + k1 r2 + k2 r2^2 + k3 r2^3; tan = a (p1 y + p2 x);
-    x_d = x (radial + tan) + p2 r2; y_d = y (radial + tan) + p1 r2``, with ``a`` the
-    ``tangential_factor``: 1 is the official Human3.6M formula; 2 is OpenCV's
-    (``x_d = x radial + 2 p1 x y + p2 (r2 + 2 x^2)``, ``y_d = y radial + p1 (r2 + 2 y^2) + 2 p2 x y``).
-    """
-    x, y = xy[..., 0], xy[..., 1]
-    r2 = x * x + y * y
-    radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
-    tangential = tangential_factor * (p[0] * y + p[1] * x)
-    return np.stack([x * (radial + tangential) + p[1] * r2,
-                     y * (radial + tangential) + p[0] * r2], axis=-1)
-
-
-def _apply_K(xy: np.ndarray, K: np.ndarray) -> np.ndarray:
-    return xy @ K[:2, :2].T + K[:2, 2]
-
-
-def _remove_K(uv: np.ndarray, K: np.ndarray) -> np.ndarray:
-    return (uv - K[:2, 2]) @ np.linalg.inv(K[:2, :2]).T
-
-
-def project(points_world: np.ndarray, camera: Camera, distort: bool = True) -> np.ndarray:
-    """(..., 3) world mm -> (..., 2) pixels (centres at integers), with the official distortion.
-
-    With ``distort=False`` the plain pinhole projection ``K [R | t]`` is returned.
-    """
-    cam = world_to_camera(points_world, camera)
-    xy = cam[..., :2] / cam[..., 2:3]
-    if distort:
-        xy = distort_normalized(xy, camera.k, camera.p, camera.tangential_factor)
-    return _apply_K(xy, camera.K)
-
-
-def undistort_points(uv: np.ndarray, camera: Camera, iterations: int = 20) -> np.ndarray:
-    """(..., 2) distorted pixels -> (..., 2) pinhole pixels, by fixed-point inversion."""
-    target = _remove_K(np.asarray(uv, np.float64), camera.K)
-    xy = target
-    for _ in range(iterations):
-        x, y = xy[..., 0], xy[..., 1]
-        r2 = x * x + y * y
-        k, p, a = camera.k, camera.p, camera.tangential_factor
-        scale = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + a * (p[0] * y + p[1] * x)
-        offset = np.stack([p[1] * r2, p[0] * r2], axis=-1)
-        xy = (target - offset) / scale[..., None]
-    return _apply_K(xy, camera.K)
-
-
-def crop_matrix(scale: float, offset_x: float, offset_y: float) -> np.ndarray:
-    """(3, 3) pixel map of a crop: ``u' = scale * (u - offset_x)``, same for v.
-
-    Its top two rows are the ``cv2.warpAffine`` matrix that cuts the crop out of the frame.
-    """
-    return np.array([[scale, 0.0, -scale * offset_x],
-                     [0.0, scale, -scale * offset_y],
-                     [0.0, 0.0, 1.0]])
-
-
-def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Pixels through affine pixel maps (crops, maybe turned).
-
-    One (3, 3) ``matrix``: points (..., 2) -> (..., 2). A stack (..., 3, 3): points (..., N, 2)
-    with the same leading axes, each set through its own matrix -> (..., N, 2).
-    """
-    points, matrix = np.asarray(points, np.float64), np.asarray(matrix, np.float64)
-    if matrix.ndim == 2:
-        return points @ matrix[:2, :2].T + matrix[:2, 2]
-    return np.einsum("...ij,...nj->...ni", matrix[..., :2, :2], points) + matrix[..., None, :2, 2]
-
-
-def projection_matrix(camera: Camera, crop: np.ndarray | None = None) -> np.ndarray:
-    """(3, 4) pinhole projection ``crop @ K @ [R | t]`` (crop: (3, 3) from ``crop_matrix``)."""
-    K = camera.K if crop is None else crop @ camera.K
-    return K @ np.concatenate([camera.R, camera.t[:, None]], axis=1)
 
 
 # --------------------------------------------------------------------------- labels
@@ -594,53 +417,3 @@ def check_cameras(cameras: dict, subjects, cameras_path: str) -> None:
                              f"camera(s) {', '.join(missing)}. Use a complete camera file "
                              "(camera-parameters.json or metadata.xml) for every subject.")
 
-
-# --------------------------------------------------------------------------- metrics
-
-def mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Mean per-joint position error, ``(..., J, 3)`` -> ``(...,)`` in the inputs' unit (mm)."""
-    return np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
-
-
-def mpjpe_relative(pred: np.ndarray, gt: np.ndarray, root: int = PELVIS) -> np.ndarray:
-    """MPJPE after aligning each pose's root joint (pelvis): ``(..., J, 3)`` -> ``(...,)``."""
-    return mpjpe(pred - pred[..., root:root + 1, :], gt - gt[..., root:root + 1, :])
-
-
-def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """``pred (..., J, 3)`` moved by the similarity (rotation, scale, shift) that best fits ``gt``."""
-    mu_pred, mu_gt = pred.mean(axis=-2, keepdims=True), gt.mean(axis=-2, keepdims=True)
-    x, y = pred - mu_pred, gt - mu_gt
-    u, s, vt = np.linalg.svd(np.swapaxes(x, -1, -2) @ y)
-    # Flip the last axis where the best orthogonal map is a reflection.
-    sign = np.sign(np.linalg.det(u @ vt))
-    s[..., -1] *= sign
-    u[..., :, -1] *= sign[..., None]
-    rotation = u @ vt
-    scale = s.sum(axis=-1) / np.maximum((x ** 2).sum(axis=(-1, -2)), 1e-12)
-    return scale[..., None, None] * (x @ rotation) + mu_gt
-
-
-def p_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """MPJPE after Procrustes alignment with scale: ``(..., J, 3)`` -> ``(...,)``."""
-    return mpjpe(procrustes_align(pred, gt), gt)
-
-
-def error_2d(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Mean 2D joint error in pixels: ``(..., J, 2)`` -> ``(...,)``."""
-    return np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
-
-
-def summarize_per_action(actions, per_sample: dict) -> tuple[dict, dict]:
-    """Average per action, then over actions, as papers report.
-
-    actions: (N,) action names; per_sample: {metric: (N,) values}. Returns
-    ``({action: {metric: mean}}, {metric: mean over actions})``.
-    """
-    actions = np.asarray(actions)
-    per_action = {action: {name: float(np.mean(np.asarray(values)[actions == action]))
-                           for name, values in per_sample.items()}
-                  for action in sorted(set(actions.tolist()))}
-    averages = {name: float(np.mean([row[name] for row in per_action.values()]))
-                for name in per_sample}
-    return per_action, averages

@@ -23,7 +23,7 @@ import keras
 from keras import layers, ops
 
 import dlt_layer
-import h36m_utils
+from common import geometry
 
 SERIALIZATION_PACKAGE = "canonical_fusion"
 # keras.applications' "caffe" preprocessing for its ResNets: BGR order, ImageNet mean.
@@ -456,7 +456,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
 
     Inputs (dict, as ``data_loader`` yields): images uint8 (B, V, S, S, 3) RGB crops,
     P (B, V, 3, 4) crop projection matrices (crop px, canonical mm), K (B, V, 3, 3) crop
-    intrinsics, dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor] (h36m_utils.Camera.dist),
+    intrinsics, dist (B, V, 6) [k1, k2, k3, p1, p2, tangential_factor] (geometry.Camera.dist),
     view_mask (B, V) 1 for the views the model may see: the fusion and the DLT use only those
     (every view still gets its 2D joints, decoded from the fused code).
     Outputs (dict): kp2d (B, V, J, 2) crop pixels (distorted, like the image), kp3d (B, J, 3)
@@ -473,7 +473,7 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
         "images": keras.Input((num_views, size, size, 3), dtype="uint8", name="images"),
         "P": keras.Input((num_views, 3, 4), name="P"),
         "K": keras.Input((num_views, 3, 3), name="K"),
-        "dist": keras.Input((num_views, h36m_utils.DIST_SIZE), name="dist"),
+        "dist": keras.Input((num_views, geometry.DIST_SIZE), name="dist"),
         "view_mask": keras.Input((num_views,), name="view_mask"),
     }
     P_normalized = NormalizeProjection(size, config.world_unit_mm, dtype=GEOMETRY_DTYPE,

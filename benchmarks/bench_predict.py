@@ -33,7 +33,7 @@ import numpy as np
 
 
 from rig import calibration  # noqa: E402
-import h36m_utils  # noqa: E402
+from common import metrics
 from rig import inference  # noqa: E402
 from synthetic import synthetic_h36m  # noqa: E402
 from synthetic import synthetic_rig  # noqa: E402
@@ -78,7 +78,7 @@ def predict_mpjpe(options, videos, calibration_path, truth, output_dir) -> tuple
     seconds = time.perf_counter() - started
     content = np.load(os.path.join(output_dir, "predictions.npz"))
     joints, root = content["joints_3d"], content["root"]
-    return (float(h36m_utils.mpjpe(joints, truth).mean()), float(np.linalg.norm(root - truth[:, 0], axis=1).mean()),
+    return (float(metrics.mpjpe(joints, truth).mean()), float(np.linalg.norm(root - truth[:, 0], axis=1).mean()),
             len(joints) / seconds, joints)
 
 
@@ -89,7 +89,7 @@ def labelled_root_mpjpe(options, cameras, videos_folder, truth) -> float:
     videos = [os.path.join(videos_folder, f"{camera.id}.mp4") for camera in cameras]
     predicted = inference.predict_videos(network, cameras, videos, np.arange(len(truth)), image_size=config.image_size,
                                          box_mm=2000.0, roots=truth[:, 0], progress=False)
-    return float(h36m_utils.mpjpe(predicted.joints_3d, truth).mean())
+    return float(metrics.mpjpe(predicted.joints_3d, truth).mean())
 
 
 def formats_rows(options, title: str, rig, folder: str) -> list:

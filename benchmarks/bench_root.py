@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 import h36m_utils  # noqa: E402
+from common import skeleton
 from common import rig_frame  # noqa: E402
 from rig import root_finder  # noqa: E402
 from synthetic import synthetic_h36m  # noqa: E402
@@ -98,7 +99,7 @@ def track_and_pelvis(sequence, cameras, frame, sequences, stride: int, backgroun
                                    progress=False,
                                    background_videos=background_videos(sequence, sequences, background)
                                    if background == "subject" else None)
-    return track, frame.to_rig(h36m_utils.read_poses(sequence.d3_path)[frames, h36m_utils.PELVIS])
+    return track, frame.to_rig(h36m_utils.read_poses(sequence.d3_path)[frames, skeleton.PELVIS])
 
 
 def run_sequence(sequence, cameras, frame, sequences, stride: int, background: str, baseline: bool) -> Scored:

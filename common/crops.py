@@ -20,8 +20,7 @@ import math
 
 import cv2
 import numpy as np
-
-import h36m_utils
+from common import geometry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,28 +57,28 @@ class CropConfig:
         return self.image_size + 2 * self.pad
 
 
-def root_box(pelvis: np.ndarray, camera: h36m_utils.Camera, box_mm: float) -> tuple[np.ndarray, float]:
+def root_box(pelvis: np.ndarray, camera: geometry.Camera, box_mm: float) -> tuple[np.ndarray, float]:
     """The square box of a ``box_mm`` world square around the pelvis, as seen by ``camera``.
 
     pelvis: (3,) world mm. Returns (centre (2,) frame pixels, the distorted projection of the
     pelvis; side in pixels, ``box_mm`` at the pelvis' depth with the mean focal length).
     """
-    depth = float(h36m_utils.world_to_camera(pelvis, camera)[2])
+    depth = float(geometry.world_to_camera(pelvis, camera)[2])
     if not depth > 0:
         raise ValueError(f"The pelvis {pelvis} lies behind camera {camera.id} (depth {depth:.0f} mm); the "
                          "3D labels or the camera file are wrong.")
     focal = (camera.K[0, 0] + camera.K[1, 1]) / 2.0
-    return h36m_utils.project(pelvis, camera), box_mm * focal / depth
+    return geometry.project(pelvis, camera), box_mm * focal / depth
 
 
 def box_crop_matrix(center: np.ndarray, side: float, image_size: int) -> np.ndarray:
-    """(3, 3) ``h36m_utils.crop_matrix`` mapping the box onto an S x S crop, pixel centres at integers.
+    """(3, 3) ``geometry.crop_matrix`` mapping the box onto an S x S crop, pixel centres at integers.
 
     The box's edges ``center -/+ side / 2`` land on the crop's outer pixel edges -0.5 and S - 0.5.
     """
     scale = image_size / side
     offset = np.asarray(center, np.float64) - side / 2.0 + 0.5 / scale
-    return h36m_utils.crop_matrix(scale, offset[0], offset[1])
+    return geometry.crop_matrix(scale, offset[0], offset[1])
 
 
 def cache_crop_matrix(center: np.ndarray, side: float, config: CropConfig) -> np.ndarray:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
-import h36m_utils
+from common import geometry
 
 # Regularisation toward the cameras' centroid (relative to one axis' weight): only matters
 # when the optical axes are (nearly) parallel and the least-squares point is ill-posed.
@@ -41,7 +40,7 @@ class RigFrame:
         """(..., 3) rig mm -> (..., 3) world mm."""
         return np.asarray(points, np.float64) @ self.rotation + self.origin
 
-    def camera_to_rig(self, camera: h36m_utils.Camera) -> h36m_utils.Camera:
+    def camera_to_rig(self, camera: geometry.Camera) -> geometry.Camera:
         """The same camera with its extrinsics in the rig frame: ``R' = R rotation^T``, ``t' = R origin + t``."""
         return dataclasses.replace(camera, R=camera.R @ self.rotation.T, t=camera.R @ self.origin + camera.t)
 
@@ -75,7 +74,7 @@ def nearest_point_to_axes(cameras) -> np.ndarray:
 
 
 def rig_frame(cameras) -> RigFrame:
-    """The rig frame of ``cameras`` (a sequence of ``h36m_utils.Camera``, the first sets the yaw)."""
+    """The rig frame of ``cameras`` (a sequence of ``geometry.Camera``, the first sets the yaw)."""
     cameras = list(cameras)
     if len(cameras) < 2:
         raise ValueError(f"A rig frame needs at least 2 cameras, got {len(cameras)}.")

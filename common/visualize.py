@@ -2,7 +2,7 @@
 
 Pure matplotlib on numpy arrays (no TensorFlow): predicted joints are drawn in solid lines,
 ground truth in dashed lines; the subject's left side is blue, the right side red, the
-centre line green (``h36m_utils.LEFT_RIGHT_17``).
+centre line green (``skeleton.LEFT_RIGHT_17``).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
 import h36m_utils  # noqa: E402
+from common import skeleton
 
 LEFT_COLOR, RIGHT_COLOR, CENTER_COLOR = "tab:blue", "tab:red", "tab:green"
 TRUE_STYLE = {"linestyle": "--", "linewidth": 1.0, "alpha": 0.9}
@@ -23,9 +24,9 @@ PRED_STYLE = {"linestyle": "-", "linewidth": 2.0}
 
 def edge_color(parent: int, child: int) -> str:
     """Colour of the bone (parent, child): by the side of the body it belongs to."""
-    if child in h36m_utils.LEFT_JOINTS_17 or parent in h36m_utils.LEFT_JOINTS_17:
+    if child in skeleton.LEFT_JOINTS_17 or parent in skeleton.LEFT_JOINTS_17:
         return LEFT_COLOR
-    if child in h36m_utils.RIGHT_JOINTS_17 or parent in h36m_utils.RIGHT_JOINTS_17:
+    if child in skeleton.RIGHT_JOINTS_17 or parent in skeleton.RIGHT_JOINTS_17:
         return RIGHT_COLOR
     return CENTER_COLOR
 
@@ -40,14 +41,14 @@ def _check(name: str, array: np.ndarray, trailing: tuple[int, ...]) -> np.ndarra
 
 def _draw_skeleton_2d(axis, joints: np.ndarray, style: dict) -> None:
     """joints: (J, 2) pixels."""
-    for parent, child in h36m_utils.EDGES_17:
+    for parent, child in skeleton.EDGES_17:
         axis.plot(joints[[parent, child], 0], joints[[parent, child], 1],
                   color=edge_color(parent, child), **style)
 
 
 def _draw_skeleton_3d(axis, joints: np.ndarray, style: dict) -> None:
     """joints: (J, 3) mm."""
-    for parent, child in h36m_utils.EDGES_17:
+    for parent, child in skeleton.EDGES_17:
         axis.plot(joints[[parent, child], 0], joints[[parent, child], 1],
                   joints[[parent, child], 2], color=edge_color(parent, child), **style)
 
@@ -61,8 +62,8 @@ def plot_keypoints_2d(images: np.ndarray, predicted: np.ndarray, true: np.ndarra
     column per view. Returns ``path``.
     """
     images = _check("images", images, (3,))
-    predicted = _check("predicted", predicted, (len(h36m_utils.J17), 2))
-    true = _check("true", true, (len(h36m_utils.J17), 2))
+    predicted = _check("predicted", predicted, (len(skeleton.J17), 2))
+    true = _check("true", true, (len(skeleton.J17), 2))
     if not images.shape[:2] == predicted.shape[:2] == true.shape[:2]:
         raise ValueError(f"frames/views differ: images {images.shape}, predicted "
                          f"{predicted.shape}, true {true.shape}")
@@ -104,8 +105,8 @@ def plot_skeletons_3d(predicted: np.ndarray, true: np.ndarray, path: str,
 
     predicted, true: (F, 17, 3) world mm; titles: optional F panel titles. Returns ``path``.
     """
-    predicted = _check("predicted", predicted, (len(h36m_utils.J17), 3))
-    true = _check("true", true, (len(h36m_utils.J17), 3))
+    predicted = _check("predicted", predicted, (len(skeleton.J17), 3))
+    true = _check("true", true, (len(skeleton.J17), 3))
     if predicted.shape != true.shape:
         raise ValueError(f"predicted {predicted.shape} and true {true.shape} differ")
     frames = predicted.shape[0]

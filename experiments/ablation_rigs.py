@@ -31,6 +31,7 @@ from experiments import synthetic_runs
 
 from rig import calibration
 import h36m_utils
+from common import metrics
 from rig import inference
 import model
 from synthetic import synthetic_rig
@@ -90,7 +91,7 @@ def rig_mpjpe(runs, variant, seed, recordings) -> float | None:
         predicted = inference.predict_videos(network, cameras, videos, np.arange(len(truth)),
                                              image_size=config.image_size, box_mm=args.box_mm, roots=truth[:, 0],
                                              progress=False)
-        errors.append(h36m_utils.mpjpe(predicted.joints_3d, truth[:len(predicted.frames)]))
+        errors.append(metrics.mpjpe(predicted.joints_3d, truth[:len(predicted.frames)]))
     return float(np.mean(np.concatenate(errors)))
 
 

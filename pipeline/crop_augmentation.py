@@ -106,8 +106,8 @@ def transform_points(matrix: tf.Tensor, points: tf.Tensor) -> tf.Tensor:
 def project(points: tf.Tensor, Rt: tf.Tensor, K: tf.Tensor, dist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A (3,) world point seen by V cameras: (V, 2) distorted pixels and (V,) depths (mm).
 
-    Rt (V, 3, 4), K (V, 3, 3), dist (V, 6) as ``h36m_utils.Camera.dist`` (the same formula as
-    ``h36m_utils.distort_normalized``).
+    Rt (V, 3, 4), K (V, 3, 3), dist (V, 6) as ``geometry.Camera.dist`` (the same formula as
+    ``geometry.distort_normalized``).
     """
     camera = tf.linalg.matvec(Rt[:, :, :3], points) + Rt[:, :, 3]
     depth = camera[:, 2]

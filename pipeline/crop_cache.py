@@ -50,6 +50,8 @@ import tensorflow as tf
 
 from common import crops
 import h36m_utils
+from common import geometry
+from common import skeleton
 from common import rig_frame
 from common.progress import ProgressBar
 from common.video_io import VideoEndedEarly, stream_frames
@@ -146,7 +148,7 @@ def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def _camera_stamp(camera: h36m_utils.Camera) -> list:
+def _camera_stamp(camera: geometry.Camera) -> list:
     return [camera.id, camera.width, camera.height,
             *(np.asarray(a, np.float64).ravel().tolist() for a in (camera.R, camera.t, camera.K, camera.dist))]
 
@@ -264,10 +266,10 @@ def serialize_sample(sample_id: int, sequence, frame: int, jpegs: list[bytes], a
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-NUMERIC_SHAPES = {"cache_crop": (3, 3), "K": (3, 3), "Rt": (3, 4), "dist": (h36m_utils.DIST_SIZE,)}  # per view
+NUMERIC_SHAPES = {"cache_crop": (3, 3), "K": (3, 3), "Rt": (3, 4), "dist": (geometry.DIST_SIZE,)}  # per view
 
 
-def parse_record(record: tf.Tensor, num_views: int, num_joints: int = len(h36m_utils.J17)) -> dict:
+def parse_record(record: tf.Tensor, num_views: int, num_joints: int = len(skeleton.J17)) -> dict:
     """A serialized record (scalar tf.string) -> dict of tensors (graph-friendly, for ``Dataset.map``).
 
     images: (V,) JPEG strings; cache_crop, K: (V, 3, 3) float64; Rt: (V, 3, 4); dist: (V, 6);
@@ -339,7 +341,7 @@ class _Tally:
     samples: int = 0
     trimmed: list = dataclasses.field(default_factory=list)  # a line per sequence cut where a video ends
     # Per joint, the views whose labelled joint lies outside the box (what soft-argmax cannot reach).
-    outside: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(len(h36m_utils.J17), np.int64))
+    outside: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(len(skeleton.J17), np.int64))
 
     def add(self, other: "_Tally") -> None:
         self.samples += other.samples
@@ -359,14 +361,14 @@ def _outside_box(points: np.ndarray, center: np.ndarray, side: float) -> np.ndar
 
 def _outside_box_summary(tally: _Tally, num_views: int, box_mm: float) -> dict:
     return {"box_mm": box_mm, "labelled_views": tally.samples * num_views,
-            "by_joint": dict(zip(h36m_utils.JOINT_NAMES_17, tally.outside.tolist()))}
+            "by_joint": dict(zip(skeleton.JOINT_NAMES_17, tally.outside.tolist()))}
 
 
 def _outside_box_line(summary: dict) -> str:
     """'labelled joints outside the 2000 mm box ...: 0.42% (torso 0.00%, head 0.10%, ...)'."""
     views, by_joint = max(summary["labelled_views"], 1), summary["by_joint"]
     groups = ", ".join(f"{group} {100 * sum(by_joint[n] for n in names) / (views * len(names)):.2f}%"
-                       for group, names in h36m_utils.JOINT_GROUPS_17.items())
+                       for group, names in skeleton.JOINT_GROUPS_17.items())
     return (f"labelled joints outside the {summary['box_mm']:.0f} mm box (soft-argmax cannot reach them): "
             f"{100 * sum(by_joint.values()) / (views * len(by_joint)):.2f}% ({groups})")
 
@@ -390,9 +392,9 @@ def _cache_sequence(sequence, cameras, frames: range, first_id: int, config: cro
     if not len(frames):
         return tally
     count, size = frames[-1] + 1, config.cache_size
-    pelvis = read_labels(sequence.d3_path, count, 3, (h36m_utils.PELVIS,))[:, 0]
-    kp3d = read_labels(sequence.d3_path, count, 3, h36m_utils.J17)
-    kp2d = np.stack([read_labels(sequence.d2_paths[c.id], count, 2, h36m_utils.J17) for c in cameras], axis=1)
+    pelvis = read_labels(sequence.d3_path, count, 3, (skeleton.PELVIS,))[:, 0]
+    kp3d = read_labels(sequence.d3_path, count, 3, skeleton.J17)
+    kp2d = np.stack([read_labels(sequence.d2_paths[c.id], count, 2, skeleton.J17) for c in cameras], axis=1)
     fixed = {"K": np.stack([c.K for c in cameras]), "dist": np.stack([c.dist for c in cameras]),
              "Rt": np.stack([np.concatenate([c.R, c.t[:, None]], axis=1) for c in cameras]),
              "rig": rig_frame.rig_frame(cameras).matrix()}
@@ -486,7 +488,7 @@ def ensure_cache(sequences, views, config: crops.CropConfig, stride: int = 1, ca
                  workers: int | None = None, verbose: bool = True) -> CropCache:
     """The cache of every ``stride``-th frame of ``sequences``: reused when its key matches, else built.
 
-    views: for each sequence, its V ``h36m_utils.Camera`` in the views' order. cache_dir:
+    views: for each sequence, its V ``geometry.Camera`` in the views' order. cache_dir:
     where caches live (``default_cache_dir()`` when None). workers: sequences cached at once
     (default: the CPU count). Prints what it did (frames, GB, seconds) unless ``verbose`` is False.
     Errors in the sources (a corrupt video, short labels) raise ``ValueError`` naming the file,

@@ -1,4 +1,4 @@
-"""Calibration files as the field writes them -> the repo's cameras (``h36m_utils.Camera``, mm).
+"""Calibration files as the field writes them -> the repo's cameras (``geometry.Camera``, mm).
 
     rig = load_calibration("Calib.toml")                           # pose2sim / anipose
     rig = load_calibration("calibration/")                         # EasyMocap intri.yml + extri.yml
@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 import h36m_utils
+from common import geometry
 
 UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 UNIT_NAMES = {"mm": "millimetres", "cm": "centimetres", "m": "metres"}
@@ -64,7 +65,7 @@ EASYMOCAP_FILES = ("intri.yml", "extri.yml")
 class Rig:
     """The cameras of one calibration file, in the file's order.
 
-    cameras: tuple of ``h36m_utils.Camera`` (``t`` in mm; width = height = 0 where the file holds
+    cameras: tuple of ``geometry.Camera`` (``t`` in mm; width = height = 0 where the file holds
     no image size); source: the path read; format: "toml" | "easymocap" | "json"; unit: the unit
     the file's translations were read in; notes: what was left out, one sentence each.
     """
@@ -152,7 +153,7 @@ def _read_toml(path: pathlib.Path) -> list:
     return cameras
 
 
-def _toml_camera(key: str, table: dict, path: pathlib.Path) -> h36m_utils.Camera:
+def _toml_camera(key: str, table: dict, path: pathlib.Path) -> geometry.Camera:
     where = f"{path}, camera [{key}]"
     if table.get("fisheye", False):
         raise ValueError(f"{where} is a fisheye camera (fisheye = true): only OpenCV's pinhole lens "
@@ -217,7 +218,7 @@ def _matrix_node(storage: cv2.FileStorage, key: str, path: pathlib.Path, require
     return matrix
 
 
-def _easymocap_camera(name: str, intri, extri, intri_path, extri_path) -> h36m_utils.Camera:
+def _easymocap_camera(name: str, intri, extri, intri_path, extri_path) -> geometry.Camera:
     where = f"{extri_path}, camera {name}"
     rodrigues = _matrix_node(extri, f"R_{name}", extri_path, required=False)
     matrix = _matrix_node(extri, f"Rot_{name}", extri_path, required=False)
@@ -236,10 +237,10 @@ def _easymocap_camera(name: str, intri, extri, intri_path, extri_path) -> h36m_u
 
 # --------------------------------------------------------------------------- values
 
-def opencv_camera(name: str, K, dist, R: np.ndarray, t, size: tuple, where: str) -> h36m_utils.Camera:
+def opencv_camera(name: str, K, dist, R: np.ndarray, t, size: tuple, where: str) -> geometry.Camera:
     """A Camera with OpenCV's lens model; t in the file's unit; ``where`` names it in errors."""
     k, p = split_opencv_distortion(dist, where)
-    return h36m_utils.Camera(R=R, t=_fixed_size(t, (3,), "translation", where),
+    return geometry.Camera(R=R, t=_fixed_size(t, (3,), "translation", where),
                              K=_fixed_size(K, (3, 3), "camera matrix", where), k=k, p=p,
                              width=size[0], height=size[1], id=name, distortion_model="opencv")
 
@@ -356,7 +357,7 @@ def with_image_sizes(rig: Rig, sizes: dict) -> Rig:
 
 # --------------------------------------------------------------------------- writing
 
-def opencv_distortion(camera: h36m_utils.Camera) -> list:
+def opencv_distortion(camera: geometry.Camera) -> list:
     """[k1, k2, p1, p2, k3] of a camera, in OpenCV's order; ValueError if OpenCV cannot say it.
 
     Human3.6M's lens model equals OpenCV's only without tangential terms.

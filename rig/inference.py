@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence as SequenceOf
 import numpy as np
 
 from common import crops
-import h36m_utils
+from common import geometry
+from common import skeleton
 from common import rig_frame
 from common import video_io
 from common.progress import ProgressBar
@@ -58,7 +59,7 @@ class VideoPrediction:
     notes: tuple = ()
 
 
-def crop_views(frames_bgr: SequenceOf[np.ndarray], cameras: SequenceOf[h36m_utils.Camera], root: np.ndarray,
+def crop_views(frames_bgr: SequenceOf[np.ndarray], cameras: SequenceOf[geometry.Camera], root: np.ndarray,
                box_mm: float, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The V root-box crops of one frame: ((V, S, S, 3) uint8 RGB, (V, 3, 3) frame -> crop matrices).
 
@@ -79,7 +80,7 @@ def model_inputs(images: np.ndarray, matrices: np.ndarray, cameras) -> dict:
     batch, views = matrices.shape[:2]
     return {"images": images, "P": (K @ Rt).astype(np.float32), "K": K.astype(np.float32),
             "dist": np.broadcast_to(np.stack([camera.dist for camera in cameras]),
-                                    (batch, views, h36m_utils.DIST_SIZE)).astype(np.float32),
+                                    (batch, views, geometry.DIST_SIZE)).astype(np.float32),
             "view_mask": np.ones((batch, views), np.float32)}
 
 
@@ -105,13 +106,13 @@ def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm
         outputs = network.predict_on_batch(model_inputs(images, matrices, cameras))
         kp3d, kp2d = np.asarray(outputs["kp3d"], np.float64), np.asarray(outputs["kp2d"], np.float64)
         if step < refinements:
-            pelvis = kp3d[:, h36m_utils.PELVIS]
+            pelvis = kp3d[:, skeleton.PELVIS]
             # A pelvis the model could not place (a non-finite DLT) keeps the root it had.
             roots = np.where(np.isfinite(pelvis).all(axis=1, keepdims=True), pelvis, roots)
     return kp3d, kp2d, images, matrices, roots
 
 
-def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: SequenceOf[str],
+def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: SequenceOf[str],
                    frames: SequenceOf[int], *, image_size: int, box_mm: float, roots: np.ndarray | None = None,
                    refinements: int = DEFAULT_REFINEMENTS, batch_size: int = 8, picture_frames=(),
                    on_chunk: Callable | None = None, background_videos=None, progress: bool = True,
@@ -151,7 +152,7 @@ def predict_videos(network, cameras: SequenceOf[h36m_utils.Camera], videos: Sequ
                 break
             kp3d, kp2d, images, matrices, final = _predict_chunk(
                 network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine)
-            joints_2d = h36m_utils.apply_affine(kp2d, np.linalg.inv(matrices))
+            joints_2d = geometry.apply_affine(kp2d, np.linalg.inv(matrices))
             joints_3d = frame.to_world(kp3d)
             results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d))
             pictures.update({int(f): images[i] for i, f in enumerate(chunk) if int(f) in wanted})

@@ -1,6 +1,6 @@
 """What predict (and test mode) hand the user: arrays of predictions written as the files a user opens.
 
-Arrays in, files out; no TensorFlow. T frames, V cameras, the 17 joints of ``h36m_utils.J17``:
+Arrays in, files out; no TensorFlow. T frames, V cameras, the 17 joints of ``skeleton.J17``:
 
 * ``write_npz`` -> ``predictions.npz``: every array, loadable with ``np.load`` without pickle;
 * ``write_csv`` -> ``predictions.csv``: a row per (frame, joint), for spreadsheets and pandas;
@@ -23,13 +23,13 @@ import os
 import cv2
 import matplotlib.colors
 import numpy as np
-
-import h36m_utils
+from common import geometry
+from common import skeleton
 from common import video_io
 from common import visualize
 
-NUM_JOINTS = len(h36m_utils.J17)
-ANKLES = (h36m_utils.JOINT_NAMES_17.index("right_ankle"), h36m_utils.JOINT_NAMES_17.index("left_ankle"))
+NUM_JOINTS = len(skeleton.J17)
+ANKLES = (skeleton.JOINT_NAMES_17.index("right_ankle"), skeleton.JOINT_NAMES_17.index("left_ankle"))
 
 # TRC marker names: pose2sim's names where pose2sim's skeletons (HALPE_26, COCO_17, BODY_25) have
 # the same point, so its OpenSim marker sets and IK set-ups match them by name; Human3.6M's own
@@ -56,7 +56,7 @@ def _bgr(color: str) -> tuple[int, int, int]:
     return round(255 * blue), round(255 * green), round(255 * red)
 
 
-BONE_BGR = tuple(_bgr(visualize.edge_color(parent, child)) for parent, child in h36m_utils.EDGES_17)
+BONE_BGR = tuple(_bgr(visualize.edge_color(parent, child)) for parent, child in skeleton.EDGES_17)
 # edge_color(j, j) is the colour of joint j's side of the body.
 JOINT_BGR = tuple(_bgr(visualize.edge_color(joint, joint)) for joint in range(NUM_JOINTS))
 
@@ -100,14 +100,14 @@ def write_npz(path, joints_3d, joints_2d, frames, cameras, root=None, **extra) -
     ``joints_2d`` (T, V, 17, 2) float64 pixels of each full frame as the image shows them
     (distorted, pixel centres at integers); ``frames`` (T,) int64 frame indices in the videos;
     ``cameras`` (V,) camera names; ``root`` (T, 3) float64 world mm, the root the crops were cut
-    around (left out when None); ``joint_names`` (17,) ``h36m_utils.JOINT_NAMES_17``; and every
+    around (left out when None); ``joint_names`` (17,) ``skeleton.JOINT_NAMES_17``; and every
     ``extra`` array as given (e.g. ``root_status`` (T,) str, ``subject`` / ``sequence`` (N,) str in
     test mode, ``fps`` ()). Text is stored as fixed-width unicode, never as objects. NaN marks a
     joint that could not be predicted. Returns ``path``.
     """
     joints_3d, joints_2d, frames, cameras = _predictions(joints_3d, joints_2d, frames, cameras)
     arrays = {"joints_3d": joints_3d, "joints_2d": joints_2d, "frames": frames, "cameras": cameras,
-              "joint_names": _unicode(h36m_utils.JOINT_NAMES_17)}
+              "joint_names": _unicode(skeleton.JOINT_NAMES_17)}
     clashes = sorted(set(extra) & {*arrays, "root"})
     if clashes:
         raise ValueError(f"extra arrays {clashes} would replace the predictions' own; rename them")
@@ -148,7 +148,7 @@ def write_csv(path, joints_3d, joints_2d, frames, cameras, subject=None, sequenc
         for t, frame in enumerate(frames):
             leading = [values[t] for values in labels.values()] + [int(frame)]
             writer.writerows([*leading, joint, name, *xyz[t, joint], *uv[t, joint]]
-                             for joint, name in enumerate(h36m_utils.JOINT_NAMES_17))
+                             for joint, name in enumerate(skeleton.JOINT_NAMES_17))
     return str(path)
 
 
@@ -232,8 +232,8 @@ def draw_skeleton(image: np.ndarray, joints_px: np.ndarray, thickness: int, bone
     colour; bone_order: indices into ``EDGES_17`` to draw in that order (the later on top).
     """
     ok = _drawable(joints_px)
-    for edge in range(len(h36m_utils.EDGES_17)) if bone_order is None else bone_order:
-        parent, child = h36m_utils.EDGES_17[edge]
+    for edge in range(len(skeleton.EDGES_17)) if bone_order is None else bone_order:
+        parent, child = skeleton.EDGES_17[edge]
         if ok[parent] and ok[child]:
             cv2.line(image, _fixed_point(joints_px[parent]), _fixed_point(joints_px[child]),
                      BONE_BGR[edge], thickness, cv2.LINE_AA, _SHIFT_BITS)
@@ -373,8 +373,8 @@ def horizontal_axes(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, np.cross(up, first)
 
 
-def look_at_camera(eye, target, up, size: tuple[int, int], half_fov_deg: float) -> h36m_utils.Camera:
-    """A pinhole ``h36m_utils.Camera`` (no distortion) at ``eye`` looking at ``target`` (world mm), with
+def look_at_camera(eye, target, up, size: tuple[int, int], half_fov_deg: float) -> geometry.Camera:
+    """A pinhole ``geometry.Camera`` (no distortion) at ``eye`` looking at ``target`` (world mm), with
     ``up`` pointing up in the picture and ``half_fov_deg`` the half field of view of the narrower side."""
     forward = _unit(np.asarray(target, np.float64) - eye)
     right = _unit(np.cross(forward, up))
@@ -382,7 +382,7 @@ def look_at_camera(eye, target, up, size: tuple[int, int], half_fov_deg: float) 
     width, height = size
     focal = min(width, height) / 2 / math.tan(math.radians(half_fov_deg))
     K = np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]])
-    return h36m_utils.Camera(R=rotation, t=-rotation @ eye, K=K, k=np.zeros(3), p=np.zeros(2),
+    return geometry.Camera(R=rotation, t=-rotation @ eye, K=K, k=np.zeros(3), p=np.zeros(2),
                              width=width, height=height, id="skeleton_view")
 
 
@@ -394,7 +394,7 @@ class SkeletonVideoWriter(_VideoFile):
     plane of points X with X . up = floor); center (3,) world mm and radius (mm): a sphere the whole
     track stays in; size: (width, height) of the video. The floor carries grid lines every 0.5 m
     (on the world's 0.5 m lattice, so they do not move with the person). The camera (``camera``, an
-    ``h36m_utils.Camera`` without distortion, for ``h36m_utils.project(..., distort=False)``) looks at
+    ``geometry.Camera`` without distortion, for ``geometry.project(..., distort=False)``) looks at
     ``center`` from ``VIEW_ELEVATION_DEG`` above the horizon, far enough that the sphere fits the
     picture. ``from_track`` fits all of this to a whole track.
     """
@@ -421,7 +421,7 @@ class SkeletonVideoWriter(_VideoFile):
         floor = float(((ankles if len(ankles) else points) @ _unit(up)).min())
         return cls(path, fps, up, floor=floor, center=center, radius=radius, size=size)
 
-    def _view(self, radius: float, size: tuple[int, int]) -> h36m_utils.Camera:
+    def _view(self, radius: float, size: tuple[int, int]) -> geometry.Camera:
         first, second = horizontal_axes(self.up)
         azimuth, elevation = math.radians(VIEW_AZIMUTH_DEG), math.radians(VIEW_ELEVATION_DEG)
         direction = (math.cos(elevation) * (math.cos(azimuth) * first + math.sin(azimuth) * second)
@@ -455,7 +455,7 @@ class SkeletonVideoWriter(_VideoFile):
     def _project_segment(self, start: np.ndarray, end: np.ndarray, near: float = 10.0):
         """(2, 2) pixels of the world segment start-end, cut where it passes behind the camera;
         None when all of it is behind."""
-        points = h36m_utils.world_to_camera(np.stack([start, end]), self.camera)
+        points = geometry.world_to_camera(np.stack([start, end]), self.camera)
         depths = points[:, 2]
         if depths.max() <= near:
             return None
@@ -471,10 +471,10 @@ class SkeletonVideoWriter(_VideoFile):
         at the top left (e.g. "frame 120")."""
         joints_3d = _checked("joints_3d", joints_3d, (NUM_JOINTS, 3)).astype(np.float64)
         image = self._background.copy()
-        pixels = h36m_utils.project(joints_3d, self.camera, distort=False)
-        depths = h36m_utils.world_to_camera(joints_3d, self.camera)[:, 2]
+        pixels = geometry.project(joints_3d, self.camera, distort=False)
+        depths = geometry.world_to_camera(joints_3d, self.camera)[:, 2]
         # far bones first, so nearer ones cover them
-        bone_depths = [depths[parent] + depths[child] for parent, child in h36m_utils.EDGES_17]
+        bone_depths = [depths[parent] + depths[child] for parent, child in skeleton.EDGES_17]
         far_to_near = np.argsort(np.nan_to_num(bone_depths, nan=-np.inf))[::-1]
         draw_skeleton(image, pixels, self.thickness, bone_order=far_to_near)
         if label:

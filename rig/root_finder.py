@@ -29,8 +29,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 from scipy import ndimage
-
-import h36m_utils
+from common import geometry
 from common import video_io
 
 
@@ -109,7 +108,7 @@ def frame_ranges(frames: np.ndarray, chosen: np.ndarray, most: int = 8) -> str:
 PROGRESS_SECONDS = 10.0  # between progress lines
 
 
-def find_roots(videos: Sequence[str], cameras: Sequence[h36m_utils.Camera], frames: Sequence[int], *,
+def find_roots(videos: Sequence[str], cameras: Sequence[geometry.Camera], frames: Sequence[int], *,
                progress: bool = True, background_videos: Sequence[Sequence[str]] | None = None,
                settings: Settings = Settings()) -> RootTrack:
     """The 3D root of the one person in the scene at each of ``frames``, from the videos alone.
@@ -210,33 +209,33 @@ class View:
     radius inside the image, beyond which a lens model can fold far-away points back in.
     """
 
-    camera: h36m_utils.Camera
+    camera: geometry.Camera
     size: tuple
     background: np.ndarray
     threshold: float
     max_radius2: float
 
 
-def working_size(camera: h36m_utils.Camera, work_size: int) -> tuple[int, int]:
+def working_size(camera: geometry.Camera, work_size: int) -> tuple[int, int]:
     """(width, height) of the downscaled frames: the longer side at most ``work_size``."""
     scale = min(1.0, work_size / max(camera.width, camera.height))
     return max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
 
 
-def working_camera(camera: h36m_utils.Camera, size: tuple[int, int]) -> h36m_utils.Camera:
+def working_camera(camera: geometry.Camera, size: tuple[int, int]) -> geometry.Camera:
     """The camera of frames resized to ``size`` = (w, h) (pixel centres stay at integers)."""
     sx, sy = size[0] / camera.width, size[1] / camera.height
     resize = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
     return dataclasses.replace(camera, K=resize @ camera.K, width=size[0], height=size[1])
 
 
-def largest_radius2(camera: h36m_utils.Camera) -> float:
+def largest_radius2(camera: geometry.Camera) -> float:
     """The largest squared normalised pinhole radius of the image's border pixels."""
     w, h = camera.width, camera.height
     u, v = np.linspace(-0.5, w - 0.5, 33), np.linspace(-0.5, h - 0.5, 33)
     border = np.concatenate([np.stack([u, np.full_like(u, -0.5)], -1), np.stack([u, np.full_like(u, h - 0.5)], -1),
                              np.stack([np.full_like(v, -0.5), v], -1), np.stack([np.full_like(v, w - 0.5), v], -1)])
-    pinhole = h36m_utils.undistort_points(border, camera)
+    pinhole = geometry.undistort_points(border, camera)
     normalized = (pinhole - camera.K[:2, 2]) / np.diag(camera.K)[:2]
     return float(np.max(np.sum(normalized ** 2, -1)))
 
@@ -253,7 +252,7 @@ def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
     return cv2.max(cv2.max(blue, green), red)
 
 
-def background_model(paths: Sequence[str], camera: h36m_utils.Camera, size: tuple[int, int],
+def background_model(paths: Sequence[str], camera: geometry.Camera, size: tuple[int, int],
                      settings: Settings) -> tuple[np.ndarray, float]:
     """(median (h, w, 3) uint8, threshold) of frames sampled evenly over the videos ``paths``.
 
@@ -273,7 +272,7 @@ def background_model(paths: Sequence[str], camera: h36m_utils.Camera, size: tupl
     return median, max(settings.min_threshold, settings.noise_factor * float(np.median(spread)))
 
 
-def check_frame_size(frame: np.ndarray, camera: h36m_utils.Camera, path: str) -> None:
+def check_frame_size(frame: np.ndarray, camera: geometry.Camera, path: str) -> None:
     """Raise ValueError naming the video when its frames are not the size its camera says."""
     if frame.shape[:2] != (camera.height, camera.width):
         raise ValueError(f"Video {path} is {frame.shape[1]} x {frame.shape[0]} pixels, but its camera {camera.id} "
@@ -281,7 +280,7 @@ def check_frame_size(frame: np.ndarray, camera: h36m_utils.Camera, path: str) ->
                          "each with the calibration of its own image size.")
 
 
-def make_view(background_paths: Sequence[str], camera: h36m_utils.Camera, settings: Settings) -> View:
+def make_view(background_paths: Sequence[str], camera: geometry.Camera, settings: Settings) -> View:
     """The working-scale camera and the background model of the videos ``background_paths``."""
     size = working_size(camera, settings.work_size)
     small = working_camera(camera, size)
@@ -332,7 +331,7 @@ class Grid:
         shape = tuple(int(n) for n in np.maximum(1, np.ceil((high - low) / voxel_mm) + 1))
         return cls(corner=np.asarray(low, np.float64), voxel_mm=float(voxel_mm), shape=shape)
 
-    def in_camera(self, camera: h36m_utils.Camera) -> np.ndarray:
+    def in_camera(self, camera: geometry.Camera) -> np.ndarray:
         """(nx, ny, nz, 3) float32 voxel centres in ``camera``'s frame, mm (``R X + t``, summed per axis)."""
         axes = [self.corner[a] + self.voxel_mm * np.arange(n) for a, n in enumerate(self.shape)]
         x, y, z = (np.outer(axis, camera.R[:, a]).astype(np.float32) for a, axis in enumerate(axes))
@@ -356,7 +355,7 @@ def pixel_index(local: np.ndarray, view: View) -> np.ndarray:
     xy = local[:, :2] / np.where(valid, depth, 1)[:, None]
     valid &= np.sum(xy * xy, -1) <= view.max_radius2
     xy[~valid] = 0  # keeps the lens polynomial finite where the point is discarded anyway
-    uv = h36m_utils.distort_normalized(xy, camera.k, camera.p, camera.tangential_factor) @ camera.K[:2, :2].T
+    uv = geometry.distort_normalized(xy, camera.k, camera.p, camera.tangential_factor) @ camera.K[:2, :2].T
     column, row = np.round(uv + camera.K[:2, 2]).T.astype(np.int64)
     width, height = view.size
     valid &= (column >= 0) & (column < width) & (row >= 0) & (row < height)
@@ -532,11 +531,11 @@ def trunk_centre(mask: np.ndarray, view: View, pelvis: np.ndarray) -> np.ndarray
     """(2,) working pixels: the median centre of the silhouette's runs across the trunk band
     above ``pelvis`` (3,) rig mm; None when too few of its rows are seen whole (out of the
     image, cut by its border, or no run near where the trunk should be)."""
-    depth = float(h36m_utils.world_to_camera(pelvis, view.camera)[2])
+    depth = float(geometry.world_to_camera(pelvis, view.camera)[2])
     if depth <= 0:
         return None
     heights = np.linspace(*TRUNK_BAND_MM, TRUNK_ROWS)
-    columns, rows = h36m_utils.project(pelvis + heights[:, None] * np.array([0.0, 0.0, 1.0]), view.camera).T
+    columns, rows = geometry.project(pelvis + heights[:, None] * np.array([0.0, 0.0, 1.0]), view.camera).T
     inside = (np.round(rows) >= 0) & (np.round(rows) < mask.shape[0])
     first, last = runs_near(mask[np.round(rows[inside]).astype(int)], columns[inside],
                             RUN_GAP_MM * view.camera.K[0, 0] / depth)
@@ -559,12 +558,12 @@ def runs_near(rows: np.ndarray, columns: np.ndarray, gap: float) -> tuple[np.nda
     return first, last
 
 
-def triangulate(points: Sequence[np.ndarray], cameras: Sequence[h36m_utils.Camera]) -> np.ndarray:
+def triangulate(points: Sequence[np.ndarray], cameras: Sequence[geometry.Camera]) -> np.ndarray:
     """(3,) mm: the least-squares point (DLT, float64 SVD) seen at the distorted pixels ``points``."""
     rows = []
     for point, camera in zip(points, cameras):
-        u, v = h36m_utils.undistort_points(point, camera)
-        P = h36m_utils.projection_matrix(camera)
+        u, v = geometry.undistort_points(point, camera)
+        P = geometry.projection_matrix(camera)
         rows += [u * P[2] - P[0], v * P[2] - P[1]]
     rows = np.array(rows)
     rows /= np.linalg.norm(rows[:, :3], axis=1, keepdims=True)  # each row: the distance (mm) to its plane

@@ -14,7 +14,7 @@ A 32-joint skeleton with human bone lengths (scaled per subject) is animated pro
 action (gait, waving, pointing, sitting down, turning, ...) and filmed by a rig like the real
 one: 4 cameras about 5 m from the centre, 1.5 m high, f about 1145 px per 1000 px of width and
 real-sized lens distortion. Each frame is rendered by projecting 3D limb outlines and joint
-balls through ``h36m_utils.project`` (official distortion), so the pixels agree with the D2
+balls through ``geometry.project`` (official distortion), so the pixels agree with the D2
 labels, which are ``project(D3)``. Every body part has its own colour (left and right differ);
 the 17 standard joints carry white balls.
 
@@ -41,8 +41,10 @@ import cv2
 import numpy as np
 
 import h36m_utils
+from common import geometry
 from common import video_io
-from h36m_utils import CAMERA_IDS, J17, PARENTS_32
+from h36m_utils import CAMERA_IDS
+from common.skeleton import J17, PARENTS_32
 
 FPS = 50
 DEFAULT_SUBJECTS = ("S1", "S5", "S6", "S7", "S11")  # four training subjects, one held out
@@ -399,13 +401,13 @@ def keep_in_view(poses: np.ndarray, cameras, margin: float = 0.04, centre=(0.0, 
     for shrink in 0.85 ** np.arange(30):
         moved = poses.copy()
         moved[..., :2] -= (1 - shrink) * offset_from_centre
-        if all(_inside(h36m_utils.project(moved, camera), camera, margin) for camera in cameras):
+        if all(_inside(geometry.project(moved, camera), camera, margin) for camera in cameras):
             return moved
     raise RuntimeError("The synthetic person does not fit in every camera view; the camera rig "
                        "must look at the centre of the capture area.")
 
 
-def _inside(uv: np.ndarray, camera: h36m_utils.Camera, margin: float) -> bool:
+def _inside(uv: np.ndarray, camera: geometry.Camera, margin: float) -> bool:
     border = margin * camera.width
     last = np.array([camera.width, camera.height]) - 1
     return bool(np.all((uv >= border) & (uv <= last - border)))
@@ -460,7 +462,7 @@ def make_cameras(subject: str, intrinsics: dict, seed: int) -> dict:
         target = np.array([*rng.uniform(-150, 150, 2), rng.uniform(400, 600)])
         R = look_at(centre, target, roll=np.radians(rng.uniform(-1, 1)))
         K, dist, (width, height) = intrinsics[camera_id]
-        cameras[camera_id] = h36m_utils.Camera(R=R, t=-R @ centre, K=K, k=dist[:3], p=dist[3:],
+        cameras[camera_id] = geometry.Camera(R=R, t=-R @ centre, K=K, k=dist[:3], p=dist[3:],
                                                width=width, height=height, id=camera_id)
     return cameras
 
@@ -514,13 +516,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def capsule_outlines(a: np.ndarray, b: np.ndarray, radius: np.ndarray, shift: np.ndarray,
-                     camera: h36m_utils.Camera) -> np.ndarray:
+                     camera: geometry.Camera) -> np.ndarray:
     """Silhouettes of capsules seen from ``camera``, as 3D points on their rims.
 
     a, b: (..., 3) world mm end points; radius, shift: (...,) mm, broadcast with a and b; the
     capsule's axis is moved by ``shift`` toward the light (up-left in the image) for shading.
     Returns (..., 2 * (axis samples + cap samples), 3) world mm, in drawing order: projected
-    with ``h36m_utils.project`` they outline the capsule in the distorted image.
+    with ``geometry.project`` they outline the capsule in the distorted image.
     """
     a, b = np.broadcast_arrays(a, b)
     radius, shift = (np.asarray(x, np.float64)[..., None, None] for x in (radius, shift))
@@ -564,7 +566,7 @@ class _DrawList:
     colours: list          # (parts x bands) BGR tuples, then the ball colour
 
 
-def body_draw_list(poses: np.ndarray, camera: h36m_utils.Camera) -> _DrawList:
+def body_draw_list(poses: np.ndarray, camera: geometry.Camera) -> _DrawList:
     """The shapes showing ``poses`` (T, 32, 3) world mm in ``camera``'s image."""
     joint_a = poses[:, [p.joint_a for p in BODY_PARTS]]
     joint_b = poses[:, [p.joint_b for p in BODY_PARTS]]
@@ -573,16 +575,16 @@ def body_draw_list(poses: np.ndarray, camera: h36m_utils.Camera) -> _DrawList:
     outlines = capsule_outlines(joint_a[:, :, None], joint_b[:, :, None],  # (T, parts, bands, ..)
                                 radius[:, None] * bands[:, 0], radius[:, None] * bands[:, 1],
                                 camera)
-    polygons = np.round(h36m_utils.project(outlines, camera) * 2 ** _SHIFT_BITS).astype(np.int32)
+    polygons = np.round(geometry.project(outlines, camera) * 2 ** _SHIFT_BITS).astype(np.int32)
 
     joints = poses[:, list(J17)]
-    depth = h36m_utils.world_to_camera(joints, camera)[..., 2]
+    depth = geometry.world_to_camera(joints, camera)[..., 2]
     ball_px = np.maximum(MIN_JOINT_BALL_PX, camera.K[0, 0] * JOINT_BALL_MM / depth)
-    centres = h36m_utils.project(joints, camera)
+    centres = geometry.project(joints, camera)
     discs = np.concatenate([centres, ball_px[..., None]], -1)
     discs = np.round(discs * 2 ** _SHIFT_BITS).astype(np.int32)
 
-    part_depth = h36m_utils.world_to_camera((joint_a + joint_b) / 2, camera)[..., 2]
+    part_depth = geometry.world_to_camera((joint_a + joint_b) / 2, camera)[..., 2]
     # A ball sits on the body surface, in front of the limbs that meet at its joint.
     ball_depth = depth - _surface_mm() - JOINT_BALL_MM
     colours = [tuple(int(min(255, c * brightness)) for c in part.colour_rgb[::-1])
@@ -613,14 +615,14 @@ _WALL_RGB = np.array([(125, 135, 150), (140, 130, 115), (120, 140, 125), (135, 1
                      np.float64)
 
 
-def render_background(camera: h36m_utils.Camera, rng: np.random.Generator) -> np.ndarray:
+def render_background(camera: geometry.Camera, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 3) uint8 BGR: the room (tiled floor with a grid, panelled walls, ceiling).
 
     Ray traced per pixel through the undistorted pixel position, so the lens distortion
     bends the room's lines exactly as it bends the body.
     """
     v, u = np.mgrid[0:camera.height, 0:camera.width].astype(np.float64)
-    pinhole = h36m_utils.undistort_points(np.stack([u, v], -1), camera)
+    pinhole = geometry.undistort_points(np.stack([u, v], -1), camera)
     normalized = (pinhole - camera.K[:2, 2]) / np.diag(camera.K)[:2]
     rays = np.concatenate([normalized, np.ones_like(u)[..., None]], -1)
     rays = rays @ camera.R  # camera -> world directions (R^T applied to each row)
@@ -799,7 +801,7 @@ def write_sequence(plan: SequencePlan, root: pathlib.Path, cameras: dict, backgr
     for camera_id, camera in cameras.items():
         if plan.label_frames:
             write_pose_cdf(labels / "D2_Positions" / f"{plan.name}.{camera_id}.cdf",
-                           h36m_utils.project(poses[:plan.label_frames], camera))
+                           geometry.project(poses[:plan.label_frames], camera))
         if plan.video_frames[camera_id] is not None:
             write_video(root / "Data" / plan.subject / "Videos" / f"{plan.name}.{camera_id}.mp4",
                         backgrounds[camera_id], body_draw_list(poses, camera),

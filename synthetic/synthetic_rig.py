@@ -28,9 +28,10 @@ import numpy as np
 
 from rig import calibration
 import h36m_utils
+from common import geometry
 from common import rig_frame
 from synthetic import synthetic_h36m
-from h36m_utils import J17
+from common.skeleton import J17
 
 DEFAULT_FRAMES = 50
 DEFAULT_SIZE = (1920, 1080)  # for calibrations without an image size (EasyMocap)
@@ -43,7 +44,7 @@ class RigRecording:
     """What ``render_rig`` wrote.
 
     cameras: the V cameras, in order; videos: (V,) mp4 paths, one per camera; joints_3d:
-    (T, 17, 3) world mm (``h36m_utils.J17`` of the 32); joints_2d: (T, V, 17, 2) distorted pixels
+    (T, 17, 3) world mm (``skeleton.J17`` of the 32); joints_2d: (T, V, 17, 2) distorted pixels
     of each view (pixel centres at integers); fps: frame rate; ground_truth: the .npz holding them.
     """
 
@@ -59,7 +60,7 @@ def render_rig(cameras, out_dir, *, frames: int = DEFAULT_FRAMES, action: str = 
                subject: str = "S1", prefix: str | None = None) -> RigRecording:
     """Film the synthetic ``subject`` performing ``action`` for ``frames`` frames with ``cameras``.
 
-    cameras: at least 2 ``h36m_utils.Camera`` with image sizes, in a z-up world with the floor at
+    cameras: at least 2 ``geometry.Camera`` with image sizes, in a z-up world with the floor at
     z = 0 (mm). Writes ``<camera id>.mp4`` (or ``<prefix>.<camera id>.mp4``) per camera and
     ``ground_truth.npz`` into ``out_dir``; the same seed gives the same motion and rooms.
     """
@@ -74,7 +75,7 @@ def render_rig(cameras, out_dir, *, frames: int = DEFAULT_FRAMES, action: str = 
         background = synthetic_h36m.render_background(camera, np.random.default_rng([seed, 3, index]))
         synthetic_h36m.write_video(video, background, synthetic_h36m.body_draw_list(poses, camera), frames)
     joints_3d = poses[:, list(J17)]
-    joints_2d = np.stack([h36m_utils.project(joints_3d, camera) for camera in cameras], axis=1)
+    joints_2d = np.stack([geometry.project(joints_3d, camera) for camera in cameras], axis=1)
     ground_truth = out_dir / GROUND_TRUTH_FILE
     np.savez(ground_truth, joints_3d=joints_3d, joints_2d=joints_2d, fps=synthetic_h36m.FPS,
              camera_ids=np.array([camera.id for camera in cameras]),
@@ -128,7 +129,7 @@ def _floor_points_near(centre: np.ndarray, step_mm: float = 250.0, reach_mm: flo
 def transform_world(cameras, points: np.ndarray, rotation: np.ndarray, shift) -> tuple[list, np.ndarray]:
     """The same rig and points described in another world frame: ``X_new = rotation @ X + shift``.
 
-    cameras: ``h36m_utils.Camera``; points: (..., 3) world mm; rotation: (3, 3) proper rotation;
+    cameras: ``geometry.Camera``; points: (..., 3) world mm; rotation: (3, 3) proper rotation;
     shift: (3,) mm. Returns (the cameras with extrinsics in the new frame, the points (..., 3)
     in it); every projection of the points stays the same.
     """
@@ -140,7 +141,7 @@ def transform_world(cameras, points: np.ndarray, rotation: np.ndarray, shift) ->
 
 def make_rig(num_cameras: int = 4, seed: int = 0, width: int = 480, height: int = 360,
              names=None) -> list:
-    """A rig unlike Human3.6M's: ``num_cameras`` cameras (``h36m_utils.Camera``, OpenCV's lens
+    """A rig unlike Human3.6M's: ``num_cameras`` cameras (``geometry.Camera``, OpenCV's lens
     model) around the origin of a z-up world, 3 to 6 m away, 1.2 to 2.5 m high, looking slightly
     down at the capture area's centre (within 0.2 m) with a small random roll; focal lengths
     grow with the distance so that the person fills a similar part of every view.
@@ -161,7 +162,7 @@ def make_rig(num_cameras: int = 4, seed: int = 0, width: int = 480, height: int 
 
 
 def _rig_camera(name: str, azimuth: float, width: int, height: int,
-                rng: np.random.Generator) -> h36m_utils.Camera:
+                rng: np.random.Generator) -> geometry.Camera:
     distance, camera_height = rng.uniform(3000, 6000), rng.uniform(1200, 2500)
     centre = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), camera_height])
     target = np.array([*rng.uniform(-200, 200, 2), rng.uniform(800, 1100)])
@@ -170,7 +171,7 @@ def _rig_camera(name: str, azimuth: float, width: int, height: int,
     cx, cy = np.array([width - 1, height - 1]) / 2 + [width, height] * rng.uniform(-0.02, 0.02, 2)
     K = np.array([[focal, 0, cx], [0, focal * rng.uniform(0.998, 1.002), cy], [0, 0, 1]])
     k = np.array([rng.uniform(-0.2, -0.02), rng.uniform(0, 0.12), rng.uniform(-0.02, 0.02)])
-    return h36m_utils.Camera(R=R, t=-R @ centre, K=K, k=k, p=rng.uniform(-0.002, 0.002, 2), width=width,
+    return geometry.Camera(R=R, t=-R @ centre, K=K, k=k, p=rng.uniform(-0.002, 0.002, 2), width=width,
                              height=height, id=name, distortion_model="opencv")
 
 
@@ -178,7 +179,7 @@ def scale_images(cameras, factor: float) -> list:
     """The cameras of videos resized by ``factor``: K scaled about pixel centres
     (``u' + 0.5 = factor (u + 0.5)``), sizes rounded to even numbers (video codecs want them)."""
     offset = (1 - factor) / (2 * factor)
-    return [dataclasses.replace(camera, K=h36m_utils.crop_matrix(factor, offset, offset) @ camera.K,
+    return [dataclasses.replace(camera, K=geometry.crop_matrix(factor, offset, offset) @ camera.K,
                                 width=2 * round(camera.width * factor / 2),
                                 height=2 * round(camera.height * factor / 2))
             for camera in cameras]

@@ -11,6 +11,7 @@ import pytest
 
 from rig import calibration
 import h36m_utils
+from common import geometry
 from synthetic import synthetic_h36m
 from synthetic import synthetic_rig
 
@@ -83,9 +84,9 @@ def test_opencv_lens_model_is_cv2_projectpoints(rig):
     for camera in rig:
         expected = cv2_projection(points, cv2.Rodrigues(camera.R)[0], camera.t, camera.K,
                                   calibration.opencv_distortion(camera))
-        np.testing.assert_allclose(h36m_utils.project(points, camera), expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(geometry.project(points, camera), expected, rtol=0, atol=1e-6)
         # Human3.6M's formula with the same numbers is another lens, 10^4 times farther off.
-        as_h36m = h36m_utils.project(points, dataclasses.replace(camera, distortion_model="h36m"))
+        as_h36m = geometry.project(points, dataclasses.replace(camera, distortion_model="h36m"))
         assert np.abs(as_h36m - expected).max() > 0.01
 
 
@@ -110,7 +111,7 @@ def test_real_pose2sim_file_loads_in_metres_and_projects_as_cv2(calibration_samp
                                   table["matrix"], table["distortions"])
         in_view = ((expected >= 0) & (expected < [1088, 1920])).all(axis=1)
         assert in_view.sum() > 50, camera.id
-        worst = max(worst, np.abs(h36m_utils.project(points, camera) - expected).max())
+        worst = max(worst, np.abs(geometry.project(points, camera) - expected).max())
     assert worst < 1e-6, f"{worst:.2e} px from cv2.projectPoints"
 
 
@@ -138,7 +139,7 @@ def test_real_easymocap_pair_loads_the_cameras_of_both_files(calibration_samples
         worst_rotation = max(worst_rotation, np.abs(cv2.Rodrigues(rotation_vector)[0] - rotation).max())
         expected = cv2_projection(points, rotation_vector, extri.getNode(f"T_{name}").mat() * 1000,
                                   intri.getNode(f"K_{name}").mat(), intri.getNode(f"dist_{name}").mat())
-        worst_px = max(worst_px, np.abs(h36m_utils.project(points, camera) - expected).max())
+        worst_px = max(worst_px, np.abs(geometry.project(points, camera) - expected).max())
     assert worst_rotation < 1e-5, "R_ and Rot_ of the sample should agree"
     assert worst_px < 1e-6, f"{worst_px:.2e} px from cv2.projectPoints"
 

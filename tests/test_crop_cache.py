@@ -17,6 +17,8 @@ import tensorflow as tf
 from pipeline import crop_cache
 from common import crops
 import h36m_utils
+from common import geometry
+from common import skeleton
 from common import video_io
 from media_files import break_frame, cut_after_header, with_video, write_frames, write_pose_cdf
 
@@ -120,23 +122,23 @@ def test_the_report_counts_labelled_joints_outside_the_box(index, tmp_path, caps
     config = crops.CropConfig(32, box_mm=1200)  # a small box: many joints fall outside
     cache = crop_cache.ensure_cache(sequences[:3], views[:3], config, 4, str(tmp_path))
     records = [record for shard in cache.shards for record in records_of(shard)]
-    cut = np.stack([np.stack([h36m_utils.apply_affine(points, crop) for points, crop in
+    cut = np.stack([np.stack([geometry.apply_affine(points, crop) for points, crop in
                               zip(r["kp2d"].numpy(), r["cache_crop"].numpy())]) for r in records])  # (N, V, J, 2)
     lower, upper = config.pad - 0.5, config.pad + config.image_size - 0.5
     outside = ((cut < lower) | (cut > upper)).any(axis=-1).sum(axis=(0, 1))
     manifest = json.loads(open(os.path.join(cache.folder, crop_cache.MANIFEST_NAME)).read())
     assert manifest["joints_outside_box"] == {"box_mm": 1200, "labelled_views": 4 * len(records),
-                                              "by_joint": dict(zip(h36m_utils.JOINT_NAMES_17, outside.tolist()))}
+                                              "by_joint": dict(zip(skeleton.JOINT_NAMES_17, outside.tolist()))}
 
     def percent(names):
-        joints = [h36m_utils.JOINT_NAMES_17.index(name) for name in names]
+        joints = [skeleton.JOINT_NAMES_17.index(name) for name in names]
         return 100 * outside[joints].sum() / (len(joints) * 4 * len(records))
 
-    assert 0 < percent(h36m_utils.JOINT_NAMES_17) < 100 and outside[0] == 0  # the pelvis is the box centre
+    assert 0 < percent(skeleton.JOINT_NAMES_17) < 100 and outside[0] == 0  # the pelvis is the box centre
     printed = capsys.readouterr().out
     assert (f"labelled joints outside the 1200 mm box (soft-argmax cannot reach them): "
-            f"{percent(h36m_utils.JOINT_NAMES_17):.2f}% (") in printed
-    for group, names in h36m_utils.JOINT_GROUPS_17.items():
+            f"{percent(skeleton.JOINT_NAMES_17):.2f}% (") in printed
+    for group, names in skeleton.JOINT_GROUPS_17.items():
         assert f"{group} {percent(names):.2f}%" in printed
 
 
@@ -145,7 +147,7 @@ def real_pose_world(sample_dir) -> np.ndarray:
     the 32 (the others at the pelvis)."""
     annotation = json.loads((sample_dir / "h36m_coco.json").read_text())["annotations"][0]
     pose = np.repeat(np.array(annotation["keypoints_3d"]).reshape(17, 4)[:1, :3] * 1000, 32, axis=0)
-    pose[list(h36m_utils.J17)] = np.array(annotation["keypoints_3d"]).reshape(17, 4)[:, :3] * 1000
+    pose[list(skeleton.J17)] = np.array(annotation["keypoints_3d"]).reshape(17, 4)[:, :3] * 1000
     return pose
 
 
@@ -156,15 +158,15 @@ def test_videos_of_another_size_than_the_rule_are_cut_where_their_labels_are(tmp
     cameras = h36m_utils.load_cameras(str(h36m_sample_dir / "camera-parameters.json"))["S1"]
     assert h36m_utils.image_size("S1", "54138969") == (1000, 1002) == (cameras["54138969"].width,
                                                                          cameras["54138969"].height)
-    world, frames, wrist = real_pose_world(h36m_sample_dir), 3, h36m_utils.JOINT_NAMES_17.index("right_wrist")
+    world, frames, wrist = real_pose_world(h36m_sample_dir), 3, skeleton.JOINT_NAMES_17.index("right_wrist")
     labels = tmp_path / "Labels" / "S1" / "MyPoseFeatures"
     write_pose_cdf(labels / "D3_Positions" / "Directions 1.cdf", np.tile(world.reshape(1, 1, 96), (1, frames, 1)))
     for camera_id, camera in cameras.items():
-        pixels = h36m_utils.project(world, camera)
+        pixels = geometry.project(world, camera)
         write_pose_cdf(labels / "D2_Positions" / f"Directions 1.{camera_id}.cdf",
                        np.tile(pixels.reshape(1, 1, 64), (1, frames, 1)))
         image = np.zeros((1000, 1000, 3), np.uint8)
-        centre = tuple(int(round(v * 16)) for v in pixels[h36m_utils.J17[wrist]])
+        centre = tuple(int(round(v * 16)) for v in pixels[skeleton.J17[wrist]])
         cv2.circle(image, centre, 12 * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
         write_frames(tmp_path / "Data" / "S1" / "Videos" / f"Directions 1.{camera_id}.mp4", [image] * frames)
     sequences, _ = h36m_utils.find_sequences(str(tmp_path / "Data"), str(tmp_path / "Labels"), ["S1"])
@@ -178,7 +180,7 @@ def test_videos_of_another_size_than_the_rule_are_cut_where_their_labels_are(tmp
             patch = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(float)
             ys, xs = np.nonzero(patch > 40)
             seen = np.average(np.stack([xs, ys], axis=1), axis=0, weights=patch[ys, xs])
-            label = h36m_utils.apply_affine(record["kp2d"][view, wrist].numpy(), record["cache_crop"][view].numpy())
+            label = geometry.apply_affine(record["kp2d"][view, wrist].numpy(), record["cache_crop"][view].numpy())
             assert np.abs(seen - label).max() < 0.5, (view, seen, label)
 
 

@@ -8,6 +8,7 @@ import scipy.ndimage
 
 from common import crops
 import h36m_utils
+from common import geometry
 
 
 def test_box_edges_land_on_crop_pixel_edges():
@@ -15,8 +16,8 @@ def test_box_edges_land_on_crop_pixel_edges():
     center, side, size = rng.uniform(-200, 1200, 2), rng.uniform(50, 900), int(rng.integers(32, 300))
     crop = crops.box_crop_matrix(center, side, size)
     corners = np.array([center - side / 2, center + side / 2])
-    np.testing.assert_allclose(h36m_utils.apply_affine(corners, crop), [[-0.5, -0.5], [size - 0.5, size - 0.5]], atol=1e-9)
-    np.testing.assert_allclose(h36m_utils.apply_affine(center, crop), [(size - 1) / 2] * 2, atol=1e-9)
+    np.testing.assert_allclose(geometry.apply_affine(corners, crop), [[-0.5, -0.5], [size - 0.5, size - 0.5]], atol=1e-9)
+    np.testing.assert_allclose(geometry.apply_affine(center, crop), [(size - 1) / 2] * 2, atol=1e-9)
 
 
 def real_frames(sample_dir):
@@ -37,9 +38,9 @@ def test_root_box_of_two_metres_holds_the_real_joints(h36m_sample_dir):
     for camera, world, labelled in real_frames(h36m_sample_dir):
         center, side = crops.root_box(world[0], camera, 2000.0)
         np.testing.assert_allclose(center, labelled[0], atol=1e-3)  # the labelled pelvis pixel
-        depth = h36m_utils.world_to_camera(world[0], camera)[2]
+        depth = geometry.world_to_camera(world[0], camera)[2]
         assert side == pytest.approx(2000.0 * camera.K[0, 0] / depth, rel=1e-3)
-        inside = h36m_utils.apply_affine(labelled, crops.box_crop_matrix(center, side, 256))
+        inside = geometry.apply_affine(labelled, crops.box_crop_matrix(center, side, 256))
         assert inside.min() > 0 and inside.max() < 255
 
 
@@ -82,7 +83,7 @@ def test_crop_outside_the_frame_is_padded_not_clamped():
     rng = np.random.default_rng()
     frame = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
     # Scale 1, integer offset hanging over the top-left corner: the crop is a padded slice of the frame.
-    crop = h36m_utils.crop_matrix(1.0, -7, -3)
+    crop = geometry.crop_matrix(1.0, -7, -3)
     padded = np.pad(frame, ((3, 30), (7, 30), (0, 0)))
     np.testing.assert_array_equal(crops.crop_frame(frame, crop, 32), padded[:32, :32])
 
@@ -91,7 +92,7 @@ def test_scaled_crop_matches_bilinear_reference():
     rng = np.random.default_rng()
     frame = cv2.GaussianBlur(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), (5, 5), 2)
     scale, ox, oy, size = 1.7, 60.3, -9.6, 48  # the box runs off the right and top edges
-    image = crops.crop_frame(frame, h36m_utils.crop_matrix(scale, ox, oy), size)
+    image = crops.crop_frame(frame, geometry.crop_matrix(scale, ox, oy), size)
     # Crop pixel (x, y) shows frame point (x / s + ox, y / s + oy): scipy's bilinear, zero outside.
     ys, xs = np.mgrid[0:size, 0:size] / scale + np.array([oy, ox])[:, None, None]
     reference = np.stack([scipy.ndimage.map_coordinates(frame[..., c].astype(float), [ys, xs], order=1,

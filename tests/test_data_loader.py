@@ -17,6 +17,8 @@ from pipeline import crop_augmentation
 from common import crops
 import data_loader
 import h36m_utils
+from common import geometry
+from common import skeleton
 from common import rig_frame
 from synthetic import synthetic_h36m
 from media_files import cut_after_header, with_video
@@ -97,7 +99,7 @@ def by_key(elements):
 
 def test_shapes_dtypes_and_every_frame_once(index, test_pass):
     sequences, _ = index
-    views, joints = len(h36m_utils.CAMERA_IDS), len(h36m_utils.J17)
+    views, joints = len(h36m_utils.CAMERA_IDS), len(skeleton.J17)
     n = data_loader.count_frames(sequences)
     expected = {"images": ((n, views, CROP, CROP, 3), np.uint8), "P": ((n, views, 3, 4), np.float32),
                 "K": ((n, views, 3, 3), np.float32), "dist": ((n, views, 6), np.float32),
@@ -121,13 +123,13 @@ def test_targets_are_the_labels_of_the_same_frame(index, test_pass):
         rig = rig_frame.rig_frame(cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS)
         np.testing.assert_allclose(test_pass["canonical"][i], rig.matrix(), atol=1e-9)
         np.testing.assert_allclose(test_pass["kp3d"][i], rig.to_rig(h36m_utils.read_poses(sequence.d3_path)[
-            frame, h36m_utils.J17]), atol=1e-3)
+            frame, skeleton.J17]), atol=1e-3)
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
             camera = cameras[sequence.subject][camera_id]
-            label = h36m_utils.read_poses(sequence.d2_paths[camera_id])[frame, h36m_utils.J17]
+            label = h36m_utils.read_poses(sequence.d2_paths[camera_id])[frame, skeleton.J17]
             crop = crop_of(test_pass["K"][i, view], camera)
             np.testing.assert_allclose(test_pass["crop"][i, view], crop, rtol=1e-5, atol=1e-4)
-            np.testing.assert_allclose(h36m_utils.apply_affine(label, crop), test_pass["kp2d"][i, view], atol=2e-3)
+            np.testing.assert_allclose(geometry.apply_affine(label, crop), test_pass["kp2d"][i, view], atol=2e-3)
             np.testing.assert_allclose(test_pass["dist"][i, view], camera.dist, rtol=1e-6)
 
 
@@ -135,7 +137,7 @@ def reproject(P, K, dist, kp3d):
     """(J, 2) distorted crop pixels of (J, 3) mm through a crop's P, K (any affine) and distortion."""
     pinhole = np.c_[kp3d, np.ones(len(kp3d))] @ P.astype(np.float64).T
     normalized = (pinhole[:, :2] / pinhole[:, 2:] - K[:2, 2]) @ np.linalg.inv(K[:2, :2].astype(np.float64)).T
-    return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
+    return geometry.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
 
 
 def assert_cameras_reproduce_2d_from_3d(elements, cameras, count=20):
@@ -164,7 +166,7 @@ def test_testing_crops_are_two_metre_root_boxes_holding_every_joint(index, test_
     assert kp2d.min() > -0.5 and kp2d.max() < CROP - 0.5
     for i in np.random.default_rng().choice(len(test_pass["frame"]), 10, replace=False):
         sequence = sequence_named(sequences, test_pass["subject"][i].decode(), test_pass["sequence"][i].decode())
-        pelvis = h36m_utils.read_poses(sequence.d3_path)[test_pass["frame"][i], h36m_utils.PELVIS]
+        pelvis = h36m_utils.read_poses(sequence.d3_path)[test_pass["frame"][i], skeleton.PELVIS]
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
             camera = cameras[sequence.subject][camera_id]
             center, side = crops.root_box(pelvis, camera, 2000.0)
@@ -225,12 +227,12 @@ def test_label_i_marks_the_joints_drawn_in_frame_i(index, test_pass):
         rows = rows[(test_pass["frame"][rows] >= 2) & (test_pass["frame"][rows] < sequence.num_frames - 2)]
         frames = test_pass["frame"][rows]
         for view, camera_id in enumerate(h36m_utils.CAMERA_IDS):
-            labels = h36m_utils.read_poses(sequence.d2_paths[camera_id])[:, h36m_utils.J17]
+            labels = h36m_utils.read_poses(sequence.d2_paths[camera_id])[:, skeleton.J17]
             crop_matrices = [crop_of(K, cameras[sequence.subject][camera_id]) for K in test_pass["K"][rows, view]]
             images = test_pass["images"][rows, view]
-            label_points = [h36m_utils.apply_affine(labels[f], c) for f, c in zip(frames, crop_matrices)]
+            label_points = [geometry.apply_affine(labels[f], c) for f, c in zip(frames, crop_matrices)]
             for shift in (-2, -1, 1, 2):
-                other_points = [h36m_utils.apply_affine(labels[f + shift], c) for f, c in zip(frames, crop_matrices)]
+                other_points = [geometry.apply_affine(labels[f + shift], c) for f, c in zip(frames, crop_matrices)]
                 moved = np.linalg.norm(np.stack(other_points) - np.stack(label_points), axis=-1) > 2
                 on_label.append(whiteness(images, label_points)[moved])
                 on_other.append(whiteness(images, other_points)[moved])
@@ -264,7 +266,7 @@ def move_labels(dataset, root, move_pelvis: bool):
         poses = h36m_utils.read_poses(str(path))
         moved = poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape)
         if poses.shape[-1] == 3 and not move_pelvis:
-            moved[:, h36m_utils.PELVIS] = poses[:, h36m_utils.PELVIS]
+            moved[:, skeleton.PELVIS] = poses[:, skeleton.PELVIS]
         synthetic_h36m.write_pose_cdf(path, moved)
     return labels
 
@@ -305,8 +307,8 @@ def crop_centres_root(elements, cameras, row):
     for view, camera_index in enumerate(elements["view"][row]):
         camera = cameras[subject][h36m_utils.CAMERA_IDS[camera_index]]
         centre = np.linalg.solve(elements["crop"][row, view], [(CROP - 1) / 2, (CROP - 1) / 2, 1.0])[:2]
-        u, v = h36m_utils.undistort_points(centre, camera)
-        P = h36m_utils.projection_matrix(camera)
+        u, v = geometry.undistort_points(centre, camera)
+        P = geometry.projection_matrix(camera)
         rays += [u * P[2] - P[0], v * P[2] - P[1]]
     point = np.linalg.svd(np.array(rays))[2][-1]
     return point[:3] / point[3]
@@ -320,7 +322,7 @@ def test_training_crops_are_boxes_around_the_pelvis_moved_in_3d(index):
     offsets = []
     for row in range(len(first["frame"])):
         sequence = sequence_named(sequences, first["subject"][row].decode(), first["sequence"][row].decode())
-        pelvis = h36m_utils.read_poses(sequence.d3_path)[first["frame"][row], h36m_utils.PELVIS]
+        pelvis = h36m_utils.read_poses(sequence.d3_path)[first["frame"][row], skeleton.PELVIS]
         root = crop_centres_root(first, cameras, row)
         rig = rig_frame.rig_frame(cameras[sequence.subject][c] for c in h36m_utils.CAMERA_IDS)
         offsets.append(rig.rotation @ (root - pelvis))
@@ -348,7 +350,7 @@ def assert_pixels_follow_the_crop_matrix(elements, sequences, cameras, rows):
         for view, camera_index in enumerate(elements["view"][row]):
             camera_id = h36m_utils.CAMERA_IDS[camera_index]
             frame = decode_all(sequence.videos[camera_id])[elements["frame"][row]]
-            errors = [np.abs(crops.crop_frame(frame, h36m_utils.crop_matrix(1, dx, dy) @ elements["crop"][row, view],
+            errors = [np.abs(crops.crop_frame(frame, geometry.crop_matrix(1, dx, dy) @ elements["crop"][row, view],
                                               CROP)[..., ::-1].astype(int) - elements["images"][row, view]).mean()
                       for dx, dy in ((0, 0), (0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5))]
             assert errors[0] < 0.85 * min(errors[1:]), errors

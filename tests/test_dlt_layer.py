@@ -1,7 +1,7 @@
 """dlt_layer: undistortion and DLT triangulation against independent references.
 
 References: the true 3D points of random scenes and of the real S1 rig, a float64 numpy SVD of
-the plain (unnormalised) DLT system, cv2.triangulatePoints, h36m_utils.project, and central
+the plain (unnormalised) DLT system, cv2.triangulatePoints, geometry.project, and central
 finite differences. Inputs are fresh random draws every run (the seed is printed on failure).
 """
 import dataclasses
@@ -20,6 +20,7 @@ import tensorflow as tf
 
 import dlt_layer
 import h36m_utils
+from common import geometry
 
 SEED = int(os.environ.get("DLT_TEST_SEED", np.random.SeedSequence().entropy % 2**32))
 
@@ -153,10 +154,10 @@ def test_noise_free_real_s1_rig_with_crops(rng, h36m_sample_dir):
     """World mm through the real S1 cameras, points in random crops (as the data loader makes)."""
     cameras = s1_rig(h36m_sample_dir)
     X = person_volume_points(rng, 500)
-    crops = [h36m_utils.crop_matrix(rng.uniform(0.2, 0.6), rng.uniform(0, 400), rng.uniform(0, 400))
+    crops = [geometry.crop_matrix(rng.uniform(0.2, 0.6), rng.uniform(0, 400), rng.uniform(0, 400))
              for _ in cameras]
-    P = np.stack([h36m_utils.projection_matrix(camera, crop) for camera, crop in zip(cameras, crops)])
-    uv = np.stack([h36m_utils.project(X, camera, distort=False) @ crop[:2, :2].T + crop[:2, 2]
+    P = np.stack([geometry.projection_matrix(camera, crop) for camera, crop in zip(cameras, crops)])
+    uv = np.stack([geometry.project(X, camera, distort=False) @ crop[:2, :2].T + crop[:2, 2]
                    for camera, crop in zip(cameras, crops)], axis=1)
     for method in ("sii", "svd"):
         estimate = triangulate_np(uv.astype(np.float32), P.astype(np.float32), method=method)
@@ -177,7 +178,7 @@ def test_noise_no_worse_than_plain_float64_svd_random_scenes(rng, noise_px):
 @pytest.mark.parametrize("noise_px", [1.0, 5.0, 10.0])
 def test_noise_no_worse_than_plain_float64_svd_real_rig(rng, h36m_sample_dir, noise_px):
     cameras = s1_rig(h36m_sample_dir)
-    P = np.stack([h36m_utils.projection_matrix(camera) for camera in cameras])
+    P = np.stack([geometry.projection_matrix(camera) for camera in cameras])
     X = person_volume_points(rng, 2000)
     noisy = project_pinhole(X, P) + rng.normal(0, noise_px, (len(X), len(cameras), 2))
     ours = errors_mm(triangulate_np(noisy.astype(np.float32), P.astype(np.float32)), X)
@@ -320,8 +321,8 @@ def test_bad_options_raise_clear_errors():
 def test_undistort_recovers_pinhole_on_real_cameras(rng, h36m_sample_dir):
     cameras = s1_rig(h36m_sample_dir)
     X = person_volume_points(rng, 300)
-    distorted = np.stack([h36m_utils.project(X, camera) for camera in cameras])        # (V, N, 2)
-    pinhole = np.stack([h36m_utils.project(X, camera, distort=False) for camera in cameras])
+    distorted = np.stack([geometry.project(X, camera) for camera in cameras])        # (V, N, 2)
+    pinhole = np.stack([geometry.project(X, camera, distort=False) for camera in cameras])
     inside = (distorted > 0).all(-1) & (distorted < 1000).all(-1)
     assert inside.mean() > 0.5
     K = np.stack([camera.K for camera in cameras])
@@ -335,7 +336,7 @@ def test_undistort_recovers_pinhole_on_real_cameras(rng, h36m_sample_dir):
     grid = grid.reshape(-1, 2) + rng.uniform(-0.5, 0.5, (900, 2))
     for camera in cameras:
         focal, principal = np.diag(camera.K)[:2], camera.K[:2, 2]
-        normalised = h36m_utils.distort_normalized((grid - principal) / focal, camera.k, camera.p)
+        normalised = geometry.distort_normalized((grid - principal) / focal, camera.k, camera.p)
         frame = normalised * focal + principal
         recovered = keras.ops.convert_to_numpy(dlt_layer.undistort(frame.astype(np.float32),
                                                                    camera.K, camera.dist))
@@ -347,11 +348,11 @@ def test_undistort_in_crop_pixels_with_batch_axes(rng, h36m_sample_dir):
     cameras = s1_rig(h36m_sample_dir)
     X = person_volume_points(rng, 2 * 17).reshape(2, 17, 3)
     crops = rng.uniform([0.2, 100, 100], [0.5, 400, 400], (2, 4, 3))     # scale, ox, oy
-    K = np.stack([[h36m_utils.crop_matrix(*crops[b, v]) @ cameras[v].K for v in range(4)]
+    K = np.stack([[geometry.crop_matrix(*crops[b, v]) @ cameras[v].K for v in range(4)]
                   for b in range(2)])
 
     def crop_pixels(distort):
-        return np.stack([[crops[b, v, 0] * (h36m_utils.project(X[b], cameras[v], distort)
+        return np.stack([[crops[b, v, 0] * (geometry.project(X[b], cameras[v], distort)
                                             - crops[b, v, 1:]) for v in range(4)]
                          for b in range(2)])
 
@@ -400,7 +401,7 @@ def test_triangulate_gradients_match_finite_differences(rng):
 
 def test_undistort_gradients_match_finite_differences(rng, h36m_sample_dir):
     cameras = s1_rig(h36m_sample_dir)
-    distorted = np.stack([h36m_utils.project(person_volume_points(rng, 5), camera)
+    distorted = np.stack([geometry.project(person_volume_points(rng, 5), camera)
                           for camera in cameras])
     K = np.stack([camera.K for camera in cameras])
     dist = np.stack([camera.dist for camera in cameras])
@@ -476,7 +477,7 @@ def opencv_camera(rng):
     K = np.array([[1650.0, 0, 530.0], [0, 1660.0, 950.0], [0, 0, 1]])
     k, p = np.array([-0.12, 0.09, -0.02]), np.array([0.004, -0.003])
     rvec, tvec = rng.normal(0, 0.3, 3), np.array([0.1, -0.2, 3500.0])
-    camera = h36m_utils.Camera(R=cv2.Rodrigues(rvec)[0], t=tvec, K=K, k=k, p=p, width=1088, height=1920,
+    camera = geometry.Camera(R=cv2.Rodrigues(rvec)[0], t=tvec, K=K, k=k, p=p, width=1088, height=1920,
                                id="cam", distortion_model="opencv")
     return camera, rvec, tvec, np.array([k[0], k[1], p[0], p[1], k[2]])
 
@@ -485,19 +486,19 @@ def test_opencv_lens_model_matches_cv2(rng):
     camera, rvec, tvec, cv2_dist = opencv_camera(rng)
     points = rng.normal(0, 600, (400, 3))
     # In the picture (the domain of the 6 undistortion iterations' accuracy), not far beyond its edges.
-    pinhole = h36m_utils.project(points, camera, distort=False)
+    pinhole = geometry.project(points, camera, distort=False)
     points = points[np.all((pinhole >= 0) & (pinhole < [camera.width, camera.height]), axis=1)][:200]
     assert len(points) > 100
     expected = cv2.projectPoints(points, rvec, tvec, camera.K, cv2_dist)[0][:, 0]
-    np.testing.assert_allclose(h36m_utils.project(points, camera), expected, atol=1e-6)
+    np.testing.assert_allclose(geometry.project(points, camera), expected, atol=1e-6)
     # Human3.6M's formula differs from OpenCV's by the tangential terms only.
     h36m = dataclasses.replace(camera, distortion_model="h36m")
-    assert np.abs(h36m_utils.project(points, h36m) - expected).max() > 0.5
+    assert np.abs(geometry.project(points, h36m) - expected).max() > 0.5
     recovered = keras.ops.convert_to_numpy(dlt_layer.undistort(expected, camera.K, camera.dist, dtype="float64"))
     # 1e-5 px: these strong terms take the picture's corners 1.9e-6 px from converged (300 seeds), far
     # below float32's own rounding of a 2000 px coordinate (1e-4 px).
-    np.testing.assert_allclose(recovered, h36m_utils.project(points, camera, distort=False), atol=1e-5)
-    np.testing.assert_allclose(h36m_utils.undistort_points(expected, camera),
+    np.testing.assert_allclose(recovered, geometry.project(points, camera, distort=False), atol=1e-5)
+    np.testing.assert_allclose(geometry.undistort_points(expected, camera),
                                cv2.undistortPoints(expected[:, None], camera.K, cv2_dist, P=camera.K)[:, 0], atol=1e-4)
 
 
@@ -507,10 +508,10 @@ def test_undistort_in_a_rotated_crop(rng):
     camera, _, _, _ = opencv_camera(rng)
     angle = np.radians(35.0)
     turn = np.array([[np.cos(angle), -np.sin(angle), 60.0], [np.sin(angle), np.cos(angle), -40.0], [0, 0, 1]])
-    crop = turn @ h36m_utils.crop_matrix(0.25, 200.0, 600.0)
+    crop = turn @ geometry.crop_matrix(0.25, 200.0, 600.0)
     points = rng.normal(0, 400, (50, 3))
-    distorted = h36m_utils.apply_affine(h36m_utils.project(points, camera), crop)
-    pinhole = h36m_utils.apply_affine(h36m_utils.project(points, camera, distort=False), crop)
+    distorted = geometry.apply_affine(geometry.project(points, camera), crop)
+    pinhole = geometry.apply_affine(geometry.project(points, camera, distort=False), crop)
     recovered = keras.ops.convert_to_numpy(dlt_layer.undistort(distorted, crop @ camera.K, camera.dist, dtype="float64"))
     np.testing.assert_allclose(recovered, pinhole, atol=1e-7)
 
@@ -529,17 +530,17 @@ def test_undistort_gradients_finite_far_outside_the_lens_model():
 def real_rig_batch(rng, cameras, batch, joints):
     """Inputs of the layer like the data loader's, and the true (B, J, 3) world points."""
     X = person_volume_points(rng, batch * joints).reshape(batch, joints, 3)
-    crops = [[h36m_utils.crop_matrix(rng.uniform(0.2, 0.5), *rng.uniform(100, 400, 2))
+    crops = [[geometry.crop_matrix(rng.uniform(0.2, 0.5), *rng.uniform(100, 400, 2))
               for _ in cameras] for _ in range(batch)]
-    kp2d = np.stack([[crops[b][v][:2, :2] @ h36m_utils.project(X[b], cam).T
+    kp2d = np.stack([[crops[b][v][:2, :2] @ geometry.project(X[b], cam).T
                       + crops[b][v][:2, 2:] for v, cam in enumerate(cameras)] for b in range(batch)])
     inputs = {
         "kp2d": np.swapaxes(kp2d, -1, -2),
-        "P": np.stack([[h36m_utils.projection_matrix(cam, crops[b][v])
+        "P": np.stack([[geometry.projection_matrix(cam, crops[b][v])
                         for v, cam in enumerate(cameras)] for b in range(batch)]),
         "K": np.stack([[crops[b][v] @ cam.K for v, cam in enumerate(cameras)]
                        for b in range(batch)]),
-        "dist": np.broadcast_to(np.stack([cam.dist for cam in cameras]), (batch, len(cameras), h36m_utils.DIST_SIZE)),
+        "dist": np.broadcast_to(np.stack([cam.dist for cam in cameras]), (batch, len(cameras), geometry.DIST_SIZE)),
     }
     return {name: value.astype(np.float32) for name, value in inputs.items()}, X
 
@@ -563,7 +564,7 @@ def test_layer_recovers_world_points_from_distorted_crop_pixels(rng, h36m_sample
 def test_layer_in_a_saved_and_reloaded_model(rng, tmp_path, h36m_sample_dir):
     cameras = s1_rig(h36m_sample_dir)
     inputs, _ = real_rig_batch(rng, cameras, batch=2, joints=17)
-    shapes = {"kp2d": (4, 17, 2), "P": (4, 3, 4), "K": (4, 3, 3), "dist": (4, h36m_utils.DIST_SIZE)}
+    shapes = {"kp2d": (4, 17, 2), "P": (4, 3, 4), "K": (4, 3, 3), "dist": (4, geometry.DIST_SIZE)}
     symbolic = {name: keras.Input(shape, name=name) for name, shape in shapes.items()}
     layer = dlt_layer.UndistortTriangulate(iterations=3, undistort_iterations=8, name="dlt")
     model = keras.Model(symbolic, layer(symbolic["kp2d"], symbolic["P"], symbolic["K"],

@@ -10,11 +10,14 @@ import pytest
 import data_loader
 import evaluation
 import h36m_utils
+from common import geometry
+from common import metrics
+from common import skeleton
 import model
 from common import rig_frame
 from synthetic import synthetic_h36m
 
-V, J, S = 4, len(h36m_utils.J17), 32
+V, J, S = 4, len(skeleton.J17), 32
 
 
 class OracleModel:
@@ -39,7 +42,7 @@ def project(P, K, dist, points):
     """(J, 3) mm through a crop camera (P, K, dist as the model's inputs) -> (J, 2) distorted crop px."""
     pinhole = np.c_[points, np.ones(len(points))] @ P.astype(np.float64).T
     normalized = (pinhole[:, :2] / pinhole[:, 2:] - K[:2, 2]) @ np.linalg.inv(K[:2, :2].astype(np.float64)).T
-    return h36m_utils.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
+    return geometry.distort_normalized(normalized, dist[:3], dist[3:5], dist[5]) @ K[:2, :2].T + K[:2, 2]
 
 
 def protocol_truth(dataset, subjects, stride):
@@ -133,7 +136,7 @@ def expected_averages(p):
     per_frame = {"mpjpe_mm": errors(p.kp3d_pred, p.kp3d_true),
                  "mpjpe_relative_mm": errors(relative(p.kp3d_pred), relative(p.kp3d_true)),
                  # Only the per-frame value comes from h36m_utils (tested in test_h36m_utils).
-                 "p_mpjpe_mm": h36m_utils.p_mpjpe(p.kp3d_pred, p.kp3d_true),
+                 "p_mpjpe_mm": metrics.p_mpjpe(p.kp3d_pred, p.kp3d_true),
                  "error_2d_px": errors(p.kp2d_pred, p.kp2d_true).mean(axis=-1),
                  "error_2d_frame_px": errors(p.kp2d_pred_frame, p.kp2d_true_frame).mean(axis=-1),
                  "root_error_mm": np.linalg.norm(p.root - p.kp3d_true[:, 0], axis=-1)}

@@ -8,6 +8,9 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 import h36m_utils as hu
+from common import geometry
+from common import metrics
+from common import skeleton
 from media_files import write_pose_cdf, write_video
 
 S1_CAM1_ANGLES = (-1.38382776045614, -3.16734304390158, 0.413636308164621)
@@ -40,18 +43,18 @@ def test_project_reproduces_real_2d_labels(h36m_sample_dir, real_cameras):
     assert len(frames) == 4
     for subject, camera_id, world, pixels, _ in frames:
         camera = real_cameras[subject][camera_id]
-        assert np.abs(hu.project(world, camera) - pixels).max() < 0.01
+        assert np.abs(geometry.project(world, camera) - pixels).max() < 0.01
         # Distortion matters at this accuracy: the pinhole projection is off by over a pixel.
-        assert np.abs(hu.project(world, camera, distort=False) - pixels).max() > 1.0
+        assert np.abs(geometry.project(world, camera, distort=False) - pixels).max() > 1.0
 
 
 def test_camera_frame_points_project_to_real_labels(h36m_sample_dir, real_cameras):
     for subject, camera_id, world, pixels, cam_points in _sample_frames(h36m_sample_dir):
         camera = real_cameras[subject][camera_id]
-        assert np.abs(hu.world_to_camera(world, camera) - cam_points).max() < 0.5
-        identity = hu.Camera(np.eye(3), np.zeros(3), camera.K, camera.k, camera.p,
+        assert np.abs(geometry.world_to_camera(world, camera) - cam_points).max() < 0.5
+        identity = geometry.Camera(np.eye(3), np.zeros(3), camera.K, camera.k, camera.p,
                              camera.width, camera.height, camera.id)
-        assert np.abs(hu.project(cam_points, identity) - pixels).max() < 0.01
+        assert np.abs(geometry.project(cam_points, identity) - pixels).max() < 0.01
 
 
 def test_undistort_points_inverts_the_official_distortion(real_cameras):
@@ -59,8 +62,8 @@ def test_undistort_points_inverts_the_official_distortion(real_cameras):
     for camera in real_cameras["S5"].values():
         world = camera.center + rng.normal(0, 1, (50, 3)) * 300
         world = world + (0 - camera.center) * 0.9  # points near the capture volume, in front
-        pinhole = hu.project(world, camera, distort=False)
-        recovered = hu.undistort_points(hu.project(world, camera), camera)
+        pinhole = geometry.project(world, camera, distort=False)
+        recovered = geometry.undistort_points(geometry.project(world, camera), camera)
         assert np.abs(recovered - pinhole).max() < 1e-3
 
 
@@ -125,19 +128,19 @@ def test_check_cameras_names_missing_subject(real_cameras):
 
 def test_crop_matrix_moves_projection_and_warp_alike(real_cameras):
     camera = real_cameras["S7"]["55011271"]
-    crop = hu.crop_matrix(0.25, 300.0, 210.0)
+    crop = geometry.crop_matrix(0.25, 300.0, 210.0)
     world = np.array([[200.0, -100.0, 900.0], [-300.0, 250.0, 1500.0]])
-    cropped = hu.Camera(camera.R, camera.t, crop @ camera.K, camera.k, camera.p, 256, 256, camera.id)
-    full = hu.project(world, camera)
-    assert np.allclose(hu.project(world, cropped), 0.25 * (full - [300.0, 210.0]))
+    cropped = geometry.Camera(camera.R, camera.t, crop @ camera.K, camera.k, camera.p, 256, 256, camera.id)
+    full = geometry.project(world, camera)
+    assert np.allclose(geometry.project(world, cropped), 0.25 * (full - [300.0, 210.0]))
     # The pinhole P of the crop projects like the cropped camera without distortion.
-    P = hu.projection_matrix(camera, crop)
+    P = geometry.projection_matrix(camera, crop)
     homogeneous = np.concatenate([world, np.ones((2, 1))], axis=1) @ P.T
-    assert np.allclose(homogeneous[:, :2] / homogeneous[:, 2:], hu.project(world, cropped, distort=False))
+    assert np.allclose(homogeneous[:, :2] / homogeneous[:, 2:], geometry.project(world, cropped, distort=False))
     # cv2.warpAffine with the same matrix puts a pixel where the matrix says (pixel centres at integers).
     image = np.zeros((1000, 1000), np.uint8)
     image[400:404, 500:504] = 255  # a 4x4 block centred on pixel (501.5, 401.5)
-    warped = cv2.warpAffine(image, hu.crop_matrix(2.0, 420.0, 330.0)[:2], (256, 256))
+    warped = cv2.warpAffine(image, geometry.crop_matrix(2.0, 420.0, 330.0)[:2], (256, 256))
     ys, xs = np.nonzero(warped)
     weights = warped[ys, xs].astype(float)
     centre = [np.average(xs, weights=weights), np.average(ys, weights=weights)]
@@ -145,23 +148,23 @@ def test_crop_matrix_moves_projection_and_warp_alike(real_cameras):
 
 
 def test_skeleton_tables_are_consistent():
-    assert len(hu.JOINT_NAMES_32) == len(hu.PARENTS_32) == 32
-    assert hu.JOINT_NAMES_17[0] == "pelvis" and len(hu.J17) == 17
+    assert len(skeleton.JOINT_NAMES_32) == len(skeleton.PARENTS_32) == 32
+    assert skeleton.JOINT_NAMES_17[0] == "pelvis" and len(skeleton.J17) == 17
     # The 17-joint parents are the 32-joint ancestry restricted to the kept joints, except that
     # shoulders hang from the thorax (their clavicle joints sit at the thorax in the recordings).
-    thorax = hu.JOINT_NAMES_17.index("thorax")
-    for child, parent in enumerate(hu.PARENTS_17[1:], start=1):
-        ancestor = hu.PARENTS_32[hu.J17[child]]
-        while ancestor not in hu.J17:
-            ancestor = hu.PARENTS_32[ancestor]
-        if hu.JOINT_NAMES_17[child].endswith("shoulder"):
+    thorax = skeleton.JOINT_NAMES_17.index("thorax")
+    for child, parent in enumerate(skeleton.PARENTS_17[1:], start=1):
+        ancestor = skeleton.PARENTS_32[skeleton.J17[child]]
+        while ancestor not in skeleton.J17:
+            ancestor = skeleton.PARENTS_32[ancestor]
+        if skeleton.JOINT_NAMES_17[child].endswith("shoulder"):
             assert parent == thorax
         else:
-            assert hu.J17.index(ancestor) == parent
-    for left, right in hu.LEFT_RIGHT_17:
-        assert hu.JOINT_NAMES_17[left].replace("left", "right") == hu.JOINT_NAMES_17[right]
-    grouped = [name for names in hu.JOINT_GROUPS_17.values() for name in names]
-    assert sorted(grouped) == sorted(hu.JOINT_NAMES_17)  # every joint in exactly one group
+            assert skeleton.J17.index(ancestor) == parent
+    for left, right in skeleton.LEFT_RIGHT_17:
+        assert skeleton.JOINT_NAMES_17[left].replace("left", "right") == skeleton.JOINT_NAMES_17[right]
+    grouped = [name for names in skeleton.JOINT_GROUPS_17.values() for name in names]
+    assert sorted(grouped) == sorted(skeleton.JOINT_NAMES_17)  # every joint in exactly one group
 
 
 # --------------------------------------------------------------------------- CDF labels
@@ -292,10 +295,10 @@ def test_mpjpe_and_relative_on_known_offsets():
     gt = rng.normal(0, 400, (5, 17, 3))
     direction = rng.normal(size=(5, 17, 3))
     offsets = 10 * direction / np.linalg.norm(direction, axis=-1, keepdims=True)
-    assert np.allclose(hu.mpjpe(gt + offsets, gt), 10)
+    assert np.allclose(metrics.mpjpe(gt + offsets, gt), 10)
     shifted = gt + np.array([100.0, -50.0, 20.0])
-    assert np.allclose(hu.mpjpe(shifted, gt), np.linalg.norm([100, -50, 20]))
-    assert np.allclose(hu.mpjpe_relative(shifted, gt), 0, atol=1e-9)
+    assert np.allclose(metrics.mpjpe(shifted, gt), np.linalg.norm([100, -50, 20]))
+    assert np.allclose(metrics.mpjpe_relative(shifted, gt), 0, atol=1e-9)
 
 
 def test_p_mpjpe_removes_similarity_and_matches_scipy_reference():
@@ -303,9 +306,9 @@ def test_p_mpjpe_removes_similarity_and_matches_scipy_reference():
     gt = rng.normal(0, 400, (4, 17, 3))
     rotation = Rotation.random(4).as_matrix()
     moved = 1.3 * np.einsum("nij,nkj->nki", rotation, gt) + rng.normal(0, 500, (4, 1, 3))
-    assert np.allclose(hu.p_mpjpe(moved, gt), 0, atol=1e-6)
+    assert np.allclose(metrics.p_mpjpe(moved, gt), 0, atol=1e-6)
     noisy = gt + rng.normal(0, 30, gt.shape)
-    for pred, target, value in zip(noisy, gt, hu.p_mpjpe(noisy, gt)):
+    for pred, target, value in zip(noisy, gt, metrics.p_mpjpe(noisy, gt)):
         x, y = pred - pred.mean(0), target - target.mean(0)
         R, trace = orthogonal_procrustes(x, y)
         aligned = (trace / (x ** 2).sum()) * x @ R + target.mean(0)
@@ -320,9 +323,9 @@ def test_error_2d_and_per_action_summary():
     pred = np.zeros((3, 4, 17, 2))
     pred[..., 0] = 3.0
     pred[..., 1] = 4.0
-    assert np.allclose(hu.error_2d(pred, np.zeros_like(pred)), 5.0)
+    assert np.allclose(metrics.error_2d(pred, np.zeros_like(pred)), 5.0)
     actions = ["Walking", "Walking", "Walking", "Eating"]
-    per_action, averages = hu.summarize_per_action(actions, {"mpjpe": [10, 20, 30, 100]})
+    per_action, averages = metrics.summarize_per_action(actions, {"mpjpe": [10, 20, 30, 100]})
     assert per_action == {"Eating": {"mpjpe": 100.0}, "Walking": {"mpjpe": 20.0}}
     assert averages == {"mpjpe": 60.0}  # mean of actions, not of frames (which would be 40)
 

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import dlt_layer
-import h36m_utils
+from common import geometry
 from train import losses
 import model
 
@@ -26,7 +26,7 @@ JOINTS = 17
 
 # --------------------------------------------------------------------------- synthetic batches
 
-def _ring_camera(angle: float, radius: float, rng) -> h36m_utils.Camera:
+def _ring_camera(angle: float, radius: float, rng) -> geometry.Camera:
     """A Human3.6M-like camera 1.5 m high on a ring, looking at the middle of the capture area."""
     centre = np.array([radius * np.cos(angle), radius * np.sin(angle), 1500.0])
     forward = np.array([0.0, 0.0, 900.0]) - centre + rng.normal(0, 100, 3)
@@ -35,7 +35,7 @@ def _ring_camera(angle: float, radius: float, rng) -> h36m_utils.Camera:
     right /= np.linalg.norm(right)
     R = np.stack([right, np.cross(forward, right), forward])
     focal = rng.uniform(1100, 1200)
-    return h36m_utils.Camera(
+    return geometry.Camera(
         R=R, t=-R @ centre, K=np.array([[focal, 0, 500 + rng.normal(0, 5)], [0, focal, 500], [0, 0, 1.0]]),
         k=np.array([-0.2, 0.24, -0.002]) * rng.uniform(0.5, 1.5), p=np.array([-0.0015, -0.0009]),
         width=1000, height=1000, id=f"ring{angle:.2f}")
@@ -52,7 +52,7 @@ def _crop_around(uv: np.ndarray) -> np.ndarray:
     low, high = uv.min(axis=0), uv.max(axis=0)
     side = 1.25 * (high - low).max() + 10.0
     centre = (low + high) / 2
-    return h36m_utils.crop_matrix(IMAGE_SIZE / side, centre[0] - side / 2, centre[1] - side / 2)
+    return geometry.crop_matrix(IMAGE_SIZE / side, centre[0] - side / 2, centre[1] - side / 2)
 
 
 def make_batch(rng, batch: int, num_views: int):
@@ -62,12 +62,12 @@ def make_batch(rng, batch: int, num_views: int):
         pose = _random_pose(rng)
         angles = rng.uniform(0, 2 * np.pi) + np.arange(num_views) * 2 * np.pi / num_views + rng.normal(0, 0.2, num_views)
         cameras = [_ring_camera(angle, rng.uniform(4000, 6000), rng) for angle in angles]
-        crops = [_crop_around(h36m_utils.project(pose, camera)) for camera in cameras]
+        crops = [_crop_around(geometry.project(pose, camera)) for camera in cameras]
         crop_cameras.append([dataclasses.replace(camera, K=crop @ camera.K) for camera, crop in zip(cameras, crops)])
-        arrays["P"].append([h36m_utils.projection_matrix(camera, crop) for camera, crop in zip(cameras, crops)])
+        arrays["P"].append([geometry.projection_matrix(camera, crop) for camera, crop in zip(cameras, crops)])
         arrays["K"].append([camera.K for camera in crop_cameras[-1]])
         arrays["dist"].append([camera.dist for camera in cameras])
-        arrays["kp2d"].append([h36m_utils.project(pose, camera) for camera in crop_cameras[-1]])
+        arrays["kp2d"].append([geometry.project(pose, camera) for camera in crop_cameras[-1]])
         arrays["kp3d"].append(pose)
     arrays = {name: np.asarray(value, np.float32) for name, value in arrays.items()}
     inputs = {"images": rng.integers(0, 256, (batch, num_views, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8),
@@ -131,7 +131,7 @@ def test_kp3d_is_undistorted_dlt_of_model_kp2d(tiny_model, rng):
     outputs = tiny_model(inputs, training=False)
     kp2d = keras.ops.convert_to_numpy(outputs["kp2d"]).astype(np.float64)
     assert kp2d.std(axis=2).min() > 1.0, "2D outputs collapsed; the comparison would be weak"
-    pinhole = np.stack([np.stack([h36m_utils.undistort_points(kp2d[b, v], crop_cameras[b][v])
+    pinhole = np.stack([np.stack([geometry.undistort_points(kp2d[b, v], crop_cameras[b][v])
                                   for v in range(4)]) for b in range(3)])          # (B, V, J, 2)
     reference = dlt_layer.triangulate(np.transpose(pinhole, (0, 2, 1, 3)), inputs["P"][:, None].astype(np.float64),
                                       method="sii", iterations=2, dtype="float64")

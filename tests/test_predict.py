@@ -215,7 +215,7 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
     ROOT_COST_BOUND_MM of the same weights on crops around the labelled pelvis."""
     import dataclasses
     import os
-    import h36m_utils
+    from common import metrics
     from synthetic import synthetic_h36m
     weights = os.environ.get("TRAINED_TINY_WEIGHTS")
     if not weights:
@@ -236,7 +236,7 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
         train_and_test.parse_args(["--config", "tiny", "--verbose", "0"]), weights, 4, "predict")
     labelled = inference.predict_videos(network, world, [str(path) for path in recording.videos], np.arange(len(truth)),
                                         image_size=config.image_size, box_mm=2000.0, roots=truth[:, 0], progress=False)
-    with_labels = h36m_utils.mpjpe(labelled.joints_3d, truth).mean()
-    from_videos = h36m_utils.mpjpe(predicted, truth).mean()
+    with_labels = metrics.mpjpe(labelled.joints_3d, truth).mean()
+    from_videos = metrics.mpjpe(predicted, truth).mean()
     assert with_labels < 60.0, with_labels  # trained weights: the comparison means something
     assert from_videos < with_labels + ROOT_COST_BOUND_MM, (from_videos, with_labels)

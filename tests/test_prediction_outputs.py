@@ -4,8 +4,8 @@ import csv
 import cv2
 import numpy as np
 import pytest
-
-import h36m_utils
+from common import geometry
+from common import skeleton
 from rig import prediction_outputs as outputs
 
 FRAMES = np.arange(8) * 5  # every 5th frame of a 50 fps video
@@ -60,7 +60,7 @@ def test_npz_loads_without_pickle_with_shapes_dtypes_and_values(tmp_path):
     for name in ("cameras", "joint_names", "root_status"):
         assert loaded[name].dtype.kind == "U"
     assert loaded["cameras"].tolist() == list(CAMERAS)
-    assert loaded["joint_names"].tolist() == list(h36m_utils.JOINT_NAMES_17)
+    assert loaded["joint_names"].tolist() == list(skeleton.JOINT_NAMES_17)
     assert loaded["root_status"].tolist() == status.tolist() and float(loaded["fps"]) == FPS
 
 
@@ -91,7 +91,7 @@ def test_csv_reads_back_as_the_arrays(tmp_path):
             row = dict(zip(header, rows[t * 17 + joint]))
             assert (row["subject"], row["sequence"], int(row["frame"]), int(row["joint"])) == \
                 (subject[t], sequence[t], FRAMES[t], joint)
-            assert row["joint_name"] == h36m_utils.JOINT_NAMES_17[joint]
+            assert row["joint_name"] == skeleton.JOINT_NAMES_17[joint]
             xyz = [number(row[name]) for name in ("x_mm", "y_mm", "z_mm")]
             uv = [[number(row[f"{axis}_{camera}"]) for axis in "uv"] for camera in CAMERAS]
             np.testing.assert_allclose(xyz, joints_3d[t, joint], atol=1e-3)
@@ -189,7 +189,7 @@ def test_overlay_draws_each_views_skeleton_where_its_joints_are(tmp_path):
     # view b scales by 160/240 and 213/320 in tile 1 (160 px right).
     placements = {0: (np.array([0.5, 0.5]), np.array([0, 47])),
                   1: (np.array([160 / 240, 213 / 320]), np.array([160, 0]))}
-    edges = h36m_utils.EDGES_17
+    edges = skeleton.EDGES_17
     for view, (scale, offset) in placements.items():
         for edge in (edges.index((2, 3)), edges.index((4, 5)), edges.index((7, 8))):  # right, left, centre
             parent, child = edges[edge]
@@ -226,7 +226,7 @@ def test_skeleton_video_draws_joints_where_its_camera_projects_them_over_the_flo
     video = read_video(path)
     assert len(video) == 8 and video[0].shape == (240, 320, 3)
     assert writer.floor == pytest.approx(track[:, [3, 6], 2].min())  # the lowest ankle
-    pixels = h36m_utils.project(track, writer.camera, distort=False)
+    pixels = geometry.project(track, writer.camera, distort=False)
     # the whole track is in the picture, and up is up in it
     assert (pixels > 5).all() and (pixels[..., 0] < 315).all() and (pixels[..., 1] < 235).all()
     assert (pixels[:, 10, 1] < pixels[:, 3, 1] - 50).all()
@@ -237,7 +237,7 @@ def test_skeleton_video_draws_joints_where_its_camera_projects_them_over_the_flo
     # Grid crossings on the floor's 0.5 m lattice, away from the person, are lighter than the background.
     crossings = np.array([[x, y, writer.floor] for x in np.arange(-1500, 2001, 500.0)
                           for y in (-1000.0, 1000.0)])
-    crossing_px = h36m_utils.project(crossings, writer.camera, distort=False)
+    crossing_px = geometry.project(crossings, writer.camera, distort=False)
     clear = [(u, v) for u, v in crossing_px if 5 < u < 315 and 5 < v < 235
              and np.linalg.norm(pixels[0] - [u, v], axis=1).min() > 20]
     assert len(clear) >= 4

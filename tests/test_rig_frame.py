@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import h36m_utils
+from common import geometry
 from common import rig_frame
 from synthetic import synthetic_h36m
 
@@ -18,7 +19,7 @@ def turn_world(cameras, angle_deg, shift_mm):
     angle = np.radians(angle_deg)
     turn = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
     shift = np.asarray(shift_mm, np.float64)
-    moved = [h36m_utils.Camera(R=c.R @ turn.T, t=c.t - c.R @ turn.T @ shift, K=c.K, k=c.k, p=c.p,
+    moved = [geometry.Camera(R=c.R @ turn.T, t=c.t - c.R @ turn.T @ shift, K=c.K, k=c.k, p=c.p,
                                width=c.width, height=c.height, id=c.id) for c in cameras]
     return moved, lambda points: points @ turn.T + shift
 
@@ -57,8 +58,8 @@ def test_projections_do_not_change_in_the_rig_frame():
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
     points = np.random.default_rng(1).normal(0, 800, (20, 3)) + [0, 0, 900]
     for world_camera, rig_camera in zip(cameras, local):
-        np.testing.assert_allclose(h36m_utils.project(frame.to_rig(points), rig_camera),
-                                   h36m_utils.project(points, world_camera), atol=1e-8)
+        np.testing.assert_allclose(geometry.project(frame.to_rig(points), rig_camera),
+                                   geometry.project(points, world_camera), atol=1e-8)
     homogeneous = np.concatenate([points, np.ones((20, 1))], axis=1)
     np.testing.assert_allclose(homogeneous @ frame.matrix().T, np.concatenate([frame.to_rig(points), np.ones((20, 1))], 1),
                                atol=1e-8)
@@ -76,7 +77,7 @@ def test_too_few_or_disagreeing_cameras_are_errors():
     cameras = synthetic_rig()
     with pytest.raises(ValueError, match="at least 2 cameras"):
         rig_frame.rig_frame(cameras[:1])
-    upside_down = h36m_utils.Camera(R=np.diag([-1.0, -1.0, 1.0]) @ cameras[0].R, t=cameras[0].t, K=cameras[0].K,
+    upside_down = geometry.Camera(R=np.diag([-1.0, -1.0, 1.0]) @ cameras[0].R, t=cameras[0].t, K=cameras[0].K,
                                     k=cameras[0].k, p=cameras[0].p, width=320, height=320, id="x")
     with pytest.raises(ValueError, match="cancel out"):
         rig_frame.rig_frame([cameras[0], upside_down])

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import h36m_utils
+from common import geometry
+from common import skeleton
 from common import rig_frame
 from rig import root_finder
 from common import video_io
@@ -37,7 +39,7 @@ def walking(synthetic_dataset):
     world = h36m_utils.load_cameras(str(synthetic_dataset.cameras_path))["S1"]
     cameras, frame = rig_frame.cameras_in_rig_frame([world[c] for c in h36m_utils.CAMERA_IDS])
     frames = np.arange(0, sequence.num_frames, STRIDE)
-    pelvis = frame.to_rig(h36m_utils.read_poses(sequence.d3_path)[frames, h36m_utils.PELVIS])
+    pelvis = frame.to_rig(h36m_utils.read_poses(sequence.d3_path)[frames, skeleton.PELVIS])
     return Scene([sequence.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames, pelvis)
 
 
@@ -85,15 +87,15 @@ def test_a_view_showing_only_the_legs_still_gives_the_root(walking, tmp_path):
     (its K moves with them): the voxels above that view's image are not carved by it, so the other
     three views keep the upper body, and that view gives no trunk centre."""
     last = walking.cameras[-1]
-    rows = h36m_utils.project(walking.pelvis, last)[:, 1]
+    rows = geometry.project(walking.pelvis, last)[:, 1]
     shift = int(np.ceil(rows.max())) + 3  # pixels the picture moves up
     frames = read_video(walking.videos[-1])
     moved = np.zeros_like(frames)
     moved[:, :-shift] = frames[:, shift:]
-    camera = dataclasses.replace(last, K=h36m_utils.crop_matrix(1.0, 0.0, shift) @ last.K)
+    camera = dataclasses.replace(last, K=geometry.crop_matrix(1.0, 0.0, shift) @ last.K)
     videos = walking.videos[:-1] + [write_video(tmp_path / "moved.mp4", moved)]
-    feet = h36m_utils.project(walking.pelvis - [0, 0, 800], camera)[:, 1]
-    assert np.all(h36m_utils.project(walking.pelvis, camera)[:, 1] < -0.5) and np.all(feet < last.height - 1)
+    feet = geometry.project(walking.pelvis - [0, 0, 800], camera)[:, 1]
+    assert np.all(geometry.project(walking.pelvis, camera)[:, 1] < -0.5) and np.all(feet < last.height - 1)
 
     track = root_finder.find_roots(videos, walking.cameras[:-1] + [camera], walking.frames, progress=False)
     errors = errors_mm(track, walking)
@@ -152,14 +154,14 @@ def test_a_person_who_stays_in_place_needs_other_videos_for_the_background(synth
     others = [[s.videos[c] for s in sequences if c in s.videos] for c in h36m_utils.CAMERA_IDS]
     shared = root_finder.find_roots([photo.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames,
                                     progress=False, background_videos=others)
-    pelvis = frame.to_rig(h36m_utils.read_poses(photo.d3_path)[frames, h36m_utils.PELVIS])
+    pelvis = frame.to_rig(h36m_utils.read_poses(photo.d3_path)[frames, skeleton.PELVIS])
     assert shared.warnings == () and set(shared.status) == {"found"}
     assert np.linalg.norm(shared.roots - pelvis, axis=1).mean() < MEAN_BOUND_MM
 
 
 # --------------------------------------------------------------------------- frames and labels
 
-def turned_and_moved(camera: h36m_utils.Camera, rotation: np.ndarray, shift: np.ndarray) -> h36m_utils.Camera:
+def turned_and_moved(camera: geometry.Camera, rotation: np.ndarray, shift: np.ndarray) -> geometry.Camera:
     """The same camera in a world frame turned by ``rotation`` and moved by ``shift``: X' = rotation X + shift."""
     R = camera.R @ rotation.T
     return dataclasses.replace(camera, R=R, t=camera.t - R @ shift)

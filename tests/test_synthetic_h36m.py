@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 import h36m_utils
+from common import geometry
+from common import skeleton
 from synthetic import synthetic_h36m
-from h36m_utils import CAMERA_IDS, J17
+from h36m_utils import CAMERA_IDS
+from common.skeleton import J17
 from joint_balls import BallCheck, ball_radius_px
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -293,10 +296,10 @@ def test_d2_labels_are_the_distorted_projection_of_d3(synthetic_dataset, cameras
     for subject, _, d3, d2 in _labelled_sequences(synthetic_dataset):
         for camera_id, uv in d2.items():
             camera = cameras[subject][camera_id]
-            np.testing.assert_allclose(uv, h36m_utils.project(d3, camera), rtol=0, atol=1e-9)
+            np.testing.assert_allclose(uv, geometry.project(d3, camera), rtol=0, atol=1e-9)
             # The lens distortion is in the labels; as in the real set, near the image centre
             # (where the person is) it moves points by about 0.1 to 0.3% of the image width.
-            pinhole = h36m_utils.project(d3, camera, distort=False)
+            pinhole = geometry.project(d3, camera, distort=False)
             assert np.abs(uv - pinhole).max() > 0.001 * camera.width
 
 
@@ -312,7 +315,7 @@ def test_skeleton_is_rigid_human_sized_and_on_the_floor(synthetic_dataset):
     thighs = {}
     for subject, stem, d3, _ in _labelled_sequences(synthetic_dataset):
         assert np.isfinite(d3).all()
-        parents = list(h36m_utils.PARENTS_32[1:])
+        parents = list(skeleton.PARENTS_32[1:])
         bones = np.linalg.norm(d3[:, 1:] - d3[:, parents], axis=-1)  # (N, 31)
         assert np.ptp(bones, axis=0).max() < 1e-6, f"{subject} {stem}: bone lengths change"
         length = dict(zip(range(1, 32), bones[0]))
@@ -358,7 +361,7 @@ def test_every_action_of_the_data_set_can_be_generated(tmp_path):
         d3 = h36m_utils.read_poses(str(_labels_dir(dataset, "S8", "D3_Positions") / f"{stem}.cdf"))
         assert d3.shape == (16, 32, 3) and np.isfinite(d3).all()
         for camera in cameras.values():
-            uv = h36m_utils.project(d3, camera)
+            uv = geometry.project(d3, camera)
             assert (uv >= 0).all() and (uv <= [camera.width - 1, camera.height - 1]).all(), stem
 
 
@@ -395,13 +398,13 @@ def test_limb_outlines_are_the_silhouettes_of_capsules(cameras):
         b = a + rng.normal(0, 250, 3)
         radius = rng.uniform(30, 120)
         rim = synthetic_h36m.capsule_outlines(a, b, radius, 0.0, camera)
-        outline = h36m_utils.project(rim, camera).astype(np.float32)
+        outline = geometry.project(rim, camera).astype(np.float32)
         area = cv2.contourArea(outline)
         assert area == pytest.approx(cv2.contourArea(cv2.convexHull(outline)), rel=0.01)
         for point in (a, b, (a + b) / 2):
-            centre = tuple(map(float, h36m_utils.project(point, camera)))
+            centre = tuple(map(float, geometry.project(point, camera)))
             inside = cv2.pointPolygonTest(outline, centre, True)
-            depth = h36m_utils.world_to_camera(point, camera)[2]
+            depth = geometry.world_to_camera(point, camera)[2]
             # Distance to the rim: the radius in pixels (distortion changes it by a few %).
             assert inside == pytest.approx(camera.K[0, 0] * radius / depth, rel=0.15)
 

@@ -11,6 +11,7 @@ import pytest
 
 from rig import calibration
 import h36m_utils
+from common import geometry
 from synthetic import synthetic_h36m
 from synthetic import synthetic_rig
 from joint_balls import BallCheck, ball_radius_px
@@ -66,7 +67,7 @@ def test_rendered_joints_are_where_the_2d_ground_truth_says(recording):
         radius = ball_radius_px(recording.joints_3d, camera)
         for index, frame in enumerate(decoded_frames(video)):
             np.testing.assert_allclose(recording.joints_2d[index, view],
-                                       h36m_utils.project(recording.joints_3d[index], camera), atol=1e-9)
+                                       geometry.project(recording.joints_3d[index], camera), atol=1e-9)
             balls.add_frame(frame, recording.joints_2d[index, view], radius[index], (camera.id, index))
     balls.assert_on_labels()
 
@@ -100,7 +101,7 @@ def test_another_world_frame_keeps_every_projection(recording):
     np.testing.assert_allclose(joints, recording.joints_3d @ rotation.T + shift, atol=1e-9)
     for view, (old, new) in enumerate(zip(recording.cameras, cameras)):
         np.testing.assert_allclose(new.center, rotation @ old.center + shift, atol=1e-9)
-        np.testing.assert_allclose(h36m_utils.project(joints, new), recording.joints_2d[:, view], atol=1e-9)
+        np.testing.assert_allclose(geometry.project(joints, new), recording.joints_2d[:, view], atol=1e-9)
 
 
 def test_make_rig_is_unlike_human36m_and_every_view_sees_the_capture_area():
@@ -113,7 +114,7 @@ def test_make_rig_is_unlike_human36m_and_every_view_sees_the_capture_area():
             assert 3000 <= np.linalg.norm(camera.center[:2]) <= 6000 and 1200 <= camera.center[2] <= 2500
             assert -0.5 < camera.R[2, 2] < 0  # the optical axis looks slightly down
             assert abs(camera.R[0, 2]) < np.sin(np.radians(5))  # small roll
-            uv = h36m_utils.project(column, camera)
+            uv = geometry.project(column, camera)
             assert (uv > 0).all() and (uv < [width - 1, height - 1]).all(), (seed, camera.id)
     named = synthetic_rig.make_rig(2, seed=0, names=["left", "right"])
     assert [camera.id for camera in named] == ["left", "right"]
@@ -147,7 +148,7 @@ def test_real_rigs_that_cut_the_person_off_where_they_look_film_them_nearby(cali
         synthetic_h36m.keep_in_view(motion + centre, cameras, centre=centre)
     poses = synthetic_rig.person_in_view(cameras, 60, "SittingDown", 0, "S11")
     for camera in cameras:
-        uv = h36m_utils.project(poses, camera)
+        uv = geometry.project(poses, camera)
         assert (uv >= 0).all() and (uv < [camera.width, camera.height]).all(), camera.id
     assert 0 < np.linalg.norm(poses[:, 0, :2].mean(axis=0) - centre[:2]) <= 1500.0
 
@@ -172,7 +173,7 @@ def test_command_line_renders_the_real_pose2sim_rig_at_a_small_scale(calibration
     assert_inside(truth["joints_2d"], rendered.cameras)
     for view, (camera, full) in enumerate(zip(rendered.cameras, original)):
         # Scaling keeps pixel centres: u' + 0.5 = s (u + 0.5) for the full-size camera's u.
-        full_uv = h36m_utils.project(truth["joints_3d"], full)
+        full_uv = geometry.project(truth["joints_3d"], full)
         np.testing.assert_allclose(truth["joints_2d"][:, view], 0.125 * (full_uv + 0.5) - 0.5, atol=1e-9)
 
 

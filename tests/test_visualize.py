@@ -3,11 +3,10 @@ import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-
-import h36m_utils
+from common import skeleton
 from common import visualize
 
-J = len(h36m_utils.J17)
+J = len(skeleton.J17)
 
 
 def test_2d_plot_draws_the_skeleton_over_the_crop(tmp_path):
