@@ -334,25 +334,56 @@ def check_scale(cameras, source: str, unit: str) -> None:
         f"{high / 1000:g} m. {advice}")
 
 
+# A video may be its calibration's image resized (some tools export 1080 wide from a 1088-wide sensor):
+# its aspect ratio may differ from the calibration's by at most this share; more is a crop or another camera.
+ASPECT_TOLERANCE = 0.03
+
+
+def resize_factors(calibrated: tuple, actual: tuple, where: str) -> tuple[float, float]:
+    """(sx, sy): the width and height ratios of an ``actual`` (width, height) image to the
+    ``calibrated`` one; ValueError naming ``where`` when the aspect ratio changes by more than
+    ASPECT_TOLERANCE (not a resize of the calibrated image)."""
+    sx, sy = actual[0] / calibrated[0], actual[1] / calibrated[1]
+    if abs(sx / sy - 1.0) > ASPECT_TOLERANCE:
+        raise ValueError(f"{where} is {actual[0]} x {actual[1]} px, but the calibration is for {calibrated[0]} x "
+                         f"{calibrated[1]} px images: the aspect ratio differs by {100 * abs(sx / sy - 1):.1f}% (more "
+                         f"than {100 * ASPECT_TOLERANCE:g}%), so it is not a resize of the calibrated image. Use the "
+                         "videos the calibration was made for, or calibrate the cameras at this size.")
+    return sx, sy
+
+
+def scaled_camera(camera: geometry.Camera, size: tuple[int, int]) -> geometry.Camera:
+    """The camera of its image resized to ``size`` (width, height): fx, cx by the width ratio, fy, cy
+    by the height ratio, pixel centres kept at integer coordinates (``u' = sx (u + 0.5) - 0.5``)."""
+    sx, sy = size[0] / camera.width, size[1] / camera.height
+    resize = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
+    return dataclasses.replace(camera, K=resize @ camera.K, width=int(size[0]), height=int(size[1]))
+
+
 def with_image_sizes(rig: Rig, sizes: dict) -> Rig:
     """The rig with every camera's image size from ``sizes`` {camera name: (width, height)} px.
 
-    Fills the sizes a file does not hold (0 x 0, EasyMocap); a size the file holds must equal
-    the given one (a ValueError names both: the calibration is of another resolution).
+    Fills the sizes a file does not hold (0 x 0, EasyMocap). A camera whose file holds another size
+    is scaled to the given one when that is a resize of its image (``resize_factors``; ``notes``
+    gains one line per scaled camera with its factors); any other size is a ValueError naming both.
     """
     missing = [name for name in rig.names if name not in sizes]
     if missing:
         raise ValueError(f"No image size for camera(s) {', '.join(missing)} of {rig.source}: give one "
                          "video per camera of the calibration.")
-    cameras = []
+    cameras, notes = [], list(rig.notes)
     for camera in rig.cameras:
         width, height = (int(value) for value in sizes[camera.id])
-        if (camera.width, camera.height) not in ((0, 0), (width, height)):
-            raise ValueError(f"Camera {camera.id}: calibration {rig.source} is for {camera.width} x "
-                             f"{camera.height} px images, its video is {width} x {height}. Use the videos "
-                             "the calibration was made for (or rescale the calibration to them).")
-        cameras.append(dataclasses.replace(camera, width=width, height=height))
-    return dataclasses.replace(rig, cameras=tuple(cameras))
+        if (camera.width, camera.height) in ((0, 0), (width, height)):
+            cameras.append(dataclasses.replace(camera, width=width, height=height))
+            continue
+        sx, sy = resize_factors((camera.width, camera.height), (width, height),
+                                f"The video of camera {camera.id} (calibration {rig.source})")
+        notes.append(f"Camera {camera.id}: its video is {width} x {height} px, the calibration's image "
+                     f"{camera.width} x {camera.height}: the camera is scaled to the video, fx and cx by {sx:.4f}, "
+                     f"fy and cy by {sy:.4f}.")
+        cameras.append(scaled_camera(camera, (width, height)))
+    return dataclasses.replace(rig, cameras=tuple(cameras), notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------- writing

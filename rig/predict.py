@@ -21,6 +21,7 @@ import numpy as np
 
 from rig import calibration
 from rig import inference
+from rig import naming
 from rig import prediction_outputs
 from common import rig_frame
 from common import video_io
@@ -34,8 +35,9 @@ FPS_TOLERANCE = 0.01  # frames per second: containers round their rates a little
 class UserRig:
     """A calibrated rig and its videos: cameras (world, mm, sized from the videos), videos (V,)
     paths in the cameras' order, num_frames (the frames every video holds), fps, notes (what was
-    left out or trimmed, one sentence each), backgrounds (V,) tuples of the videos each camera's
-    background is learned from."""
+    left out, trimmed, paired or scaled, one sentence each), backgrounds: None (each camera's
+    background from its own video, and the root finder warns when the person stays in place) or
+    (V,) tuples of the videos each camera's background is learned from."""
 
     cameras: tuple
     videos: tuple
@@ -45,34 +47,16 @@ class UserRig:
     backgrounds: tuple
 
 
-def match_videos(folder, names) -> dict:
-    """{camera name: video path} for a folder holding one video per camera, named ``<name>.<ext>``
-    or ``<anything>.<name>.<ext>``; a camera without a video or a video without a camera is an
-    error naming them."""
+def match_videos(folder, names, what: str = "--videos") -> tuple[dict, tuple]:
+    """({camera name: video path}, notes) for a folder holding one video per camera, paired by
+    ``naming.pair_by_name``: ``cam01.mp4`` is camera ``cam_01`` (``Cam1``, ``cam-01``,
+    ``trial3.cam_01.mp4`` too); names that do not match pair in sorted order when the counts agree
+    (the notes say so). Two videos for one camera, or a camera without a video, are errors."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"--videos {folder}: no such folder. Put one video per camera in it.")
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-    found, unmatched = {}, []
-    for path in videos:
-        camera = next((name for name in names if path.stem == name or path.stem.endswith(f".{name}")), None)
-        if camera is None:
-            unmatched.append(path.name)
-        elif camera in found:
-            raise ValueError(f"--videos {folder}: two videos for camera {camera}: {found[camera].name} and "
-                             f"{path.name}. Keep one.")
-        else:
-            found[camera] = path
-    missing = [name for name in names if name not in found]
-    if missing or unmatched:
-        raise ValueError(
-            f"--videos {folder} and the calibration do not match: "
-            + "; ".join(part for part in (
-                f"no video for camera(s) {', '.join(missing)}" if missing else "",
-                f"no camera for video(s) {', '.join(unmatched)}" if unmatched else "") if part)
-            + f". Name each video <camera name>.<ext> or <anything>.<camera name>.<ext>; the cameras are "
-              f"{', '.join(names)}.")
-    return {name: str(found[name]) for name in names}
+        raise FileNotFoundError(f"{what} {folder}: no such folder. Put one video per camera in it.")
+    videos = {p.name: str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES}
+    return naming.pair_by_name(videos, list(names), f"{what} {folder}", VIDEO_SUFFIXES)
 
 
 def load_rig(calibration_path, videos_folder, units: str | None = None, subject: str | None = None,
@@ -82,8 +66,9 @@ def load_rig(calibration_path, videos_folder, units: str | None = None, subject:
     background_folder: videos of the same cameras (named as the videos) that the background is
     learned from too, e.g. of the empty scene, for a person who stays in one place."""
     rig = calibration.load_calibration(calibration_path, units, subject)
-    videos = match_videos(videos_folder, rig.names)
-    extra = match_videos(background_folder, rig.names) if background_folder else {}
+    videos, pairing = match_videos(videos_folder, rig.names)
+    extra, extra_pairing = (match_videos(background_folder, rig.names, "--background-videos") if background_folder
+                            else ({}, ()))
     properties = {name: video_io.video_properties(path) for name, path in videos.items()}
     rates = {name: p.fps for name, p in properties.items()}
     if max(rates.values()) - min(rates.values()) > FPS_TOLERANCE:
@@ -95,13 +80,13 @@ def load_rig(calibration_path, videos_folder, units: str | None = None, subject:
     common = min(counts.values())
     if common < 1:
         raise ValueError(f"Video(s) {', '.join(n for n, c in counts.items() if c < 1)} hold no frames.")
-    notes = list(rig.notes)
+    notes = [*pairing, *extra_pairing, *rig.notes]
     if max(counts.values()) != common:
         notes.append(f"Using the {common} frames every video holds; longer: " + ", ".join(
             f"{name} {count}" for name, count in counts.items() if count != common) + ".")
     return UserRig(cameras=rig.cameras, videos=tuple(videos[name] for name in rig.names), num_frames=common,
                    fps=float(np.median(list(rates.values()))), notes=tuple(notes),
-                   backgrounds=tuple((videos[name], *([extra[name]] if extra else [])) for name in rig.names))
+                   backgrounds=tuple((videos[name], extra[name]) for name in rig.names) if extra else None)
 
 
 def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_mm: float = 2000.0,

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 from common import geometry
 from common import video_io
+from rig import calibration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +73,8 @@ class RootTrack:
     (T,) str, "found" (seen in this frame), "interpolated" (between found frames) or "held" (the
     nearest found root, before the first or after the last found frame); views: (T, V) bool, the
     views whose silhouette gave the root's x, y; seconds: the time ``find_roots`` took; warnings:
-    what may have made the roots unreliable, in words.
+    what may have made the roots unreliable, in words; source: where the roots came from
+    ("silhouettes", "detections" or "centre").
     """
 
     frames: np.ndarray
@@ -81,12 +83,13 @@ class RootTrack:
     views: np.ndarray
     seconds: float
     warnings: tuple = ()
+    source: str = "silhouettes"
 
     def report(self) -> str:
         """One paragraph: frames found / interpolated / held (which ones), views used, seconds."""
         total = len(self.frames)
         counts = {kind: int(np.sum(self.status == kind)) for kind in ("found", "interpolated", "held")}
-        lines = [f"Root from the videos: found in {counts['found']} of {total} frames"]
+        lines = [f"Root from the {self.source}: found in {counts['found']} of {total} frames"]
         for kind in ("interpolated", "held"):
             if counts[kind]:
                 lines.append(f"{kind} in {counts[kind]} (frames {frame_ranges(self.frames, self.status == kind)})")
@@ -222,13 +225,6 @@ def working_size(camera: geometry.Camera, work_size: int) -> tuple[int, int]:
     return max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
 
 
-def working_camera(camera: geometry.Camera, size: tuple[int, int]) -> geometry.Camera:
-    """The camera of frames resized to ``size`` = (w, h) (pixel centres stay at integers)."""
-    sx, sy = size[0] / camera.width, size[1] / camera.height
-    resize = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-    return dataclasses.replace(camera, K=resize @ camera.K, width=size[0], height=size[1])
-
-
 def largest_radius2(camera: geometry.Camera) -> float:
     """The largest squared normalised pinhole radius of the image's border pixels."""
     w, h = camera.width, camera.height
@@ -273,17 +269,18 @@ def background_model(paths: Sequence[str], camera: geometry.Camera, size: tuple[
 
 
 def check_frame_size(frame: np.ndarray, camera: geometry.Camera, path: str) -> None:
-    """Raise ValueError naming the video when its frames are not the size its camera says."""
+    """Raise ValueError naming the video when its frames are neither the size its camera says nor a
+    resize of it (``calibration.resize_factors``: a background video of another size is resampled to
+    the working size like the others)."""
     if frame.shape[:2] != (camera.height, camera.width):
-        raise ValueError(f"Video {path} is {frame.shape[1]} x {frame.shape[0]} pixels, but its camera {camera.id} "
-                         f"says {camera.width} x {camera.height}: pass the videos in the order of the cameras, "
-                         "each with the calibration of its own image size.")
+        calibration.resize_factors((camera.width, camera.height), frame.shape[1::-1],
+                                   f"Video {path} of camera {camera.id}")
 
 
 def make_view(background_paths: Sequence[str], camera: geometry.Camera, settings: Settings) -> View:
     """The working-scale camera and the background model of the videos ``background_paths``."""
     size = working_size(camera, settings.work_size)
-    small = working_camera(camera, size)
+    small = calibration.scaled_camera(camera, size)
     background, threshold = background_model(background_paths, camera, size, settings)
     return View(camera=small, size=size, background=background, threshold=threshold,
                 max_radius2=largest_radius2(small))

@@ -132,13 +132,13 @@ def test_videos_must_match_the_calibration(four_cameras, tmp_path):
     for path in four_cameras.videos[:3]:
         shutil.copy(path, videos / f"trial1.{path.name}")  # <anything>.<camera name>.<ext>
     (videos / "notes.txt").write_text("not a video: ignored")
-    with pytest.raises(ValueError, match="no video for camera\\(s\\) cam_d"):
+    with pytest.raises(ValueError, match="nothing for camera\\(s\\) cam_d"):
         predict.match_videos(videos, ["cam_a", "cam_b", "cam_c", "cam_d"])
     shutil.copy(four_cameras.videos[3], videos / "cam_x.mp4")
-    with pytest.raises(ValueError, match="no camera for video\\(s\\) cam_x.mp4"):
+    with pytest.raises(ValueError, match="no camera for cam_x.mp4"):
         predict.match_videos(videos, ["cam_a", "cam_b", "cam_c", "cam_x_missing"])
-    matched = predict.match_videos(videos, ["cam_a", "cam_b", "cam_c", "cam_x"])
-    assert matched["cam_a"].endswith("trial1.cam_a.mp4") and matched["cam_x"].endswith("cam_x.mp4")
+    matched, notes = predict.match_videos(videos, ["cam_a", "cam_b", "cam_c", "cam_x"])
+    assert matched["cam_a"].endswith("trial1.cam_a.mp4") and matched["cam_x"].endswith("cam_x.mp4") and not notes
 
 
 def rewrite(source, target, fps, frames):
