@@ -174,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of more videos of the same cameras (named like --videos), e.g. of the empty "
                           "scene, that the person finder learns the background from too; needed when the "
                           "person stays in one place")
+    own.add_argument("--detections", default=None,
+                     help="folder of the 2D keypoints you already have (OpenPose-format JSON, one folder per camera "
+                          "named after it, one file per frame, e.g. pose2sim's pose/): the root is the mid-hip "
+                          "triangulated from them, the person associated across views")
+    own.add_argument("--keypoint-layout", choices=("BODY_25B", "BODY_25", "COCO_17", "HALPE_26"), default=None,
+                     help="the layout of --detections; default: from the keypoint count (25: told apart by the "
+                          "keypoints, or an error asking for this flag)")
+    own.add_argument("--root-source", choices=("silhouettes", "detections", "centre"), default=None,
+                     help="where the root comes from; default: detections with --detections, else silhouettes "
+                          "(background subtraction); centre: the point the cameras look at, for one person who "
+                          "stays near it")
     own.add_argument("--stride", type=int, default=1, help="predict every n-th frame")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch")
@@ -474,11 +485,17 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
 def run_predict(args) -> dict:
     """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
     from rig import predict
+    from rig import detections
     rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
                            args.background_videos)
-    network, config, _ = load_model(args, args.weights, len(rig.cameras), "predict")
+    if args.root_source == "detections" and not args.detections:
+        raise UsageError("--root-source detections needs --detections DIR.")
+    found = (detections.load_detections(args.detections, [camera.id for camera in rig.cameras], args.keypoint_layout)
+             if args.detections else None)
+    network, config, info = load_model(args, args.weights, len(rig.cameras), "predict")
     return predict.run(network, config, rig, output_dir=args.output_dir, stride=args.stride, box_mm=args.box_mm,
-                       batch_size=args.batch_size, refinements=args.refinements, progress=args.verbose > 0)
+                       batch_size=args.batch_size, refinements=args.refinements, progress=args.verbose > 0,
+                       root_source=args.root_source, detections=found, weights_info=info)
 
 
 # --------------------------------------------------------------------------- demo

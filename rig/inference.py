@@ -29,6 +29,11 @@ from common import video_io
 from common.progress import ProgressBar
 
 DEFAULT_REFINEMENTS = 2
+ROOT_SOURCES = ("silhouettes", "detections", "centre")
+# The model's pelvis replaces the root only where the model agrees with itself across views: the
+# median (over joints) distance between its 2D joints and its triangulated 3D joints reprojected, in
+# the worst view, at most this share of the crop's side (0.03 of a 2 m box is 60 mm).
+REFINE_MAX_ERROR_SHARE = 0.03
 
 
 @dataclasses.dataclass
@@ -43,7 +48,9 @@ class VideoPrediction:
     first root came from ("labels", or the root finder's "found" / "interpolated" / "held");
     root_report: the root finder's account (empty for given roots); pictures {frame: (V, S, S, 3)
     uint8 RGB final crops} of the frames asked for; notes: what was not as asked (a video that
-    ends before its container says: the frames before its end are predicted), a sentence each.
+    ends before its container says: the frames before its end are predicted), a sentence each;
+    root_source: "labels" or the ``RootTrack.source``; refined (T,) bool: the final root is the
+    model's own pelvis (consistent across views), not the first root.
     """
 
     frames: np.ndarray
@@ -57,6 +64,8 @@ class VideoPrediction:
     root_report: str
     pictures: dict
     notes: tuple = ()
+    root_source: str = "labels"
+    refined: np.ndarray | None = None
 
 
 def crop_views(frames_bgr: SequenceOf[np.ndarray], cameras: SequenceOf[geometry.Camera], root: np.ndarray,
@@ -99,7 +108,10 @@ def _read_chunk(streams, count: int) -> tuple[list, video_io.VideoEndedEarly | N
 def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm: float, image_size: int,
                    refinements: int):
     """B frames (each V BGR frames), (B, 3) first roots -> (kp3d (B, J, 3), kp2d (B, V, J, 2) crop px,
-    images (B, V, S, S, 3), matrices (B, V, 3, 3), final roots (B, 3)), all in the cameras' frame."""
+    images (B, V, S, S, 3), matrices (B, V, 3, 3), final roots (B, 3), refined (B,) bool), all in
+    the cameras' frame. A refinement moves a root to the model's pelvis only where the model is
+    consistent across views (``self_consistency``); elsewhere the root stays."""
+    refined = np.zeros(len(roots), bool)
     for step in range(refinements + 1):
         cut = [crop_views(views, cameras, root, box_mm, image_size) for views, root in zip(frames_bgr, roots)]
         images, matrices = np.stack([c[0] for c in cut]), np.stack([c[1] for c in cut])
@@ -107,16 +119,52 @@ def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm
         kp3d, kp2d = np.asarray(outputs["kp3d"], np.float64), np.asarray(outputs["kp2d"], np.float64)
         if step < refinements:
             pelvis = kp3d[:, skeleton.PELVIS]
-            # A pelvis the model could not place (a non-finite DLT) keeps the root it had.
-            roots = np.where(np.isfinite(pelvis).all(axis=1, keepdims=True), pelvis, roots)
-    return kp3d, kp2d, images, matrices, roots
+            accept = np.isfinite(pelvis).all(axis=1) & (
+                self_consistency(kp3d, kp2d, matrices, cameras) <= REFINE_MAX_ERROR_SHARE * image_size)
+            roots = np.where(accept[:, None], pelvis, roots)
+            refined |= accept
+    return kp3d, kp2d, images, matrices, roots, refined
+
+
+def self_consistency(kp3d: np.ndarray, kp2d: np.ndarray, matrices: np.ndarray, cameras) -> np.ndarray:
+    """(B,) crop pixels: how far the model's (B, V, J, 2) crop-pixel joints lie from its (B, J, 3)
+    triangulated joints projected into the (B, V, 3, 3) crops, the median over joints in the worst
+    view; inf where a joint is not finite."""
+    projected = np.stack([geometry.project(np.nan_to_num(kp3d), camera) for camera in cameras], 1)  # (B, V, J, 2)
+    distance = np.linalg.norm(geometry.apply_affine(projected, matrices) - kp2d, axis=-1)
+    worst = np.median(distance, axis=-1).max(axis=-1)
+    return np.where(np.isfinite(kp3d).all(axis=(1, 2)), worst, np.inf)
+
+
+def find_root_track(cameras, videos, frames, *, source: str = "silhouettes", detections=None, fps: float = 50.0,
+                    background_videos=None, progress: bool = True):
+    """The first root of every frame (``root_finder.RootTrack``) in the RIG frame of ``cameras`` (world).
+
+    source: "silhouettes" (``root_finder``, from the videos), "detections" (``detections``, a
+    ``detections.Detections`` of these cameras, at ``fps``) or "centre" (the point the cameras look
+    at, ``rig_frame``'s origin, in every frame: a coarse root for one person who stays near it,
+    with status "centre").
+    """
+    if source not in ROOT_SOURCES:
+        raise ValueError(f"Unknown root source {source!r}; choose one of {', '.join(ROOT_SOURCES)}.")
+    local, _ = rig_frame.cameras_in_rig_frame(cameras)
+    frames = np.asarray(frames, np.int64)
+    from rig import root_finder  # only predict and the estimated-root protocol need it
+    if source == "detections":
+        from rig import detections as detections_lib
+        return detections_lib.find_roots(detections, local, frames, fps)
+    if source == "centre":
+        return root_finder.RootTrack(frames=frames, roots=np.zeros((len(frames), 3)),
+                                     status=np.full(len(frames), "centre"), views=np.zeros((len(frames), len(local)), bool),
+                                     seconds=0.0, source="centre")
+    return root_finder.find_roots(videos, local, frames, progress=progress, background_videos=background_videos)
 
 
 def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: SequenceOf[str],
                    frames: SequenceOf[int], *, image_size: int, box_mm: float, roots: np.ndarray | None = None,
                    refinements: int = DEFAULT_REFINEMENTS, batch_size: int = 8, picture_frames=(),
                    on_chunk: Callable | None = None, background_videos=None, progress: bool = True,
-                   what: str = "predicting frames") -> VideoPrediction:
+                   what: str = "predicting frames", track=None) -> VideoPrediction:
     """Run ``network`` over ``frames`` of the V ``videos`` seen by ``cameras`` (world frame, in order).
 
     roots: None (found in the videos by ``root_finder``, then refined by the model) or (T, 3)
@@ -125,18 +173,20 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
     joints_2d, joints_3d): called for every chunk with its V BGR frames per frame (to draw an
     overlay while the frames are in memory). background_videos: per camera, the videos its
     background is learned from (``root_finder``; default: its own video; give more where the
-    person stays in one place). Frames are decoded once here (and once more by the root finder);
-    at most ``batch_size`` frames of every view are held at a time.
+    person stays in one place). track: the first roots already found (``find_root_track``, rig
+    frame; roots must then be None). A root from 2D detections is the triangulated mid-hip
+    already and is not refined. Frames are decoded once here (and once more by the silhouette
+    root finder); at most ``batch_size`` frames of every view are held at a time.
     """
     frames = np.asarray(frames, np.int64)
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
     if roots is None:
-        from rig import root_finder  # only predict and the estimated-root protocol need it
-        track = root_finder.find_roots(videos, local, frames, progress=progress, background_videos=background_videos)
-        first_roots, status, report = track.roots, track.status, track.report()
-        refine = refinements
+        track = track if track is not None else find_root_track(cameras, videos, frames, background_videos=background_videos,
+                                         progress=progress)
+        first_roots, status, report, source = track.roots, track.status, track.report(), track.source
+        refine = 0 if source == "detections" else refinements
     else:
-        first_roots, status, report = frame.to_rig(roots), np.full(len(frames), "labels"), ""
+        first_roots, status, report, source = frame.to_rig(roots), np.full(len(frames), "labels"), "", "labels"
         refine = 0
     streams = [video_io.stream_frames(path, frames) for path in videos]
     results, pictures, wanted, notes = [], {}, set(int(f) for f in picture_frames), []
@@ -150,11 +200,11 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
                              f"{len(frames)} asked for.")
             if not len(chunk):
                 break
-            kp3d, kp2d, images, matrices, final = _predict_chunk(
+            kp3d, kp2d, images, matrices, final, refined = _predict_chunk(
                 network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine)
             joints_2d = geometry.apply_affine(kp2d, np.linalg.inv(matrices))
             joints_3d = frame.to_world(kp3d)
-            results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d))
+            results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d, refined))
             pictures.update({int(f): images[i] for i, f in enumerate(chunk) if int(f) in wanted})
             if on_chunk is not None:
                 on_chunk(views, chunk, joints_2d, joints_3d)
@@ -167,9 +217,9 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
             stream.close()
     if not results:
         raise ValueError(f"No frame of {', '.join(videos)} could be read (see the notes above): nothing to predict.")
-    kp3d, kp2d, matrices, final, joints_2d, joints_3d = (np.concatenate(parts) for parts in zip(*results))
+    kp3d, kp2d, matrices, final, joints_2d, joints_3d, refined = (np.concatenate(parts) for parts in zip(*results))
     done = len(kp3d)
     return VideoPrediction(frames=frames[:done], joints_3d=joints_3d, joints_2d=joints_2d, kp2d_crop=kp2d,
                            crops=matrices, root=frame.to_world(final), first_root=frame.to_world(first_roots[:done]),
                            root_status=np.asarray(status)[:done], root_report=report, pictures=pictures,
-                           notes=tuple(notes))
+                           notes=tuple(notes), root_source=source, refined=refined)

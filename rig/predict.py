@@ -23,6 +23,7 @@ from rig import calibration
 from rig import inference
 from rig import naming
 from rig import prediction_outputs
+from rig import run_summary
 from common import rig_frame
 from common import video_io
 
@@ -90,18 +91,30 @@ def load_rig(calibration_path, videos_folder, units: str | None = None, subject:
 
 
 def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_mm: float = 2000.0,
-        batch_size: int = 8, refinements: int | None = None, progress: bool = True) -> dict:
+        batch_size: int = 8, refinements: int | None = None, progress: bool = True, root_source: str | None = None,
+        detections=None, weights_info: dict | None = None) -> dict:
     """Predict every ``stride``-th frame of ``rig``'s videos and write every output into
-    ``output_dir``. Returns {output name: path}."""
-    for note in rig.notes:
+    ``output_dir``. Returns {output name: path}.
+
+    root_source: "detections" (needs ``detections``, a ``detections.Detections``), "silhouettes"
+    or "centre" (``inference.find_root_track``); None: detections when given, else silhouettes.
+    The root is found first: too few frames with a root of their own stop the run before the
+    model (``run_summary.check_roots``). weights_info: the weights' sidecar, for summary.json.
+    """
+    for note in (*rig.notes, *(detections.notes if detections is not None else ())):
         print(f"Note: {note}")
     os.makedirs(output_dir, exist_ok=True)
     names = [camera.id for camera in rig.cameras]
     frames = np.arange(0, rig.num_frames, stride)
+    source = root_source or ("detections" if detections is not None else "silhouettes")
+    refinements = inference.DEFAULT_REFINEMENTS if refinements is None else refinements
     print(f"Predicting {len(frames)} frames (every {stride}. of {rig.num_frames}) of {len(names)} cameras "
-          f"({', '.join(names)}) with {config.name}.")
-    overlay_path = os.path.join(output_dir, "overlay.mp4")
+          f"({', '.join(names)}) with {config.name}; the root from the {source}.")
     started = time.perf_counter()
+    track = inference.find_root_track(rig.cameras, rig.videos, frames, source=source, detections=detections,
+                                      fps=rig.fps, background_videos=rig.backgrounds, progress=progress)
+    warnings = (*track.warnings, *run_summary.check_roots(track))
+    overlay_path = os.path.join(output_dir, "overlay.mp4")
     with prediction_outputs.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
                                                rig.fps / stride) as overlay:
         def draw(views, chunk, joints_2d, _):
@@ -110,12 +123,21 @@ def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_
 
         predicted = inference.predict_videos(
             network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
-            refinements=inference.DEFAULT_REFINEMENTS if refinements is None else refinements,
-            batch_size=batch_size, on_chunk=draw, background_videos=rig.backgrounds, progress=progress)
+            refinements=refinements, batch_size=batch_size, on_chunk=draw, progress=progress, track=track)
     seconds = time.perf_counter() - started
     print(predicted.root_report)
+    used = 0 if source == "detections" else refinements
+    if used:
+        print(f"Refinement: the model's own pelvis became the root in {int(predicted.refined.sum())} of "
+              f"{len(predicted.frames)} frames; elsewhere it was not consistent across views and the first root was "
+              "kept.")
+    for warning in warnings:
+        print(warning)
     paths = write_outputs(output_dir, predicted, rig, names, stride)
     paths["overlay"] = overlay_path
+    paths["summary"] = run_summary.write_summary(output_dir, run_summary.summary(
+        predicted, seconds=seconds, warnings=warnings, notes=(*rig.notes, *predicted.notes),
+        weights=weights_info, refinements=used))
     print(f"Predicted {len(frames)} frames in {seconds:.1f} s ({len(frames) / max(seconds, 1e-9):.1f} frames/s, "
           f"root finding, decoding and drawing included). Wrote {', '.join(paths.values())}.")
     return paths
