@@ -98,11 +98,12 @@ def video_properties(path) -> VideoProperties:
 def sample_frames(path, count: int) -> Iterator[np.ndarray]:
     """Yield up to ``count`` (H, W, 3) uint8 BGR frames spread evenly over the whole video.
 
-    For a background model, not for data: each sample is reached by seeking (the decoder starts
-    at the key frame before it), so the cost is bounded by ``count`` x the key-frame interval
-    however long the video is, and the spread follows the container's frame count; a sample whose
-    seek or read fails is left out. A video that cannot be opened or has no frame raises
-    ``ValueError`` naming the file. Each frame is a new array.
+    For a background model, not for data. The video is read ONCE, forward (``grab()`` every
+    frame, ``retrieve()`` the samples): a seek per sample restarts the decoder at the key frame
+    before it, which on footage with few key frames (phones, pose2sim's demo: one) decodes the
+    video from its start for every sample. The spread follows the container's frame count; a
+    video that ends early gives the samples before its end. A video that cannot be opened or has
+    no frame raises ``ValueError`` naming the file. Each frame is a new array.
     """
     capture = open_video(path)
     try:
@@ -110,10 +111,14 @@ def sample_frames(path, count: int) -> Iterator[np.ndarray]:
         if total <= 0:
             raise ValueError(f"Cannot open video {path} or it has no frames: the file is missing, corrupt or "
                              "not a video OpenCV can decode. Re-download or regenerate it.")
-        for index in np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int)):
-            ok, frame = capture.read() if capture.set(cv2.CAP_PROP_POS_FRAMES, int(index)) else (False, None)
-            if ok and frame is not None:
-                yield frame
+        wanted = set(np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int)).tolist())
+        for index in range(max(wanted) + 1):
+            if not capture.grab():
+                break
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if ok and frame is not None:
+                    yield frame
     finally:
         capture.release()
 

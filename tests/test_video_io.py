@@ -46,3 +46,33 @@ def test_a_frame_that_does_not_decode_before_others_that_do_is_an_error_naming_i
     with pytest.raises(ValueError, match=re.escape(message)) as error:
         list(video_io.stream_frames(video, [5, 20]))
     assert not isinstance(error.value, video_io.VideoEndedEarly)
+
+
+class CountingCapture:
+    """A capture that counts its seeks (``set(CAP_PROP_POS_FRAMES, ...)``) and passes the rest on."""
+
+    def __init__(self, capture):
+        self.capture, self.seeks = capture, 0
+
+    def set(self, prop, value):
+        self.seeks += 1
+        return self.capture.set(prop, value)
+
+    def __getattr__(self, name):
+        return getattr(self.capture, name)
+
+
+def test_background_samples_are_the_evenly_spread_frames_read_in_one_forward_pass(video, monkeypatch):
+    """Guards issue 22's speed fix: one seek per sample decoded pose2sim's demo videos (one key frame) from
+    their start 40 times. Planted fault: the old ``capture.set(POS_FRAMES)`` per sample -> seeks != 0."""
+    opened = []
+    original = video_io.open_video
+    monkeypatch.setattr(video_io, "open_video", lambda path: opened.append(CountingCapture(original(path))) or opened[-1])
+    assert grey_levels(video_io.sample_frames(video, 5)) == [0, 7, 14, 22, 29]
+    assert [capture.seeks for capture in opened] == [0]
+    assert grey_levels(video_io.sample_frames(video, 1000)) == list(range(FRAMES))
+
+
+def test_background_samples_of_a_video_cut_short_are_those_before_its_end(video):
+    cut_after_header(video, keep_frames=17)
+    assert grey_levels(video_io.sample_frames(video, 4)) == [0, 10]  # 0, 10, 19, 29 asked; 19 and 29 lost
