@@ -16,6 +16,13 @@ The format comes from the path:
   intri.yml; ``names``, ``R_<name>`` (Rodrigues 3x1) and/or ``Rot_<name>`` (3x3), ``T_<name>``
   3x1 in extri.yml. Only cameras in both files are used (``Rig.notes`` names the others). No
   image size: width = height = 0 until ``with_image_sizes``. Default unit: METRES.
+* ``.qca.txt`` (or ``.qca``), a Qualisys calibration (XML): per ``<camera serial=...>``, ``transform``
+  holds the camera centre ``x, y, z`` and a rotation ``r11 .. r33`` in Qualisys' camera axes (y up,
+  looking along -z: OpenCV's camera axes are these with y and z flipped, ``R = diag(1, -1, -1) Q``);
+  ``intrinsic`` holds ``focalLengthU/V`` and ``centerPointU/V`` in sensor units of 1/64 pixel and
+  the lens terms ``radialDistortion1..3``, ``tangentalDistortion1..2``, read as pose2sim reads them
+  (divided by 64, what its ``Calib.toml`` holds); the image size from ``fov_video``. Default unit:
+  MILLIMETRES (the centre).
 * ``.json``, the repo's camera file (``h36m_utils.load_cameras``), ONE rig = one subject key
   under ``extrinsics`` (``subject=`` picks one of several). Default unit: MILLIMETRES.
 
@@ -37,6 +44,7 @@ import math
 import pathlib
 import re
 import tomllib
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -46,11 +54,15 @@ from common import geometry
 
 UNIT_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 UNIT_NAMES = {"mm": "millimetres", "cm": "centimetres", "m": "metres"}
-DEFAULT_UNIT = {"toml": "m", "easymocap": "m", "json": "mm"}
+DEFAULT_UNIT = {"toml": "m", "easymocap": "m", "qualisys": "mm", "json": "mm"}
 FORMAT_NAMES = {"toml": "pose2sim / anipose TOML", "easymocap": "EasyMocap intri.yml + extri.yml",
-                "json": "the repo's camera JSON"}
+                "qualisys": "Qualisys .qca.txt", "json": "the repo's camera JSON"}
 FORMATS_HELP = ("a pose2sim / anipose .toml file, EasyMocap's intri.yml + extri.yml (their folder or "
-                "either file), or the repo's camera .json")
+                "either file), a Qualisys .qca.txt, or the repo's camera .json")
+# Qualisys writes focal lengths, principal points and lens terms in sensor units of 1/64 pixel.
+QUALISYS_SUBPIXELS = 64.0
+# Qualisys' camera axes (y up, looking along -z) -> OpenCV's (y down, looking along +z).
+QUALISYS_TO_OPENCV = np.diag([1.0, -1.0, -1.0])
 UNITS_FLAG = "--calibration-units"
 # The typical distance between two cameras of a capture room, mm: a desk rig to a sports hall.
 PLAUSIBLE_SPACING_MM = (200.0, 50_000.0)
@@ -101,6 +113,8 @@ def load_calibration(path, units: str | None = None, subject: str | None = None)
         cameras, notes = _read_toml(files[0]), ()
     elif format_ == "easymocap":
         cameras, notes = _read_easymocap(*files)
+    elif format_ == "qualisys":
+        cameras, notes = _read_qualisys(files[0]), ()
     else:
         cameras, notes = _read_json(files[0], subject), ()
     cameras = [dataclasses.replace(camera, t=camera.t * UNIT_TO_MM[unit]) for camera in cameras]
@@ -131,6 +145,8 @@ def detect_format(path) -> tuple[str, tuple]:
             raise FileNotFoundError(f"{path} is half of an EasyMocap calibration: {partner} is missing "
                                     "(EasyMocap keeps intri.yml and extri.yml side by side).")
         return "easymocap", (intri, extri)
+    if path.name.lower().endswith((".qca.txt", ".qca")):
+        return "qualisys", (path,)
     suffix = path.suffix.lower()
     if suffix in (".toml", ".json"):
         return suffix[1:], (path,)
@@ -167,6 +183,44 @@ def _toml_camera(key: str, table: dict, path: pathlib.Path) -> geometry.Camera:
     return opencv_camera(str(table.get("name", key)), table["matrix"], table["distortions"],
                          _rodrigues(table["rotation"], where), table["translation"],
                          _image_size(table["size"], where), where)
+
+
+def _read_qualisys(path: pathlib.Path) -> list:
+    """The active cameras of a Qualisys ``.qca.txt`` (XML), translations in the file's unit."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise ValueError(f"Calibration file {path} is not valid XML ({error}): not a Qualisys .qca.txt.") from error
+    cameras = [_qualisys_camera(node, node.get("serial") or f"camera{index + 1}", path)
+               for index, node in enumerate(root.iter("camera")) if node.get("active", "1") != "0"]
+    if not cameras:
+        raise ValueError(f"Calibration file {path} holds no active <camera> (Qualisys: <cameras><camera serial=... "
+                         "active=\"1\"> with <transform> and <intrinsic>).")
+    return cameras
+
+
+def _qualisys_camera(node, name: str, path: pathlib.Path) -> geometry.Camera:
+    where = f"{path}, camera {name}"
+    transform, intrinsic, view = node.find("transform"), node.find("intrinsic"), node.find("fov_video")
+    if transform is None or intrinsic is None or view is None:
+        raise ValueError(f"{where} lacks <transform>, <intrinsic> or <fov_video>: not a Qualisys camera.")
+
+    def numbers(element, keys):
+        try:
+            return np.array([float(element.attrib[key]) for key in keys])
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{where}: <{element.tag}> has no number {error}.") from error
+
+    rotation = _as_rotation(QUALISYS_TO_OPENCV @ numbers(transform, [f"r{i}{j}" for i in "123" for j in "123"])
+                            .reshape(3, 3), where)
+    centre = numbers(transform, "xyz")
+    fx, fy, cx, cy = numbers(intrinsic, ["focalLengthU", "focalLengthV", "centerPointU", "centerPointV"]) / QUALISYS_SUBPIXELS
+    k1, k2, k3, p1, p2 = numbers(intrinsic, ["radialDistortion1", "radialDistortion2", "radialDistortion3",
+                                             "tangentalDistortion1", "tangentalDistortion2"]) / QUALISYS_SUBPIXELS
+    left, top, right, bottom = numbers(view, ["left", "top", "right", "bottom"])
+    K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    return opencv_camera(name, K, [k1, k2, p1, p2, k3], rotation, -rotation @ centre,
+                         _image_size([right - left + 1, bottom - top + 1], where), where)
 
 
 def _read_easymocap(intri_path: pathlib.Path, extri_path: pathlib.Path) -> tuple[list, list]:
