@@ -14,6 +14,7 @@ import h36m_utils
 from common import geometry
 from synthetic import synthetic_h36m
 from synthetic import synthetic_rig
+from real_recording import recording  # noqa: F401 (a fixture)
 
 EASYMOCAP_HEIGHT_1_2_M = "12"  # the one low camera of the EasyMocap sample
 
@@ -267,14 +268,30 @@ def test_easymocap_rotations_as_vector_or_matrix_must_agree(rig, tmp_path):
 
 # --------------------------------------------------------------------------- sizes and writers
 
-def test_image_sizes_come_from_the_videos_and_must_agree_with_the_file(rig, tmp_path):
+def test_image_sizes_come_from_the_videos_and_a_resized_video_scales_its_camera(rig, tmp_path):
+    """Guards issue 22 item 2: a video resized from its calibration's image (pose2sim's 1080-wide
+    videos of a 1088-wide calibration) scales its camera, fx, cx by the width ratio and fy, cy by the
+    height's; an aspect change is still an error. Planted faults: the ratios swapped (the 2x width
+    check fails), the aspect check removed (no error for 480 x 300)."""
     calibration.write_toml(rig, tmp_path / "rig.toml")
     toml = calibration.load_calibration(tmp_path / "rig.toml")
     sizes = {camera.id: (480, 360) for camera in rig}
     assert_same_cameras(calibration.with_image_sizes(toml, sizes).cameras, rig)
-    with pytest.raises(ValueError, match=r"Camera cam_b: calibration .*rig.toml is for 480 x 360 px images, "
-                                         r"its video is 960 x 720"):
-        calibration.with_image_sizes(toml, {**sizes, "cam_b": (960, 720)})
+    assert not calibration.with_image_sizes(toml, sizes).notes
+    scaled = calibration.with_image_sizes(toml, {**sizes, "cam_b": (960, 720), "cam_c": (476, 360)})
+    points = points_in_front(rig)
+    for index, ratios in ((1, [2.0, 2.0]), (2, [476 / 480, 1.0])):
+        original, resized = (geometry.project(points, cameras[index]) for cameras in (rig, scaled.cameras))
+        np.testing.assert_allclose(resized, (original + 0.5) * ratios - 0.5, atol=1e-9)  # pixel centres at integers
+    assert [(c.width, c.height) for c in scaled.cameras[1:3]] == [(960, 720), (476, 360)]
+    assert scaled.notes == (
+        "Camera cam_b: its video is 960 x 720 px, the calibration's image 480 x 360: the camera is scaled to the "
+        "video, fx and cx by 2.0000, fy and cy by 2.0000.",
+        "Camera cam_c: its video is 476 x 360 px, the calibration's image 480 x 360: the camera is scaled to the "
+        "video, fx and cx by 0.9917, fy and cy by 1.0000.")
+    with pytest.raises(ValueError, match=r"The video of camera cam_b \(calibration .*rig.toml\) is 480 x 300 px, "
+                                         r"but the calibration is for 480 x 360 px images: the aspect ratio differs"):
+        calibration.with_image_sizes(toml, {**sizes, "cam_b": (480, 300)})
     with pytest.raises(ValueError, match="No image size for camera.s. cam_e of"):
         calibration.with_image_sizes(toml, {name: size for name, size in sizes.items() if name != "cam_e"})
 
@@ -285,3 +302,39 @@ def test_human36m_tangential_distortion_cannot_be_written_as_opencv(tmp_path):
         calibration.write_toml(cameras, tmp_path / "h36m.toml")
     calibration.write_json(cameras, tmp_path / "h36m.json")
     assert_same_cameras(calibration.load_calibration(tmp_path / "h36m.json").cameras, cameras)
+
+
+# --------------------------------------------------------------------------- the real recording (Qualisys)
+
+def test_the_qualisys_file_projects_as_the_toml_pose2sim_made_from_it(recording):
+    """Guards issue 22 item 7: the shared recording's Calib.qca.txt (centre in mm, rotation in Qualisys'
+    camera axes, intrinsics in 1/64 px) gives the cameras of its Calib.toml, projections within 0.5 px
+    (they agree to 1e-9). Planted faults: the rotation transposed, the axis flip left out, the 1/64 left
+    out of the lens terms: each moves projections by pixels to metres."""
+    toml = calibration.load_calibration(recording / "Calib.toml")
+    qualisys = calibration.load_calibration(recording / "Calib.qca.txt")
+    assert (qualisys.format, qualisys.unit, qualisys.names) == ("qualisys", "mm", ("cam01", "cam02", "cam03", "cam04"))
+    points = points_in_front(toml.cameras, count=500)
+    for ours, theirs in zip(qualisys.cameras, toml.cameras):
+        assert (ours.width, ours.height) == (theirs.width, theirs.height) == (1088, 1920)
+        expected = geometry.project(points, theirs)
+        inside = np.all((expected >= 0) & (expected < [theirs.width, theirs.height]), axis=1)
+        assert inside.sum() > 100, ours.id  # the check looks at the image, not beside it
+        assert np.abs(geometry.project(points[inside], ours) - expected[inside]).max() < 0.5, ours.id
+
+
+def test_the_qualisys_units_are_checked(recording, tmp_path):
+    """Guards the unit check on the fourth format: the centre in mm read as metres is a rig kilometres
+    wide and an error naming --calibration-units; a file whose centres were written in metres says so.
+    Planted fault: check_scale skipped for qualisys -> no error."""
+    with pytest.raises(ValueError, match=r"Calib.qca.txt: read in metres .*pass --calibration-units mm"):
+        calibration.load_calibration(recording / "Calib.qca.txt", units="m")
+    text = (recording / "Calib.qca.txt").read_text()
+    in_metres = re.sub(r' ([xyz])="(-?[\d.]+)"', lambda m: f' {m[1]}="{float(m[2]) / 1000!r}"', text)
+    (tmp_path / "metres.qca.txt").write_text(in_metres)
+    with pytest.raises(ValueError, match=r"metres.qca.txt: read in millimetres .*pass --calibration-units m"):
+        calibration.load_calibration(tmp_path / "metres.qca.txt")
+    assert calibration.load_calibration(tmp_path / "metres.qca.txt", units="m").unit == "m"
+    (tmp_path / "broken.qca.txt").write_text(text.replace("<transform", "<transfrm"))
+    with pytest.raises(ValueError, match="broken.qca.txt, camera cam01 lacks <transform>"):
+        calibration.load_calibration(tmp_path / "broken.qca.txt")
