@@ -113,6 +113,8 @@ def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_
     started = time.perf_counter()
     track = inference.find_root_track(rig.cameras, rig.videos, frames, source=source, detections=detections,
                                       fps=rig.fps, background_videos=rig.backgrounds, progress=progress)
+    for warning in track.warnings:  # before a possible error: they say why the root was not found
+        print(warning)
     warnings = (*track.warnings, *run_summary.check_roots(track))
     overlay_path = os.path.join(output_dir, "overlay.mp4")
     with prediction_outputs.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
@@ -131,7 +133,7 @@ def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_
         print(f"Refinement: the model's own pelvis became the root in {int(predicted.refined.sum())} of "
               f"{len(predicted.frames)} frames; elsewhere it was not consistent across views and the first root was "
               "kept.")
-    for warning in warnings:
+    for warning in warnings[len(track.warnings):]:
         print(warning)
     paths = write_outputs(output_dir, predicted, rig, names, stride)
     paths["overlay"] = overlay_path
