@@ -492,10 +492,12 @@ def run_predict(args) -> dict:
         raise UsageError("--root-source detections needs --detections DIR.")
     found = (detections.load_detections(args.detections, [camera.id for camera in rig.cameras], args.keypoint_layout)
              if args.detections else None)
+    first = predict.find_first_roots(rig, stride=args.stride, root_source=args.root_source, detections=found,
+                                     progress=args.verbose > 0)
     network, config, info = load_model(args, args.weights, len(rig.cameras), "predict")
-    return predict.run(network, config, rig, output_dir=args.output_dir, stride=args.stride, box_mm=args.box_mm,
-                       batch_size=args.batch_size, refinements=args.refinements, progress=args.verbose > 0,
-                       root_source=args.root_source, detections=found, weights_info=info)
+    return predict.run(network, config, rig, first, output_dir=args.output_dir, stride=args.stride,
+                       box_mm=args.box_mm, batch_size=args.batch_size, refinements=args.refinements,
+                       progress=args.verbose > 0, weights_info=info)
 
 
 # --------------------------------------------------------------------------- demo

@@ -90,32 +90,49 @@ def load_rig(calibration_path, videos_folder, units: str | None = None, subject:
                    backgrounds=tuple((videos[name], extra[name]) for name in rig.names) if extra else None)
 
 
-def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_mm: float = 2000.0,
-        batch_size: int = 8, refinements: int | None = None, progress: bool = True, root_source: str | None = None,
-        detections=None, weights_info: dict | None = None) -> dict:
-    """Predict every ``stride``-th frame of ``rig``'s videos and write every output into
-    ``output_dir``. Returns {output name: path}.
+@dataclasses.dataclass(frozen=True)
+class FirstRoots:
+    """The roots a run starts from: track (``root_finder.RootTrack``, rig frame), frames (T,) the
+    video frames predicted, warnings (what the user should know about them)."""
+
+    track: object
+    frames: np.ndarray
+    warnings: tuple
+
+
+def find_first_roots(rig: UserRig, *, stride: int = 1, root_source: str | None = None, detections=None,
+                     progress: bool = True) -> FirstRoots:
+    """The root of every ``stride``-th frame, found before any model is built, so that a run whose
+    roots are mostly guessed stops at once (``run_summary.check_roots`` raises ValueError).
 
     root_source: "detections" (needs ``detections``, a ``detections.Detections``), "silhouettes"
     or "centre" (``inference.find_root_track``); None: detections when given, else silhouettes.
-    The root is found first: too few frames with a root of their own stop the run before the
-    model (``run_summary.check_roots``). weights_info: the weights' sidecar, for summary.json.
+    Prints the notes of the rig and the detections, and the root finder's warnings.
     """
     for note in (*rig.notes, *(detections.notes if detections is not None else ())):
         print(f"Note: {note}")
-    os.makedirs(output_dir, exist_ok=True)
-    names = [camera.id for camera in rig.cameras]
     frames = np.arange(0, rig.num_frames, stride)
     source = root_source or ("detections" if detections is not None else "silhouettes")
-    refinements = inference.DEFAULT_REFINEMENTS if refinements is None else refinements
-    print(f"Predicting {len(frames)} frames (every {stride}. of {rig.num_frames}) of {len(names)} cameras "
-          f"({', '.join(names)}) with {config.name}; the root from the {source}.")
-    started = time.perf_counter()
+    print(f"Finding the root of {len(frames)} frames (every {stride}. of {rig.num_frames}) from the {source}.")
     track = inference.find_root_track(rig.cameras, rig.videos, frames, source=source, detections=detections,
                                       fps=rig.fps, background_videos=rig.backgrounds, progress=progress)
     for warning in track.warnings:  # before a possible error: they say why the root was not found
         print(warning)
-    warnings = (*track.warnings, *run_summary.check_roots(track))
+    return FirstRoots(track=track, frames=frames, warnings=(*track.warnings, *run_summary.check_roots(track)))
+
+
+def run(network, config, rig: UserRig, first: FirstRoots, *, output_dir: str, stride: int = 1,
+        box_mm: float = 2000.0, batch_size: int = 8, refinements: int | None = None, progress: bool = True,
+        weights_info: dict | None = None) -> dict:
+    """Predict the frames of ``first`` (``find_first_roots`` with the same ``stride``) and write every
+    output into ``output_dir``. Returns {output name: path}. weights_info: the weights' sidecar, for
+    summary.json."""
+    os.makedirs(output_dir, exist_ok=True)
+    names = [camera.id for camera in rig.cameras]
+    frames, track = first.frames, first.track
+    refinements = inference.DEFAULT_REFINEMENTS if refinements is None else refinements
+    print(f"Predicting {len(frames)} frames of {len(names)} cameras ({', '.join(names)}) with {config.name}.")
+    started = time.perf_counter()
     overlay_path = os.path.join(output_dir, "overlay.mp4")
     with prediction_outputs.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
                                                rig.fps / stride) as overlay:
@@ -126,19 +143,19 @@ def run(network, config, rig: UserRig, *, output_dir: str, stride: int = 1, box_
         predicted = inference.predict_videos(
             network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
             refinements=refinements, batch_size=batch_size, on_chunk=draw, progress=progress, track=track)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started + track.seconds
     print(predicted.root_report)
-    used = 0 if source == "detections" else refinements
+    used = 0 if track.source == "detections" else refinements
     if used:
         print(f"Refinement: the model's own pelvis became the root in {int(predicted.refined.sum())} of "
               f"{len(predicted.frames)} frames; elsewhere it was not consistent across views and the first root was "
               "kept.")
-    for warning in warnings[len(track.warnings):]:
+    for warning in first.warnings[len(track.warnings):]:
         print(warning)
     paths = write_outputs(output_dir, predicted, rig, names, stride)
     paths["overlay"] = overlay_path
     paths["summary"] = run_summary.write_summary(output_dir, run_summary.summary(
-        predicted, seconds=seconds, warnings=warnings, notes=(*rig.notes, *predicted.notes),
+        predicted, seconds=seconds, warnings=first.warnings, notes=(*rig.notes, *predicted.notes),
         weights=weights_info, refinements=used))
     print(f"Predicted {len(frames)} frames in {seconds:.1f} s ({len(frames) / max(seconds, 1e-9):.1f} frames/s, "
           f"root finding, decoding and drawing included). Wrote {', '.join(paths.values())}.")
