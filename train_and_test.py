@@ -411,6 +411,9 @@ def run_train(args, config=None) -> str:
                                                                      preview, is_chief=chief)])
     chosen = os.path.join(checkpoint_dir, "best.weights.h5" if monitor else "last.weights.h5")
     if chief:
+        from rig import weights_origin
+        weights_origin.record([os.path.join(checkpoint_dir, name) for name in ("best.weights.h5", "last.weights.h5")],
+                              weights_origin.training_data(args.data_dir, args.train_subjects, args.train_stride))
         print(f"Weights to test and publish: {chosen} "
               f"({'lowest ' + monitor + ' on the validation data' if monitor else 'the last epoch'}).")
     return chosen
@@ -459,6 +462,8 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
     sequences, cameras = load_split(args, test_subjects, "test")
     camera_ids = tuple(args.test_cameras or h36m_utils.CAMERA_IDS)
     network, config, info = load_model(args, weights, len(camera_ids), "test", config=config)
+    from rig import weights_origin
+    print(weights_origin.statement(info))
     num_frames = data_loader.count_frames(sequences, args.test_stride)
     print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
           f"{', '.join(test_subjects)} (frame stride {args.test_stride}), --root {args.root}.")
@@ -486,6 +491,7 @@ def run_predict(args) -> dict:
     """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
     from rig import predict
     from rig import detections
+    from rig import weights_origin
     rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
                            args.background_videos)
     if args.root_source == "detections" and not args.detections:
@@ -495,6 +501,7 @@ def run_predict(args) -> dict:
     first = predict.find_first_roots(rig, stride=args.stride, root_source=args.root_source, detections=found,
                                      progress=args.verbose > 0)
     network, config, info = load_model(args, args.weights, len(rig.cameras), "predict")
+    print(weights_origin.statement(info))
     return predict.run(network, config, rig, first, output_dir=args.output_dir, stride=args.stride,
                        box_mm=args.box_mm, batch_size=args.batch_size, refinements=args.refinements,
                        progress=args.verbose > 0, weights_info=info)

@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from rig import weights_origin
+
 WARN_SHARE = 0.05
 MIN_FOUND_SHARE = 0.5
 STATUSES = ("found", "interpolated", "held", "centre", "labels")
@@ -53,7 +55,7 @@ def summary(predicted, *, seconds: float, warnings=(), notes=(), weights: dict |
             refinements: int = 0) -> dict:
     """The run's account as a JSON-able dict: frames, the root's source and shares (found,
     interpolated, held, centre), the refinements accepted and refused, warnings, notes, the
-    weights' origin, seconds and frames per second. predicted: ``inference.VideoPrediction``."""
+    weights' sidecar and what they were trained on, seconds and frames per second. predicted: ``inference.VideoPrediction``."""
     total = len(predicted.frames)
     counts = root_counts(predicted.root_status)
     refined = int(np.sum(predicted.refined)) if predicted.refined is not None else 0
@@ -64,6 +66,7 @@ def summary(predicted, *, seconds: float, warnings=(), notes=(), weights: dict |
         "refinement": {"refinements": refinements, "model_pelvis_used": refined,
                        "first_root_kept": total - refined if refinements else 0},
         "warnings": list(warnings), "notes": list(notes), "weights": weights or {},
+        "trained_on": weights_origin.statement(weights),
         "seconds": round(seconds, 3), "frames_per_second": total / max(seconds, 1e-9),
     }
 

@@ -113,6 +113,7 @@ def test_held_roots_warn_and_too_few_stop_the_run_with_the_flags_that_help(recor
     assert code == 0, printed.err
     assert "Warning: the root was not found in 2 of 10 frames (20%: 0 interpolated, 2 held" in printed.out
     assert "--detections DIR" in printed.out and "--background-videos DIR" in printed.out
+    assert "Trained on: not recorded" in printed.out  # random weights: no training_data in their sidecar
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["root_source"] == "detections" and summary["frames"] == 10
     assert (summary["root"]["found"], summary["root"]["held"], summary["root"]["share_held"]) == (8, 2, 0.2)
