@@ -167,7 +167,8 @@ def write_outputs(output_dir: str, predicted: inference.VideoPrediction, rig: Us
     arrays = dict(joints_3d=predicted.joints_3d, joints_2d=predicted.joints_2d, frames=predicted.frames, cameras=names)
     paths = {
         "npz": prediction_outputs.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays,
-                                            root=predicted.root, root_status=predicted.root_status, fps=rig.fps),
+                                            root=predicted.root, root_status=predicted.root_status,
+                                            first_root=predicted.first_root, fps=rig.fps),
         "csv": prediction_outputs.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays),
         "trc": prediction_outputs.write_trc(os.path.join(output_dir, "predictions.trc"), predicted.joints_3d,
                                             predicted.frames, rig.fps),

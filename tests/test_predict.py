@@ -4,6 +4,7 @@ format, the world turned and moved; a random-weight model (what these tests chec
 pairing, roots, crops, frames, outputs; the accuracy of trained weights is measured in
 benchmarks/bench_predict.py, and bounded by the slow test at the end, given the demo's weights)."""
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -261,3 +262,41 @@ def test_weights_say_what_they_were_trained_on(tmp_path):
     (tmp_path / "synthetic" / "COMPLETE").unlink()
     weights_origin.record([path], weights_origin.training_data(str(tmp_path / "synthetic" / "Data"), ["S1"], 1))
     assert "never seen" not in weights_origin.statement(weights_files.read_weights_info(path))
+
+
+class PoseNetwork:
+    """A stand-in model that always sees the same 3D pose (J, 3) and reports its 2D joints as their
+    projections through each crop's P, one view's moved by ``shift`` crop pixels (a model that does
+    not agree with itself across views)."""
+
+    def __init__(self, pose, shift=0.0):
+        self.pose, self.shift = pose, shift
+
+    def predict_on_batch(self, inputs):
+        P = inputs["P"].astype(np.float64)  # (B, V, 3, 4)
+        homogeneous = np.concatenate([self.pose, np.ones((len(self.pose), 1))], 1)
+        projected = np.einsum("bvij,kj->bvki", P, homogeneous)
+        kp2d = projected[..., :2] / projected[..., 2:]
+        kp2d[:, 0] += self.shift
+        return {"kp3d": np.broadcast_to(self.pose, (len(P), *self.pose.shape)), "kp2d": kp2d}
+
+
+def test_the_models_pelvis_refines_the_root_only_where_it_agrees_with_itself_across_views():
+    """Guards issue 22 item 5: the refinement moved the real recording's root from 260 to 410 mm off.
+    A model whose 2D joints are its 3D joints' projections in every view moves the root to its pelvis;
+    one whose first view disagrees by 12 crop pixels (0.09 of the crop) leaves the coarse root, and
+    ``refined`` says which. Planted fault: the consistency gate removed -> the second root moves."""
+    cameras = [dataclasses.replace(camera, k=np.zeros(3), p=np.zeros(2))  # P is the pinhole: no lens here
+               for camera in synthetic_rig.make_rig(4, seed=2, width=160, height=120)]
+    pelvis = synthetic_rig.floor_centre(cameras) + [100.0, -50.0, 900.0]
+    pose = pelvis + np.random.default_rng(0).uniform(-300, 300, (17, 3))
+    pose[0] = pelvis
+    frames = [[np.zeros((120, 160, 3), np.uint8)] * 4]
+    coarse = np.array([pelvis + [250.0, 150.0, -100.0]])
+    *_, roots, refined = inference._predict_chunk(PoseNetwork(pose), frames, cameras, coarse, 2000.0, 128, 2)
+    np.testing.assert_allclose(roots, [pelvis], atol=1e-6)
+    assert refined.tolist() == [True]
+    *_, roots, refined = inference._predict_chunk(PoseNetwork(pose, shift=12.0), frames, cameras, coarse, 2000.0,
+                                                  128, 2)
+    np.testing.assert_allclose(roots, coarse)
+    assert refined.tolist() == [False]
