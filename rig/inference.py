@@ -105,17 +105,28 @@ def _read_chunk(streams, count: int) -> tuple[list, video_io.VideoEndedEarly | N
     return views, None
 
 
+def _predict_padded(network, inputs: dict, batch_size: int) -> dict:
+    """The network's outputs for a batch of B <= ``batch_size`` samples, run as a full batch (the
+    last sample repeated): a smaller last chunk would make TensorFlow trace the model again, which
+    costs as much as many chunks."""
+    count = len(inputs["images"])
+    padded = {key: np.concatenate([value, np.repeat(value[-1:], batch_size - count, axis=0)])
+              for key, value in inputs.items()} if count < batch_size else inputs
+    return {key: np.asarray(value)[:count] for key, value in network.predict_on_batch(padded).items()}
+
+
 def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm: float, image_size: int,
-                   refinements: int):
+                   refinements: int, batch_size: int = 0):
     """B frames (each V BGR frames), (B, 3) first roots -> (kp3d (B, J, 3), kp2d (B, V, J, 2) crop px,
     images (B, V, S, S, 3), matrices (B, V, 3, 3), final roots (B, 3), refined (B,) bool), all in
     the cameras' frame. A refinement moves a root to the model's pelvis only where the model is
-    consistent across views (``self_consistency``); elsewhere the root stays."""
+    consistent across views (``self_consistency``); elsewhere the root stays. batch_size: the
+    model runs on batches of this size (``_predict_padded``; 0: as many as given)."""
     refined = np.zeros(len(roots), bool)
     for step in range(refinements + 1):
         cut = [crop_views(views, cameras, root, box_mm, image_size) for views, root in zip(frames_bgr, roots)]
         images, matrices = np.stack([c[0] for c in cut]), np.stack([c[1] for c in cut])
-        outputs = network.predict_on_batch(model_inputs(images, matrices, cameras))
+        outputs = _predict_padded(network, model_inputs(images, matrices, cameras), max(batch_size, len(roots)))
         kp3d, kp2d = np.asarray(outputs["kp3d"], np.float64), np.asarray(outputs["kp2d"], np.float64)
         if step < refinements:
             pelvis = kp3d[:, skeleton.PELVIS]
@@ -201,7 +212,7 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
             if not len(chunk):
                 break
             kp3d, kp2d, images, matrices, final, refined = _predict_chunk(
-                network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine)
+                network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine, batch_size)
             joints_2d = geometry.apply_affine(kp2d, np.linalg.inv(matrices))
             joints_3d = frame.to_world(kp3d)
             results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d, refined))

@@ -12,6 +12,7 @@ calibration's world frame, whatever unit the file used.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 import pathlib
@@ -135,14 +136,25 @@ def run(network, config, rig: UserRig, first: FirstRoots, *, output_dir: str, st
     started = time.perf_counter()
     overlay_path = os.path.join(output_dir, "overlay.mp4")
     with prediction_outputs.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
-                                               rig.fps / stride) as overlay:
-        def draw(views, chunk, joints_2d, _):
+                                               rig.fps / stride) as overlay, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=1) as drawer:
+        pending = []  # the chunk being drawn: one at a time, so that at most two chunks are in memory
+
+        def draw_chunk(views, chunk, joints_2d):
             for view_frames, frame, joints in zip(views, chunk, joints_2d):
                 overlay.add(view_frames, joints, label=f"frame {frame}")
+
+        def draw(views, chunk, joints_2d, _):
+            # Drawn on another thread while the model runs on the next chunk (OpenCV releases the GIL).
+            if pending:
+                pending.pop().result()
+            pending.append(drawer.submit(draw_chunk, views, chunk, joints_2d))
 
         predicted = inference.predict_videos(
             network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
             refinements=refinements, batch_size=batch_size, on_chunk=draw, progress=progress, track=track)
+        for job in pending:
+            job.result()  # raises what the drawing raised
     seconds = time.perf_counter() - started + track.seconds
     print(predicted.root_report)
     used = 0 if track.source == "detections" else refinements
