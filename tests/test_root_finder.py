@@ -217,14 +217,28 @@ def test_inputs_that_do_not_fit_are_clear_errors(walking):
     with pytest.raises(ValueError, match="background_videos needs"):
         root_finder.find_roots(walking.videos, walking.cameras, [0], progress=False, background_videos=[[]] * 4)
     small = dataclasses.replace(walking.cameras[1], width=walking.cameras[1].width // 2)
-    with pytest.raises(ValueError, match=r"Video .*55011271\.mp4 is .* but its camera 55011271 says"):
+    with pytest.raises(ValueError, match=r"Video .*55011271\.mp4 of camera 55011271 is .* px, but the calibration "
+                                         r"is for .* the aspect ratio differs"):
         root_finder.find_roots(walking.videos, [walking.cameras[0], small] + walking.cameras[2:], [0],
                                progress=False)
 
 
+def test_a_background_video_resized_from_the_cameras_image_is_used(walking, walking_track, tmp_path):
+    """Guards issue 22 item 2 for background videos: the same cameras' videos at half their size (both
+    sides) make the background as well as the videos themselves (roots within 20 mm of those).
+    Planted fault: any size but the camera's refused (the old check) -> ValueError."""
+    halves = [write_video(tmp_path / f"half{index}.mp4", np.stack([cv2.resize(frame, None, fx=0.5, fy=0.5)
+                                                                     for frame in read_video(path)]))
+              for index, path in enumerate(walking.videos)]
+    track = root_finder.find_roots(walking.videos, walking.cameras, walking.frames, progress=False,
+                                   background_videos=[[path] for path in halves])
+    assert np.median(np.linalg.norm(track.roots - walking_track.roots, axis=1)) < 20.0
+
+
 def test_smoothing_keeps_a_straight_walk_straight_up_to_its_ends_and_drops_an_outlier():
     """A root moving at constant speed is unchanged by the median and the Gaussian (centred
-    windows, also at the track's ends); a single wrong frame of a still person is removed."""
+    windows, also at the track's ends); a single wrong frame of a still person is removed.
+    Planted fault (issue 23 item 7): ``smooth`` returning its input -> the outlier stays, fails."""
     frames = np.arange(0, 200, 5)
     roots = np.stack([26.0 * frames, -10.0 * frames, np.full(len(frames), 900.0)], -1)
     found = np.ones(len(frames), bool)
