@@ -1,6 +1,6 @@
 """The shared real recording (pose2sim's balancing trial, ../shared/real_recordings/, see its README):
-its paths, its reference pelvis from the TRC in the calibration's world, and a fixture that skips
-with a message when the folder is absent."""
+its paths, its reference pelvis from the TRC in the calibration's world, and its folder or a skip
+with a message when it is absent."""
 import os
 import pathlib
 
@@ -14,9 +14,8 @@ CAMERAS = ("cam_01", "cam_02", "cam_03", "cam_04")
 TRC = "pose-3d/S00_P00_T01_BalancingTrial_0-100.trc"
 
 
-@pytest.fixture(scope="session")
-def recording() -> pathlib.Path:
-    """The recording's folder (read-only); tests using it skip without it."""
+def folder_or_skip() -> pathlib.Path:
+    """The recording's folder (read-only); the calling test skips without it."""
     if not (RECORDING / "Calib.toml").is_file():
         pytest.skip(f"the real recording is not at {RECORDING} (set REAL_RECORDINGS_DIR to the folder holding "
                     "pose2sim_balancing/ to run these tests)")

@@ -14,7 +14,7 @@ import h36m_utils
 from common import geometry
 from synthetic import synthetic_h36m
 from synthetic import synthetic_rig
-from real_recording import recording  # noqa: F401 (a fixture)
+import real_recording
 
 EASYMOCAP_HEIGHT_1_2_M = "12"  # the one low camera of the EasyMocap sample
 
@@ -305,6 +305,11 @@ def test_human36m_tangential_distortion_cannot_be_written_as_opencv(tmp_path):
 
 
 # --------------------------------------------------------------------------- the real recording (Qualisys)
+
+@pytest.fixture(scope="module")
+def recording():
+    return real_recording.folder_or_skip()
+
 
 def test_the_qualisys_file_projects_as_the_toml_pose2sim_made_from_it(recording):
     """Guards issue 22 item 7: the shared recording's Calib.qca.txt (centre in mm, rotation in Qualisys'

@@ -13,10 +13,16 @@ import pytest
 from rig import detections
 from rig import predict
 import train_and_test
-from real_recording import CAMERAS, recording, reference_pelvis  # noqa: F401 (a fixture)
+import real_recording
+from real_recording import CAMERAS, reference_pelvis
 from test_predict import random_weights
 
 STRIDE = 10  # 10 of the 100 frames: a few seconds of decoding per run
+
+
+@pytest.fixture(scope="module")
+def recording():
+    return real_recording.folder_or_skip()
 
 
 @pytest.fixture(scope="module")
