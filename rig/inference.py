@@ -16,6 +16,7 @@ One path for a user's own rig (``--mode predict``) and for the test protocol (``
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 from collections.abc import Callable, Sequence as SequenceOf
 
@@ -93,16 +94,25 @@ def model_inputs(images: np.ndarray, matrices: np.ndarray, cameras) -> dict:
             "view_mask": np.ones((batch, views), np.float32)}
 
 
-def _read_chunk(streams, count: int) -> tuple[list, video_io.VideoEndedEarly | None]:
-    """The next ``count`` frames of every stream (copies: the streams reuse their buffer), and the
-    ``VideoEndedEarly`` of a video that ended before them (None when all were read)."""
-    views = []
+def _take(stream, count: int) -> tuple[list, video_io.VideoEndedEarly | None]:
+    """The next ``count`` frames of one stream (copies: the stream reuses its buffer), and the
+    ``VideoEndedEarly`` that cut them short (None when all were read)."""
+    taken = []
     try:
         for _ in range(count):
-            views.append([next(stream).copy() for stream in streams])
+            taken.append(next(stream).copy())
     except video_io.VideoEndedEarly as ended:
-        return views, ended
-    return views, None
+        return taken, ended
+    return taken, None
+
+
+def _read_chunk(streams, count: int, pool) -> tuple[list, video_io.VideoEndedEarly | None]:
+    """The next ``count`` frames of every stream, as a list of V frames per frame, each video
+    decoded on its own thread of ``pool`` (OpenCV's decoder releases the GIL), and the
+    ``VideoEndedEarly`` of a video that ended before them (None when all were read)."""
+    taken = [job.result() for job in [pool.submit(_take, stream, count) for stream in streams]]
+    ended = next((end for _, end in taken if end is not None), None)
+    return [list(views) for views in zip(*(frames for frames, _ in taken))], ended
 
 
 def _predict_padded(network, inputs: dict, batch_size: int) -> dict:
@@ -202,9 +212,10 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
     streams = [video_io.stream_frames(path, frames) for path in videos]
     results, pictures, wanted, notes = [], {}, set(int(f) for f in picture_frames), []
     bar = ProgressBar(len(frames), what, enabled=progress)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(streams))
     try:
         for start in range(0, len(frames), batch_size):
-            views, ended = _read_chunk(streams, min(batch_size, len(frames) - start))
+            views, ended = _read_chunk(streams, min(batch_size, len(frames) - start), pool)
             chunk = frames[start:start + len(views)]
             if ended is not None:
                 notes.append(f"{ended} Predicted the {start + len(views)} frames before its end, of the "
@@ -224,6 +235,7 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
                 break
     finally:
         bar.finish()
+        pool.shutdown(wait=True)
         for stream in streams:
             stream.close()
     if not results:

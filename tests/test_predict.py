@@ -19,6 +19,7 @@ import model
 from rig import predict
 from synthetic import synthetic_rig
 import train_and_test
+from media_files import cut_after_header
 from common import weights_files
 
 FRAMES, STRIDE = 40, 4
@@ -300,3 +301,21 @@ def test_the_models_pelvis_refines_the_root_only_where_it_agrees_with_itself_acr
                                                   128, 2)
     np.testing.assert_allclose(roots, coarse)
     assert refined.tolist() == [False]
+
+
+def test_a_video_cut_short_ends_the_prediction_at_its_end_with_a_note(four_cameras, tmp_path):
+    """The four videos are decoded on four threads: one cut after 22 frames stops the run at its
+    end (frames 0-20 of every 4th predicted), and the note says which video and how many frames.
+    Planted fault: the threads' frames not truncated to the shortest -> an uneven chunk, an error."""
+    videos = []
+    for path in four_cameras.videos:
+        shutil.copy(path, tmp_path / path.name)
+        videos.append(str(tmp_path / path.name))
+    cut_after_header(videos[2], keep_frames=22)
+    pose = synthetic_rig.floor_centre(four_cameras.cameras) + np.random.default_rng(0).uniform(-300, 300, (17, 3))
+    frames = np.arange(0, FRAMES, STRIDE)
+    predicted = inference.predict_videos(PoseNetwork(pose), four_cameras.cameras, videos, frames, image_size=64,
+                                         box_mm=2000.0, roots=np.tile(pose[0], (len(frames), 1)), batch_size=4,
+                                         progress=False)
+    assert predicted.frames.tolist() == [0, 4, 8, 12, 16, 20]
+    assert len(predicted.notes) == 1 and "ends after 22 frames" in predicted.notes[0] and videos[2] in predicted.notes[0]
