@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import pathlib
 import tempfile
@@ -114,6 +115,10 @@ def run_source(source: str, rig, found, reference: dict, options, folder: str) -
         theirs = np.stack([reference[marker][saved["frames"]] for marker in LIMBS.values()], 1)
         row["pose"] = np.linalg.norm(ours - theirs, axis=-1).mean(1)
         row["frames"] = len(saved["frames"])
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as handle:
+        refinement = json.load(handle)["refinement"]
+    row["refined"] = (f"  model's pelvis used in {refinement['model_pelvis_used']} of {row['frames']} frames"
+                      if refinement["refinements"] else "")
     return row
 
 
@@ -145,7 +150,7 @@ def main(argv=None) -> None:
             print(f"{source:12s} {first}  predict refused: {row['refused']} ({row['root_seconds']:.1f} s to find it)")
             continue
         print(f"{source:12s} {first} {statistics(row['final'])} {statistics(row['pose'])} "
-              f"{row['frames'] / row['seconds']:8.1f} {row['seconds'] / decode:8.1f}")
+              f"{row['frames'] / row['seconds']:8.1f} {row['seconds'] / decode:8.1f}{row['refined']}")
 
 
 if __name__ == "__main__":
