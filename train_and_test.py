@@ -20,6 +20,8 @@ import sys
 import time
 
 import h36m_utils  # numpy only: --help stays fast (TensorFlow is imported by the modes)
+from rig import detections  # numpy only, as run_summary
+from rig import run_summary
 
 DEMO_DIR = "synthetic_data"
 # The demo's fixed budget (sized for 15 minutes in all on a 2-core CPU; see docs/BENCHMARKS.md).
@@ -178,10 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of the 2D keypoints you already have (OpenPose-format JSON, one folder per camera "
                           "named after it, one file per frame, e.g. pose2sim's pose/): the root is the mid-hip "
                           "triangulated from them, the person associated across views")
-    own.add_argument("--keypoint-layout", choices=("BODY_25B", "BODY_25", "COCO_17", "HALPE_26"), default=None,
+    own.add_argument("--keypoint-layout", choices=tuple(detections.LAYOUTS), default=None,
                      help="the layout of --detections; default: from the keypoint count (25: told apart by the "
                           "keypoints, or an error asking for this flag)")
-    own.add_argument("--root-source", choices=("silhouettes", "detections", "centre"), default=None,
+    own.add_argument("--root-source", choices=run_summary.ROOT_SOURCES, default=None,
                      help="where the root comes from; default: detections with --detections, else silhouettes "
                           "(background subtraction); centre: the point the cameras look at, for one person who "
                           "stays near it")
@@ -490,7 +492,6 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
 def run_predict(args) -> dict:
     """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir."""
     from rig import predict
-    from rig import detections
     from rig import weights_origin
     rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
                            args.background_videos)

@@ -34,7 +34,6 @@ import numpy as np
 from common import geometry
 from common import rig_frame
 from rig import naming
-from rig import root_finder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,10 +297,12 @@ def follow(frames: np.ndarray, candidates: list, fps: float, centre: np.ndarray)
     return [best.get(position) for position in range(len(frames))]
 
 
-def find_roots(detections: Detections, cameras, frames, fps: float) -> root_finder.RootTrack:
+def find_roots(detections: Detections, cameras, frames, fps: float):
     """The root of every one of ``frames`` from ``detections`` (cameras: the calibration's, in its
     order, sized from the videos; any world frame: the roots come back in it). Frames without a
-    consistent person are interpolated or held (``status``); ValueError when no frame has one."""
+    consistent person are interpolated or held (``status``); ValueError when no frame has one.
+    Returns a ``root_finder.RootTrack`` of source "detections"."""
+    from rig import root_finder  # OpenCV and SciPy: not needed to read the layouts (the CLI's --help)
     started = time.perf_counter()
     frames = np.asarray(frames, np.int64)
     layout = LAYOUTS[detections.layout]

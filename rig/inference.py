@@ -28,9 +28,9 @@ from common import skeleton
 from common import rig_frame
 from common import video_io
 from common.progress import ProgressBar
+from rig import run_summary
 
 DEFAULT_REFINEMENTS = 2
-ROOT_SOURCES = ("silhouettes", "detections", "centre")
 # The model's pelvis replaces the root only where the model agrees with itself across views: the
 # median (over joints) distance between its 2D joints and its triangulated 3D joints reprojected, in
 # the worst view, at most this share of the crop's side (0.03 of a 2 m box is 60 mm).
@@ -166,8 +166,8 @@ def find_root_track(cameras, videos, frames, *, source: str = "silhouettes", det
     at, ``rig_frame``'s origin, in every frame: a coarse root for one person who stays near it,
     with status "centre").
     """
-    if source not in ROOT_SOURCES:
-        raise ValueError(f"Unknown root source {source!r}; choose one of {', '.join(ROOT_SOURCES)}.")
+    if source not in run_summary.ROOT_SOURCES:
+        raise ValueError(f"Unknown root source {source!r}; choose one of {', '.join(run_summary.ROOT_SOURCES)}.")
     local, _ = rig_frame.cameras_in_rig_frame(cameras)
     frames = np.asarray(frames, np.int64)
     from rig import root_finder  # only predict and the estimated-root protocol need it

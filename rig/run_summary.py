@@ -16,6 +16,7 @@ import numpy as np
 
 from rig import weights_origin
 
+ROOT_SOURCES = ("silhouettes", "detections", "centre")  # inference.find_root_track's
 WARN_SHARE = 0.05
 MIN_FOUND_SHARE = 0.5
 STATUSES = ("found", "interpolated", "held", "centre", "labels")
