@@ -2,6 +2,7 @@
 
     rig = load_calibration("Calib.toml")                           # pose2sim / anipose
     rig = load_calibration("calibration/")                         # EasyMocap intri.yml + extri.yml
+    rig = load_calibration("Calib.qca.txt")                        # Qualisys
     rig = load_calibration("camera-parameters.json", subject="S1")  # the repo's camera JSON
     rig = with_image_sizes(rig, {"cam_01": (1088, 1920), ...})      # the videos' sizes
 
@@ -78,7 +79,7 @@ class Rig:
     """The cameras of one calibration file, in the file's order.
 
     cameras: tuple of ``geometry.Camera`` (``t`` in mm; width = height = 0 where the file holds
-    no image size); source: the path read; format: "toml" | "easymocap" | "json"; unit: the unit
+    no image size); source: the path read; format: "toml" | "easymocap" | "qualisys" | "json"; unit: the unit
     the file's translations were read in; notes: what was left out, one sentence each.
     """
 

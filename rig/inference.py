@@ -4,14 +4,17 @@ One path for a user's own rig (``--mode predict``) and for the test protocol (``
 
 1. The cameras are re-expressed in their rig frame (``rig_frame``): the model never sees the
    calibration's world frame, and the 3D joints are mapped back into it at the end.
-2. The root (pelvis) of every frame: from the videos (``root_finder``: silhouettes carved
-   into a volume, smoothed over time), or given (``--root labels``, the labelled pelvis).
+2. The root (pelvis) of every frame (``find_root_track``): from the user's 2D detections
+   (``detections``), the videos (``root_finder``: silhouettes carved into a volume, smoothed
+   over time) or the cameras' centre; or given (``--root labels``, the labelled pelvis).
 3. The frames are streamed in chunks of ``batch_size`` (bounded memory); each chunk is cut
    into root-centred crops (``crops.root_box``: a fixed world square around the root, in
    every view), the model predicts, and, for a root found in the videos, the crops are cut
    again around the model's own triangulated pelvis (``refinements`` times) before the final
-   prediction: the model trained on roots as far off as the root finder's
-   (``crop_augmentation``), and its pelvis is much closer than the silhouettes'.
+   prediction, in the frames where the model agrees with itself across views
+   (``self_consistency``; elsewhere the root stays): the model trained on roots as far off as
+   the root finder's (``crop_augmentation``), and its pelvis is then much closer than the
+   silhouettes'. A root from detections is not refined.
 4. 2D joints go back into each full frame's pixels; 3D joints into the calibration's world.
 """
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """``--mode predict``: a trained model on a user's own calibrated cameras and videos, no labels.
 
     python train_and_test.py --mode predict --config tiny-mean --weights W.weights.h5 \\
-        --videos DIR --calibration Calib.toml [--calibration-units m] [--output-dir OUT]
+        --videos DIR --calibration Calib.toml [--detections pose/] [--calibration-units m] [--output-dir OUT]
 
-What it assumes (docs/INFERENCE.md): one person in view, static calibrated cameras, synchronised
-videos of one frame rate. It pairs each camera of the calibration with its video, finds the
-person in the videos (``root_finder``), runs the model (``inference``) and writes, in OUT:
-``predictions.npz`` / ``.csv`` / ``.trc``, ``overlay.mp4`` (2D joints over the tiled views) and
+What it assumes (docs/INFERENCE.md): one person predicted, static calibrated cameras, synchronised
+videos of one frame rate. It pairs each camera of the calibration with its video (``naming``),
+scales a camera whose video is its image resized, finds the root first (``find_first_roots``:
+from the user's 2D detections, the silhouettes or the cameras' centre; too few found stops the
+run), runs the model (``inference``) and writes, in OUT: ``predictions.npz`` / ``.csv`` /
+``.trc``, ``summary.json`` (``run_summary``), ``overlay.mp4`` (2D joints over the tiled views) and
 ``skeleton_3d.mp4`` (the 3D skeleton over a floor grid). 3D joints are in MILLIMETRES in the
 calibration's world frame, whatever unit the file used.
 """
