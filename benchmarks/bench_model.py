@@ -275,7 +275,7 @@ def measure_steps(network, config, kind: str, batch: int, num_views: int, repeat
 def run_sweep_child(args, name: str, policy: str, deadline: float) -> tuple[list[dict], str]:
     """The rows a child process printed for ``name`` x ``policy`` before it ended or ``deadline`` came,
     and a note when it did not finish ("" when it did)."""
-    command = [sys.executable, __file__, "--sweep", name, policy, "--views", str(args.views), "--repeats",
+    command = [sys.executable, "-m", __spec__.name, "--sweep", name, policy, "--views", str(args.views), "--repeats",
                str(args.repeats), "--sweep-batches", *map(str, args.sweep_batches),
                "--predict-batches", *map(str, args.predict_batches)]
     start = time.perf_counter()
@@ -360,7 +360,7 @@ def run_sweep(args) -> int:
 
 def run_row(args, name: str, policy: str, batch: int, train_only: bool = False) -> dict:
     """One row in a fresh process: {..., "error": text} when it failed, "out_of_memory" if so."""
-    command = [sys.executable, __file__, "--row", name, policy, str(batch), "--views", str(args.views),
+    command = [sys.executable, "-m", __spec__.name, "--row", name, policy, str(batch), "--views", str(args.views),
                "--repeats", str(args.repeats)] + (["--train-only"] if train_only else [])
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.row_timeout)
