@@ -149,10 +149,10 @@ GROUPS = (
                shown="one pass over the training frames at --train-stride"),
         Option("--val-steps", "validation batches per epoch", type=int, positive=True,
                shown="all of them at --val-stride"),
-        Option("--lr", "peak learning rate of Adam (linear warm-up, then cosine decay to 1%%)", default=1e-3,
+        Option("--lr", "peak learning rate of Adam (gradient norm clipped at 1): linear warm-up, then cosine decay to 1%%", default=1e-3,
                type=float),
         Option("--lr-warmup-steps", "steps of the learning-rate warm-up", default=500, type=int),
-        Option("--seed", "seed of the weights' initialisation and the data order", default=0, type=int),
+        Option("--seed", "seed of the weights' initialisation, the data order and the augmentation", default=0, type=int),
         Option("--root-jitter-mm", "standard deviation of the 3D offset of the training crops' root from the "
                                    "labelled pelvis, per rig axis (the root finder's error); validation uses the "
                                    "same", default=list(ROOT_JITTER_MM), type=float, nargs=3,
