@@ -283,14 +283,15 @@ def defaults() -> dict:
     return {dest: option.initial for dest, option in OPTIONS.items()}
 
 
-def namespace(**settings) -> argparse.Namespace:
-    """The settings a run reads, as the command line would give them: the defaults, the experiment file
-    (``experiment=``; ``mode="demo"``: the demo's), then ``settings`` (named as the dests), checked as the
-    command line's are. For code that calls the modes (benchmarks, experiments, tests)."""
+def namespace(mode: str = "train", **settings) -> argparse.Namespace:
+    """The settings a run of ``mode`` reads, as the command line would give them: the defaults, the
+    experiment file (``experiment=``; mode "demo": the demo's), then ``settings`` (named as the dests),
+    checked as the command line's are. For code that calls the modes (benchmarks, experiments, tests)."""
+    settings["mode"] = mode
     unknown = sorted(set(settings) - set(OPTIONS))
     if unknown:
         raise UsageError(f"Unknown option(s) {', '.join(unknown)}; see options.GROUPS.")
-    from_file = experiment_settings(settings.get("mode", OPTIONS["mode"].default), settings.get("experiment"))
+    from_file = experiment_settings(mode, settings.get("experiment"))
     args = finish(argparse.Namespace(**{**defaults(), **from_file, **settings}))
     args.given = tuple(sorted({*from_file, *settings}))
     return args
@@ -364,12 +365,15 @@ def parse(argv=None) -> argparse.Namespace:
         print(f"Note: the demo's recipe ({args.experiment or DEMO_EXPERIMENT}) with "
               f"{', '.join(OPTIONS[d].flag for d in changed)} from the command line: not the demo's numbers.",
               file=sys.stderr)
-    return finish(argparse.Namespace(**settings), given=tuple(sorted({*from_file, *given})))
+    args = finish(argparse.Namespace(**settings), command_line=tuple(given))
+    args.given = tuple(sorted({*from_file, *given}))
+    return args
 
 
-def finish(args: argparse.Namespace, given=()) -> argparse.Namespace:
+def finish(args: argparse.Namespace, command_line=()) -> argparse.Namespace:
     """Check the settings (numbers, combinations, every file named) before any slow work; note the
-    flags that the chosen mode does not read; fill the defaults that depend on others."""
+    flags of the ``command_line`` that the chosen mode does not read; fill the defaults that depend
+    on others."""
     for dest, option in OPTIONS.items():
         value = getattr(args, dest)
         if option.positive and value is not None and value < 1:
@@ -387,14 +391,13 @@ def finish(args: argparse.Namespace, given=()) -> argparse.Namespace:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     if args.mode == "predict" and not (args.weights and args.videos and args.calibration):
         raise UsageError("--mode predict needs --weights, --videos and --calibration (see docs/INFERENCE.md).")
-    unused = [OPTIONS[dest].flag for dest in given if dest in OPTIONS and args.mode not in modes_of(OPTIONS[dest])]
+    unused = [OPTIONS[dest].flag for dest in command_line if args.mode not in modes_of(OPTIONS[dest])]
     if unused:
         print(f"Note: --mode {args.mode} does not read {', '.join(unused)}.", file=sys.stderr)
     check_files(args)
     if args.config is None and args.mode in ("train", "demo"):
         args.config = OPTIONS["config"].shown  # test and predict read the weights' sidecar first
     args.cameras = args.cameras or os.path.join(args.labels_dir, "camera-parameters.json")
-    args.given = tuple(given)
     return args
 
 

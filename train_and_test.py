@@ -94,9 +94,6 @@ def run_demo(args) -> dict:
     return metrics
 
 
-MODES = {"train": run_train, "test": run_test, "predict": run_predict, "demo": run_demo}
-
-
 def main(argv=None) -> int:
     from common import progress
     with progress.plain_text_unless_terminal():
@@ -110,7 +107,7 @@ def run(argv=None) -> int:
         args = options.parse(argv)
         from common import devices
         devices.import_tensorflow_quietly()
-        MODES[args.mode](args)
+        {"train": run_train, "test": run_test, "predict": run_predict, "demo": run_demo}[args.mode](args)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

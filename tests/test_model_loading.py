@@ -25,20 +25,20 @@ def test_the_trained_number_of_cameras_is_read_from_a_concat_file(weights):
 
 
 def test_without_config_the_sidecar_names_it(weights):
-    args = options.namespace(mode="predict", weights=weights["tiny-mean"], verbose=0)
+    args = options.namespace(mode="test", weights=weights["tiny-mean"], verbose=0)
     assert args.config is None
     network, config, info = model_loading.load_model(args, weights["tiny-mean"], 3, "predict")
     assert config.name == "tiny-mean" and config.fusion == "mean" and info["config"] == "tiny-mean"
 
 
 def test_a_config_that_disagrees_with_the_sidecar_is_an_error_naming_both(weights):
-    args = options.namespace(mode="predict", config="tiny", weights=weights["tiny-mean"], verbose=0)
+    args = options.namespace(mode="test", config="tiny", weights=weights["tiny-mean"], verbose=0)
     with pytest.raises(ValueError, match="config 'tiny-mean'.*config 'tiny'"):
         model_loading.load_model(args, weights["tiny-mean"], 4, "predict")
 
 
 def test_a_concat_model_on_three_cameras_is_refused_with_the_reason_first(weights, capfd):
-    args = options.namespace(mode="predict", weights=weights["tiny"], verbose=0)
+    args = options.namespace(mode="test", weights=weights["tiny"], verbose=0)
     with pytest.raises(options.UsageError, match="trained with, and this rig has 3") as error:
         model_loading.load_model(args, weights["tiny"], 3, "predict")
     assert "--fusion mean" in str(error.value)

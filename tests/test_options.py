@@ -125,7 +125,7 @@ def test_a_flag_the_mode_does_not_read_is_named(capsys, tmp_path):
 
 
 def test_new_flags_of_other_branches_are_defined():
-    args = options.namespace(mode="train", overwrite=True, allow_partial=True, keypoint_layout="coco17")
+    args = options.namespace(overwrite=True, allow_partial=True, keypoint_layout="coco17")
     assert (args.overwrite, args.allow_partial, args.keypoint_layout, args.detections) == (True, True, "coco17", None)
 
 

@@ -179,7 +179,7 @@ def test_offline_without_backbone_weights_is_an_error_naming_both_flags(monkeypa
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
     monkeypatch.setattr(file_utils, "get_file", offline)
-    args = options.namespace(mode="train", config="resnet50")
+    args = options.namespace(config="resnet50")
     with pytest.raises(train_and_test.UsageError) as error:
         run.build_network(args, model.get_config(args.config))
     assert "--backbone-weights" in str(error.value) and "--no-imagenet" in str(error.value)
@@ -193,13 +193,13 @@ def test_backbone_weights_from_a_local_file(tmp_path):
         variable.assign(np.full(variable.shape, 0.125, variable.dtype))
     path = tmp_path / "resnet50_notop.weights.h5"
     local.save_weights(path)
-    args = options.namespace(mode="train", config="resnet50", backbone_weights=str(path))
+    args = options.namespace(config="resnet50", backbone_weights=str(path))
     network = run.build_network(args, model.get_config(args.config))
     encoder = network.get_layer("resnet50")
     for mine, theirs in zip(encoder.weights, local.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
     with pytest.raises(train_and_test.UsageError, match="nope.h5: no such file"):
-        options.namespace(mode="train", config="resnet50", backbone_weights=str(tmp_path / "nope.h5"))
+        options.namespace(config="resnet50", backbone_weights=str(tmp_path / "nope.h5"))
 
 
 def test_demo_end_to_end_generates_trains_and_tests_both_roots(tmp_path, monkeypatch, capsys):
