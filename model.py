@@ -23,7 +23,7 @@ from keras import layers, ops
 import dlt_layer
 from common import geometry
 # The configs live in a module of their own (no Keras there); model.CONFIGS etc. stay importable from here.
-from model_config import CONFIG_NAMES, CONFIGS, FUSIONS, ModelConfig, get_config  # noqa: F401
+from model_config import CONFIGS, FUSIONS, ModelConfig, get_config  # noqa: F401 (model.CONFIGS stays the API)
 
 SERIALIZATION_PACKAGE = "canonical_fusion"
 # keras.applications' "caffe" preprocessing for its ResNets: BGR order, ImageNet mean.
