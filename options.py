@@ -22,6 +22,7 @@ import sys
 import h36m_utils
 import model_config
 from common import devices
+from rig import calibration
 
 MODES = ("train", "test", "predict", "demo")
 CONFIGS_DIR = pathlib.Path(__file__).resolve().parent / "experiments" / "configs"
@@ -193,6 +194,7 @@ GROUPS = (
                modes=("demo",), output=True),
     )),
     Group("test", ("test", "demo"), (
+        # evaluation.ROOTS (evaluation.py loads matplotlib; tests/test_options.py holds them equal).
         Option("--root", "where the crops' root comes from: estimated = found in the videos (the protocol); "
                          "labels = the labelled pelvis (only to compare with papers that crop with ground-truth "
                          "boxes)", default="estimated", choices=("estimated", "labels"), modes=("test",)),
@@ -211,7 +213,7 @@ GROUPS = (
                            "<anything>.<camera name>.<ext>", folder=True),
         Option("--calibration", "the cameras: a pose2sim/anipose .toml, an EasyMocap folder (or "
                                 "intri.yml/extri.yml), or the repo's camera JSON (see docs/INFERENCE.md)", file=True),
-        Option("--calibration-units", "the calibration's length unit", choices=("mm", "cm", "m"),
+        Option(calibration.UNITS_FLAG, "the calibration's length unit", choices=tuple(calibration.UNIT_TO_MM),
                shown="the format's (toml, EasyMocap: m; json: mm)"),
         Option("--calibration-subject", "the subject whose cameras to use when a camera JSON holds several"),
         Option("--background-videos", "folder of more videos of the same cameras (named like --videos), e.g. "

@@ -26,7 +26,9 @@ DEMO_RECIPE = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch
 
 
 def test_option_lists_come_from_their_owners():
+    import evaluation
     from common import distribution
+    from rig import calibration
     from train import losses
     assert options.OPTIONS["config"].choices == model_config.CONFIG_NAMES
     assert options.OPTIONS["fusion"].choices == model_config.FUSIONS
@@ -36,6 +38,8 @@ def test_option_lists_come_from_their_owners():
     assert options.OPTIONS["loss_2d"].choices == losses.Loss2D.KINDS
     assert options.OPTIONS["loss_3d"].choices == losses.Loss3D.KINDS
     assert options.OPTIONS["strategy"].choices == distribution.STRATEGIES
+    assert options.OPTIONS["root"].choices == evaluation.ROOTS
+    assert options.OPTIONS["calibration_units"].choices == tuple(calibration.UNIT_TO_MM)
 
 
 def test_help_has_no_none_defaults_and_groups_name_their_modes(capsys):
