@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from test_docs import DOCUMENTED, FENCE, README, ROOT
+from test_docs import FENCE, ROOT
 
 pytestmark = pytest.mark.slow
 TINY_DEMO = ["--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--train-stride", "10", "--val-stride", "20",
@@ -54,7 +54,7 @@ def run(command: str, folder, timeout: int = 900) -> subprocess.CompletedProcess
 
 
 def test_the_documented_commands_run_as_written_in_a_clone(clone):
-    readme = [line for line in shell_commands(README) if "train_and_test.py" in line]
+    readme = [line for line in shell_commands(clone / "README.md") if "train_and_test.py" in line]
     demo = [line for line in readme if "--mode demo" in line]
     assert demo and len(readme) >= 4, readme
     run(demo[0] + " " + " ".join(TINY_DEMO), clone)
@@ -62,7 +62,7 @@ def test_the_documented_commands_run_as_written_in_a_clone(clone):
     for line in readme:
         if "--mode demo" not in line:  # trains for hours or reads files of the user's: the flags parse
             assert "usage:" in run(line + " --help", clone).stdout
-    inference = shell_commands(DOCUMENTED[1])
+    inference = shell_commands(clone / "docs" / "INFERENCE.md")
     try_it = inference[inference.index(next(line for line in inference if line.startswith("python -c"))):]
     assert len(try_it) == 3, try_it
     for line in try_it:
