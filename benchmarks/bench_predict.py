@@ -37,7 +37,9 @@ from common import metrics
 from rig import inference  # noqa: E402
 from synthetic import synthetic_h36m  # noqa: E402
 from synthetic import synthetic_rig  # noqa: E402
+import options as run_options  # noqa: E402
 import train_and_test  # noqa: E402
+from common import model_loading  # noqa: E402
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, "shared",
                        "calibration_samples")
@@ -84,8 +86,8 @@ def predict_mpjpe(options, videos, calibration_path, truth, output_dir) -> tuple
 
 def labelled_root_mpjpe(options, cameras, videos_folder, truth) -> float:
     """MPJPE (mm) of the same model on the same frames, crops around the labelled pelvis."""
-    args = train_and_test.parse_args(["--config", options.config, "--weights", options.weights, "--verbose", "0"])
-    network, config, _ = train_and_test.load_model(args, options.weights, len(cameras), "predict")
+    args = run_options.namespace(config=options.config, weights=options.weights, verbose=0)
+    network, config, _ = model_loading.load_model(args, options.weights, len(cameras), "predict")
     videos = [os.path.join(videos_folder, f"{camera.id}.mp4") for camera in cameras]
     predicted = inference.predict_videos(network, cameras, videos, np.arange(len(truth)), image_size=config.image_size,
                                          box_mm=2000.0, roots=truth[:, 0], progress=False)

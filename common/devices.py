@@ -7,6 +7,7 @@
   warning that names the GPU install and the expected time per step on the CPU.
 * ``largest_batch`` / ``memory_table``: the memory a training step of ``paper`` or ``resnet50``
   needs, from the figures measured on a GPU (``PEAK_MEMORY_GIB``), per card size.
+* ``import_tensorflow_quietly()``: TensorFlow's start-up lines printed not at all (twice otherwise).
 * ``explain_out_of_memory(args, config_name)``: the message that replaces TensorFlow's
   out-of-memory trace: the batch, the precision, the GPU and its memory, the three flags that help.
 
@@ -16,10 +17,16 @@ Keras' global dtype policy). Memory in GiB (2**30 bytes) unless a name says byte
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import os
+import re
+import sys
+import tempfile
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:  # Keras loads only where a function needs it: options.py reads the lists here
+    import keras
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "on", "off")
@@ -97,6 +104,41 @@ def recommended_precision(compute_capability: tuple[int, int] | None) -> str:
     return "mixed_bfloat16" if compute_capability >= (8, 0) else "mixed_float16"
 
 
+# TensorFlow's native start-up notes (oneDNN, the CUDA stubs) are written by absl before its logging is
+# set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back, and two of its libraries write them each.
+STARTUP_NOTE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called|I\d{4} )")
+LOG_LINE = re.compile(r"^(WARNING: |[IWEF]\d{4} )")  # a new log entry; other lines continue the one before
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its start-up notes (info lines) left out; its warnings and errors pass.
+    TF_CPP_MIN_LOG_LEVEL=0 keeps the notes. Does nothing once TensorFlow is loaded."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            importlib.import_module("tensorflow")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            sys.stderr.write(without_startup_notes(captured.read().decode(errors="replace")))
+
+
+def without_startup_notes(text: str) -> str:
+    """``text`` without the entries that ``STARTUP_NOTE`` starts (and their continuation lines)."""
+    kept, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        if LOG_LINE.match(line):
+            dropping = bool(STARTUP_NOTE.match(line))
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
 # --------------------------------------------------------------------------- precision and XLA
 
 def configure(args) -> None:
@@ -108,6 +150,7 @@ def configure(args) -> None:
     """
     if args.precision not in PRECISIONS:
         raise ValueError(f"--precision {args.precision}: choose one of {', '.join(PRECISIONS)}.")
+    import keras
     keras.mixed_precision.set_dtype_policy(args.precision)
 
 
@@ -150,6 +193,7 @@ def describe_devices(gpus: list[GpuInfo]) -> str:
 def describe_precision(precision: str, model: keras.Model) -> str:
     if precision == "float32":
         return "float32"
+    import keras
     scaled = isinstance(getattr(model, "optimizer", None), keras.optimizers.LossScaleOptimizer)
     return (f"{precision} (convolutions in {precision.split('_')[1]}, variables float32; camera geometry, "
             f"soft-argmax, DLT and losses float32{'; dynamic loss scaling' if scaled else ''})")

@@ -2,12 +2,43 @@
 
 On a terminal the line is rewritten in place (at most twice a second); in a log file (not a
 terminal) a line is printed every 10%, so logs stay short. Safe to advance from several threads.
+``plain_text_unless_terminal`` keeps colour codes out of log files (Keras' progress bar writes them
+whatever its output is).
 """
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 import threading
 import time
+
+# ANSI escape sequences (colours, bold) and backspaces: meaningful on a terminal only.
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x08")
+
+
+class PlainText:
+    """A text stream that writes through to ``stream`` without ``TERMINAL_CODES``."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(TERMINAL_CODES.sub("", text))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def plain_text_unless_terminal():
+    """Within the block, stdout and stderr drop terminal codes unless they are a terminal."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (stream if stream.isatty() else PlainText(stream) for stream in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 class ProgressBar:

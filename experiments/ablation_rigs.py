@@ -35,7 +35,7 @@ from common import metrics
 from rig import inference
 import model
 from synthetic import synthetic_rig
-import train_and_test
+from common import model_loading
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir, "shared",
                        "calibration_samples")
@@ -82,8 +82,8 @@ def rig_mpjpe(runs, variant, seed, recordings) -> float | None:
     if variant.config.fusion == "concat" and len(cameras) != len(h36m_utils.CAMERA_IDS):
         return None
     args = runs.args(variant, seed)
-    network, config, _ = train_and_test.load_model(args, runs.train(variant, seed), len(cameras), "predict",
-                                                   config=variant.config)
+    network, config, _ = model_loading.load_model(args, runs.train(variant, seed), len(cameras), "predict",
+                                                  config=variant.config)
     errors = []
     for cameras, videos, truth in recordings:
         # Crops around the labelled pelvis: the fusion is compared here, not the root finder (which

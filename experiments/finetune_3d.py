@@ -29,6 +29,8 @@ import numpy as np
 
 
 import train_and_test  # noqa: E402
+from options import DEMO_DIR  # noqa: E402
+from synthetic import demo  # noqa: E402
 
 METRICS = ("mpjpe_mm", "mpjpe_relative_mm", "p_mpjpe_mm", "error_2d_px")
 
@@ -42,7 +44,7 @@ def run(argv: list[str]) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--demo-dir", default=train_and_test.DEMO_DIR, help="the synthetic data set")
+    parser.add_argument("--demo-dir", default=DEMO_DIR, help="the synthetic data set")
     parser.add_argument("--work-dir", default="outputs/finetune_3d", help="checkpoints and metrics of the runs")
     parser.add_argument("--base-steps", type=int, default=900, help="steps of 2D training for the base")
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps of every run")
@@ -63,8 +65,8 @@ class Runner:
     def __init__(self, options: argparse.Namespace):
         self.options = options
         root = os.path.abspath(options.demo_dir)
-        train_and_test.ensure_synthetic_data(root)
-        settings = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", root]))
+        demo.ensure_synthetic_data(root)
+        settings = demo.recipe(root)
         self.data = ["--data-dir", settings.data_dir, "--labels-dir", settings.labels_dir,
                      "--cameras", settings.cameras, "--train-subjects", *settings.train_subjects,
                      "--test-subjects", *settings.test_subjects, "--config", "tiny",

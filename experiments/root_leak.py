@@ -21,7 +21,10 @@ import numpy as np
 
 
 import evaluation  # noqa: E402
-import train_and_test  # noqa: E402
+from common import model_loading  # noqa: E402
+from options import DEMO_DIR  # noqa: E402
+from synthetic import demo  # noqa: E402
+from train import splits  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -29,16 +32,15 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--weights", required=True, help="trained weights (e.g. the demo's best.weights.h5)")
     parser.add_argument("--config", default="tiny", help="their config")
-    parser.add_argument("--demo-dir", default=train_and_test.DEMO_DIR, help="the synthetic data set")
+    parser.add_argument("--demo-dir", default=DEMO_DIR, help="the synthetic data set")
     parser.add_argument("--offsets", type=float, nargs="+", default=[0, 50, 100, 200], help="E, mm")
     parser.add_argument("--refinements", type=int, nargs="+", default=[0, 1, 2])
     options = parser.parse_args(argv)
     root = os.path.abspath(options.demo_dir)
-    train_and_test.ensure_synthetic_data(root)
-    args = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", root, "--config", options.config]))
-    args.config = options.config
-    sequences, cameras = train_and_test.load_split(args, args.test_subjects, "test")
-    network, config, _ = train_and_test.load_model(args, options.weights, 4, "test")
+    demo.ensure_synthetic_data(root)
+    args = demo.recipe(root, config=options.config)
+    sequences, cameras = splits.load_split(args, args.test_subjects, "test")
+    network, config, _ = model_loading.load_model(args, options.weights, 4, "test")
 
     def scores(**kwargs) -> dict:
         predictions = evaluation.predict(network, sequences, cameras, stride=args.test_stride,

@@ -16,8 +16,10 @@ import os
 
 import numpy as np
 
-
-import train_and_test  # noqa: E402
+from common import model_loading
+from options import DEMO_DIR
+from synthetic import demo
+from train import run, splits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +48,7 @@ def cache_root_tracks() -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every ablation shares: data, work folder, budget, seeds."""
-    parser.add_argument("--demo-dir", default=train_and_test.DEMO_DIR, help="the synthetic data set (made once)")
+    parser.add_argument("--demo-dir", default=DEMO_DIR, help="the synthetic data set (made once)")
     parser.add_argument("--work-dir", default="outputs/ablation_runs", help="checkpoints and metrics of the runs")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of every run")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch of every run")
@@ -54,13 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class SyntheticRuns:
-    """Runs of the demo recipe (``train_and_test.DEMO_SETTINGS``) at a given budget."""
+    """Runs of the demo recipe (``experiments/configs/demo.toml``) at a given budget."""
 
     def __init__(self, options: argparse.Namespace):
         self.options = options
         root = os.path.abspath(options.demo_dir)
-        train_and_test.ensure_synthetic_data(root)
-        self.settings = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", root, "--verbose", "2"]))
+        demo.ensure_synthetic_data(root)
+        self.root = root
+        self.settings = demo.recipe(root, verbose=2)
         self.budget = {"epochs": options.epochs, "steps_per_epoch": options.steps_per_epoch}
         cache_root_tracks()
 
@@ -69,11 +72,11 @@ class SyntheticRuns:
 
     def args(self, variant: Variant, seed: int) -> argparse.Namespace:
         folder = self.folder(variant, seed)
-        return argparse.Namespace(**{
-            **vars(self.settings), **self.budget, "seed": seed,
-            "checkpoint_dir": os.path.join(folder, "checkpoints"), "log_dir": os.path.join(folder, "logs"),
-            "output_dir": os.path.join(folder, "outputs"), "images_dir": os.path.join(folder, "imgs"),
-            **dict(variant.overrides)})
+        return demo.recipe(
+            self.root, **self.budget, seed=seed, verbose=2,
+            checkpoint_dir=os.path.join(folder, "checkpoints"), log_dir=os.path.join(folder, "logs"),
+            output_dir=os.path.join(folder, "outputs"), images_dir=os.path.join(folder, "imgs"),
+            **dict(variant.overrides))
 
     @property
     def total_steps(self) -> int:
@@ -87,7 +90,7 @@ class SyntheticRuns:
         if os.path.isfile(done) and json.load(open(done)) == record:
             return os.path.join(args.checkpoint_dir, "best.weights.h5")
         print(f"== training {variant.name}, seed {seed} ({self.total_steps} steps)", flush=True)
-        weights = train_and_test.run_train(args, config=variant.config)
+        weights = run.run_train(args, config=variant.config)
         with open(done, "w", encoding="utf-8") as handle:
             json.dump(record, handle)
         return weights
@@ -108,8 +111,8 @@ class SyntheticRuns:
             return json.load(open(path))
         weights = self.train(variant, seed)
         args = self.args(variant, seed)
-        sequences, cameras = train_and_test.load_split(args, args.test_subjects, "test")
-        network, config, _ = train_and_test.load_model(args, weights, len(camera_ids), "test", config=variant.config)
+        sequences, cameras = splits.load_split(args, args.test_subjects, "test")
+        network, config, _ = model_loading.load_model(args, weights, len(camera_ids), "test", config=variant.config)
         predictions = evaluation.predict(network, sequences, cameras, stride=args.test_stride,
                                          image_size=config.image_size, box_mm=args.box_mm, root=root,
                                          camera_ids=camera_ids, progress=False)

@@ -6,7 +6,7 @@
 weight is 0 for that fraction of the training steps, then ramps up (``--ramp-3d-steps``) to
 ``--weight-3d``. Each run keeps its epoch with the lowest validation MPJPE (held-out S7 trials); the
 table gives that validation MPJPE per fraction (mean +- sd over seeds, and per seed), and each
-fraction's paired difference to the default (``train_and_test.WARMUP_3D_FRACTION``) on the same
+fraction's paired difference to the default (``options.WARMUP_3D_FRACTION``) on the same
 seed: a default should move only for a difference larger than the seeds' spread. Nothing here
 looks at the test subject.
 """
@@ -19,7 +19,7 @@ import numpy as np
 from experiments import synthetic_runs
 
 import model
-import train_and_test
+from options import WARMUP_3D_FRACTION
 
 
 def main(argv=None) -> None:
@@ -36,7 +36,7 @@ def main(argv=None) -> None:
         steps = round(fraction * runs.total_steps)
         # The default fraction's runs are the plain "fusion" runs of the other ablations.
         variant = (synthetic_runs.Variant("fusion", model.CONFIGS["tiny"])
-                   if np.isclose(fraction, train_and_test.WARMUP_3D_FRACTION) else
+                   if np.isclose(fraction, WARMUP_3D_FRACTION) else
                    synthetic_runs.Variant(f"warmup3d-{fraction:g}", model.CONFIGS["tiny"], (("warmup_3d_steps", steps),)))
         for seed in options.seeds:
             runs.train(variant, seed)
@@ -50,8 +50,8 @@ def main(argv=None) -> None:
               + ", ".join(f"{v:.1f}" for v in values) + " |")
     best = min(results, key=lambda fraction: np.mean(results[fraction]))
     print(f"Lowest mean validation MPJPE: warm-up fraction {best:g} (the default is "
-          f"{train_and_test.WARMUP_3D_FRACTION:g}).")
-    default = next((results[f] for f in results if np.isclose(f, train_and_test.WARMUP_3D_FRACTION)), None)
+          f"{WARMUP_3D_FRACTION:g}).")
+    default = next((results[f] for f in results if np.isclose(f, WARMUP_3D_FRACTION)), None)
     if default is not None:
         for fraction, values in results.items():
             difference = np.subtract(values, default)

@@ -1,6 +1,6 @@
 """What ``--mode test`` wrote, checked against the protocol run again in the test's own process.
 
-The weights are loaded as the test loads them (``train_and_test.load_model``), the sequences come
+The weights are loaded as the test loads them (``common.model_loading.load_model``), the sequences come
 straight from the index (``h36m_utils.find_sequences``), and ``evaluation.predict`` +
 ``evaluation.summarize`` run with the command line's settings; metrics.json must hold the same
 numbers and the protocol's frame count (``data_loader.count_frames``).
@@ -12,7 +12,8 @@ import numpy as np
 import data_loader
 import evaluation
 import h36m_utils
-import train_and_test
+import options
+from common import model_loading
 
 # metrics.json against a second run of the same float32 model on the same frames: equal up to the
 # order of float32 sums (another process's thread pool may reduce in another order).
@@ -21,11 +22,11 @@ RTOL = 1e-5
 
 def evaluate_here(argv):
     """(args, sequences, Predictions, Summary) of the protocol that ``argv`` (a --mode test command line) asks for."""
-    args = train_and_test.parse_args(argv)
+    args = options.parse(argv)
     subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
     sequences, _ = h36m_utils.find_sequences(args.data_dir, args.labels_dir, subjects)
     cameras = h36m_utils.load_cameras(args.cameras)
-    network, config, _ = train_and_test.load_model(args, args.weights, len(h36m_utils.CAMERA_IDS), "test")
+    network, config, _ = model_loading.load_model(args, args.weights, len(h36m_utils.CAMERA_IDS), "test")
     predictions = evaluation.predict(network, sequences, cameras, stride=args.test_stride,
                                      image_size=config.image_size, box_mm=args.box_mm, root=args.root,
                                      batch_size=args.batch_size, refinements=args.refinements, progress=False)

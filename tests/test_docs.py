@@ -110,3 +110,37 @@ def test_readme_holds_the_two_commands_verbatim():
         assert command in lines, f"README.md lost the command, verbatim on a line of its own: {command}"
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert COMMANDS[1] in [line.strip() for line in ci], ".ci/run no longer runs README's test command"
+
+
+# --------------------------------------------------------------------------- the documented commands
+
+DOCUMENTED = (README, ROOT / "docs" / "INFERENCE.md")
+
+
+def hub_commands(path: pathlib.Path) -> list[list[str]]:
+    """The ``python train_and_test.py ...`` commands of a document's code blocks, continuation lines
+    joined and ``[optional]`` parts dropped, as argument lists (without the program)."""
+    import shlex
+    commands = []
+    for block in FENCE.finditer(path.read_text(encoding="utf-8")):
+        text = re.sub(r"\\\n\s*", " ", block.group(0))
+        for line in text.splitlines():
+            line = re.sub(r"\[[^\]]*\]", "", line.strip())
+            if line.startswith("python train_and_test.py"):
+                commands.append(shlex.split(line)[2:])
+    return commands
+
+
+def test_the_documented_commands_parse_and_test_or_predict_name_no_other_config():
+    """Every flag and value of the commands in README.md and INFERENCE.md exists (options.py's parser);
+    a test or predict command names no config but the one README trains (the sidecar gives it)."""
+    import options
+    parser = options.build_parser()
+    parsed = {path.name: [parser.parse_args(argv) for argv in hub_commands(path)] for path in DOCUMENTED}
+    assert len(parsed["README.md"]) >= 3 and parsed["INFERENCE.md"], parsed
+    trained = {args.config for args in parsed["README.md"] if args.mode == "train"}
+    assert trained == {"paper"}
+    for name, commands in parsed.items():
+        for args in commands:
+            if args.mode in ("test", "predict"):
+                assert args.config in trained | {None}, (name, vars(args))

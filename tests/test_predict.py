@@ -18,8 +18,10 @@ from rig import inference
 import model
 from rig import predict
 from synthetic import synthetic_rig
+import options
 import train_and_test
 from media_files import cut_after_header
+from common import model_loading
 from common import weights_files
 
 FRAMES, STRIDE = 40, 4
@@ -101,8 +103,8 @@ def test_predict_writes_every_output_on_rigs_of_2_3_and_6_cameras(num_cameras, m
 def world_predictions(weights, videos, calibration_path, units=None):
     """(joints_3d (T, 17, 3) world mm, roots (T, 3)) of a random-weight mean model on ``videos``."""
     rig = predict.load_rig(calibration_path, videos, units)
-    args = train_and_test.parse_args(["--config", "tiny-mean", "--weights", weights, "--verbose", "0"])
-    network, config, _ = train_and_test.load_model(args, weights, len(rig.cameras), "predict")
+    args = options.namespace(config="tiny-mean", weights=weights, verbose=0)
+    network, config, _ = model_loading.load_model(args, weights, len(rig.cameras), "predict")
     predicted = inference.predict_videos(network, rig.cameras, rig.videos, np.arange(0, FRAMES, STRIDE),
                                          image_size=config.image_size, box_mm=2000.0, progress=False)
     return predicted.joints_3d, predicted.root
@@ -165,11 +167,11 @@ def test_frame_rates_must_agree_and_lengths_are_cut_to_the_common_frames(four_ca
         predict.load_rig(videos / "rig.json", videos)
 
 
-def test_units_trap_and_a_concat_model_on_another_number_of_cameras_are_clear_errors(four_cameras, tmp_path,
-                                                                                     capsys):
+def test_units_trap_and_a_concat_model_on_another_number_of_cameras_are_clear_errors(four_cameras, mean_weights,
+                                                                                     tmp_path, capsys):
     videos = four_cameras.videos[0].parent
     calibration.write_toml(four_cameras.cameras, tmp_path / "Calib.toml")  # metres
-    code = predict_cli("unused.weights.h5", videos, tmp_path / "Calib.toml", tmp_path / "out",
+    code = predict_cli(mean_weights, videos, tmp_path / "Calib.toml", tmp_path / "out",
                        "--calibration-units", "mm")
     assert code == 1 and "--calibration-units" in capsys.readouterr().err
     three = tmp_path / "three"
@@ -234,8 +236,7 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
                                 str(tmp_path / "videos"), "--calibration", str(tmp_path / "Calib.toml"),
                                 "--output-dir", str(tmp_path / "out"), "--verbose", "0"]) == 0
     predicted = np.load(tmp_path / "out" / "predictions.npz")["joints_3d"]
-    network, config, _ = train_and_test.load_model(
-        train_and_test.parse_args(["--config", "tiny", "--verbose", "0"]), weights, 4, "predict")
+    network, config, _ = model_loading.load_model(options.namespace(config="tiny", verbose=0), weights, 4, "predict")
     labelled = inference.predict_videos(network, world, [str(path) for path in recording.videos], np.arange(len(truth)),
                                         image_size=config.image_size, box_mm=2000.0, roots=truth[:, 0], progress=False)
     with_labels = metrics.mpjpe(labelled.joints_3d, truth).mean()

@@ -12,8 +12,11 @@ import re
 import pytest
 
 import model
+import options
 import protocol_check
 import train_and_test
+from synthetic import demo
+from train import run
 
 
 def data_flags(dataset):
@@ -86,11 +89,11 @@ def test_train_then_test_on_synthetic_data(synthetic_dataset, tmp_path, capsys):
 def test_demo_refuses_a_folder_that_is_not_a_complete_synthetic_set(tmp_path):
     (tmp_path / "half").mkdir()  # e.g. left by hand; a generation in progress is "half.partial"
     with pytest.raises(train_and_test.UsageError, match="not a complete synthetic data set"):
-        train_and_test.ensure_synthetic_data(str(tmp_path / "half"))
+        demo.ensure_synthetic_data(str(tmp_path / "half"))
 
 
 def test_demo_settings_use_the_synthetic_layout_and_hold_out_s11(tmp_path):
-    args = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", str(tmp_path), "--verbose", "2"]))
+    args = demo.demo_args(options.parse(["--demo-dir", str(tmp_path), "--verbose", "2"]))
     assert args.config == "tiny" and args.verbose == 2
     assert args.data_dir == str(tmp_path / "Data") and args.cameras.endswith("camera-parameters.json")
     assert args.test_subjects == ["S11"] and "S11" not in args.train_subjects and "S1" in args.train_subjects
@@ -99,6 +102,7 @@ def test_demo_settings_use_the_synthetic_layout_and_hold_out_s11(tmp_path):
 # --------------------------------------------------------------------------- DOCUMENTATION.md: "Changing the loss"
 
 DOCUMENTATION = pathlib.Path(train_and_test.__file__).parent / "docs" / "DOCUMENTATION.md"
+TRAINING_RUN = pathlib.Path(run.__file__)  # where the examples edit: the compile call of run_train
 EXAMPLE = re.compile(r"<!-- example (\w+): (?:replace the line with `(.+?)` by|add before the line `(.+?)`):? -->\n"
                      r"```python\n(.*?)```", re.S)
 
@@ -115,37 +119,40 @@ def apply_edits(source: str, edits) -> str:
     for replaced, before, code in edits:
         if replaced:
             lines = [line for line in source.splitlines() if line.strip().startswith(replaced)]
-            assert len(lines) == 1, f"DOCUMENTATION.md's line {replaced!r} is not once in train_and_test.py"
+            assert len(lines) == 1, f"DOCUMENTATION.md's line {replaced!r} is not once in train/run.py"
             source = source.replace(lines[0], code.rstrip("\n"))
         else:
-            assert source.count(before) == 1, f"DOCUMENTATION.md's line {before!r} is not once in train_and_test.py"
+            assert source.count(before) == 1, f"DOCUMENTATION.md's line {before!r} is not once in train/run.py"
             source = source.replace(before, code + "\n\n" + before)
     return source
 
 
-def first_kp3d_loss(module, dataset, tmp_path, name) -> float:
-    """Train 1 step of tiny with the module's main; the unweighted 3D term of that step (from the CSV)."""
+def first_kp3d_loss(module, dataset, tmp_path, name, monkeypatch) -> float:
+    """Train 1 step of tiny through train_and_test.main with ``module`` as train/run.py; the unweighted 3D
+    term of that step (from the CSV)."""
+    import train
+    monkeypatch.setattr(train, "run", module)
     logs = tmp_path / name / "logs"
     argv = ["--mode", "train", *data_flags(dataset), "--config", "tiny", "--batch-size", "2", "--verbose", "0",
             "--epochs", "1", "--steps-per-epoch", "1", "--val-subjects", "none", "--seed", "3",
             "--checkpoint-dir", str(tmp_path / name / "checkpoints"), "--log-dir", str(logs)]
-    assert module.main(argv) == 0
+    assert train_and_test.main(argv) == 0
     rows = list(csv.DictReader(open(logs / "training.csv")))
     return float(rows[0]["kp3d_loss"])
 
 
-def test_changing_the_loss_examples_of_the_documentation_run_as_written(synthetic_dataset, tmp_path):
+def test_changing_the_loss_examples_of_the_documentation_run_as_written(synthetic_dataset, tmp_path, monkeypatch):
     examples = documented_examples()
     assert set(examples) == {"huber", "symmetry"}
-    source = pathlib.Path(train_and_test.__file__).read_text()
-    losses_seen = {"as shipped": first_kp3d_loss(train_and_test, synthetic_dataset, tmp_path, "shipped")}
+    source = TRAINING_RUN.read_text()
+    losses_seen = {"as shipped": first_kp3d_loss(run, synthetic_dataset, tmp_path, "shipped", monkeypatch)}
     for name, edits in examples.items():
-        path = tmp_path / f"train_and_test_{name}.py"
+        path = tmp_path / f"run_{name}.py"
         path.write_text(apply_edits(source, edits))
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        losses_seen[name] = first_kp3d_loss(module, synthetic_dataset, tmp_path, name)
+        losses_seen[name] = first_kp3d_loss(module, synthetic_dataset, tmp_path, name, monkeypatch)
     assert all(math.isfinite(value) for value in losses_seen.values()), losses_seen
     # The same weights and batch (seed 3, one step), so each loss is a mean over the same coordinate
     # errors e (mm) as the shipped L1 = mean |e|. Keras' Huber (delta d = 50, not divided by d) is
@@ -172,9 +179,9 @@ def test_offline_without_backbone_weights_is_an_error_naming_both_flags(monkeypa
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
     monkeypatch.setattr(file_utils, "get_file", offline)
-    args = train_and_test.parse_args(["--config", "resnet50"])
+    args = options.namespace(config="resnet50")
     with pytest.raises(train_and_test.UsageError) as error:
-        train_and_test.build_network(args, model.get_config(args.config))
+        run.build_network(args, model.get_config(args.config))
     assert "--backbone-weights" in str(error.value) and "--no-imagenet" in str(error.value)
 
 
@@ -186,14 +193,13 @@ def test_backbone_weights_from_a_local_file(tmp_path):
         variable.assign(np.full(variable.shape, 0.125, variable.dtype))
     path = tmp_path / "resnet50_notop.weights.h5"
     local.save_weights(path)
-    args = train_and_test.parse_args(["--config", "resnet50", "--backbone-weights", str(path)])
-    network = train_and_test.build_network(args, model.get_config(args.config))
+    args = options.namespace(config="resnet50", backbone_weights=str(path))
+    network = run.build_network(args, model.get_config(args.config))
     encoder = network.get_layer("resnet50")
     for mine, theirs in zip(encoder.weights, local.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
-    missing = train_and_test.parse_args(["--config", "resnet50", "--backbone-weights", str(tmp_path / "nope.h5")])
     with pytest.raises(train_and_test.UsageError, match="nope.h5: no such file"):
-        train_and_test.build_network(missing, model.get_config(missing.config))
+        options.namespace(config="resnet50", backbone_weights=str(tmp_path / "nope.h5"))
 
 
 def test_demo_end_to_end_generates_trains_and_tests_both_roots(tmp_path, monkeypatch, capsys):
@@ -205,11 +211,10 @@ def test_demo_end_to_end_generates_trains_and_tests_both_roots(tmp_path, monkeyp
     monkeypatch.setattr(synthetic_h36m, "DEFAULT_SUBJECTS", ("S1", "S11"))
     monkeypatch.setattr(synthetic_h36m, "generate_dataset", lambda out_dir, seed: generate(
         out_dir, subjects=("S1", "S11"), frames=40, size=256, seed=seed, progress=False))
-    monkeypatch.setattr(train_and_test, "DEMO_SETTINGS", {**train_and_test.DEMO_SETTINGS, "epochs": 1,
-                                                          "steps_per_epoch": 2, "batch_size": 2, "test_stride": 10})
     folders = {flag: tmp_path / flag for flag in ("demo-dir", "output-dir", "checkpoint-dir", "log-dir", "images-dir",
                                                   "cache-dir")}
-    argv = ["--mode", "demo", "--verbose", "0", *(item for flag, path in folders.items() for item in (f"--{flag}", str(path)))]
+    argv = ["--mode", "demo", "--verbose", "0", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+            "--test-stride", "10", *(item for flag, path in folders.items() for item in (f"--{flag}", str(path)))]
     assert train_and_test.main(argv) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert (folders["demo-dir"] / "COMPLETE").is_file() and not (tmp_path / "demo-dir.partial").exists()
@@ -222,5 +227,5 @@ def test_demo_end_to_end_generates_trains_and_tests_both_roots(tmp_path, monkeyp
     assert math.isfinite(estimated["mpjpe_mm"]) and math.isfinite(labelled["mpjpe_mm"])
     assert estimated["mpjpe_mm"] != labelled["mpjpe_mm"]  # two crops, two answers
     assert (folders["checkpoint-dir"] / "best.weights.h5").is_file()
-    train_and_test.ensure_synthetic_data(str(folders["demo-dir"]))  # the next demo reuses the set
+    demo.ensure_synthetic_data(str(folders["demo-dir"]))  # the next demo reuses the set
     assert "Using the synthetic data set in" in capsys.readouterr().out
