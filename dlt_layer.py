@@ -38,6 +38,8 @@ import itertools
 import keras
 from keras import ops
 
+from common import lens_ops
+
 METHODS = ("sii", "svd")
 DTYPES = ("float32", "float64")
 # Shift of B (its trace normalised to 1), per precision: large against the rounding of B
@@ -91,8 +93,6 @@ def undistort(points_2d, K, dist, iterations: int = 6, dtype: str = "float32"):
     dist = ops.expand_dims(ops.convert_to_tensor(dist, dtype), -2)      # (..., 1, 5 or 6)
     a, b, c = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
     d, e, f = K[..., 1, 0], K[..., 1, 1], K[..., 1, 2]
-    k1, k2, k3, p1, p2 = (dist[..., i] for i in range(5))
-    factor = dist[..., 5] if dist.shape[-1] > 5 else 1.0
     # Normalised target: the inverse of K's 2 x 2 part applied to (u - c, v - f).
     du, dv = points_2d[..., 0] - c, points_2d[..., 1] - f
     determinant = a * e - b * d
@@ -100,9 +100,9 @@ def undistort(points_2d, K, dist, iterations: int = 6, dtype: str = "float32"):
     x, y = x_target, y_target
     for _ in range(iterations):
         r2 = ops.minimum(x * x + y * y, MAX_RADIUS_SQUARED)
-        scale = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3)) + factor * (p1 * y + p2 * x)
+        scale, offset_x, offset_y = lens_ops.lens_terms(x, y, r2, dist)
         scale = _sign_preserving_floor(scale, MIN_LENS_SCALE)
-        x, y = (x_target - p2 * r2) / scale, (y_target - p1 * r2) / scale
+        x, y = (x_target - offset_x) / scale, (y_target - offset_y) / scale
     return ops.stack([a * x + b * y + c, d * x + e * y + f], axis=-1)
 
 

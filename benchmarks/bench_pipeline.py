@@ -1,6 +1,6 @@
 """The training input against plain sequential OpenCV decoding of the same videos, in one run.
 
-    python benchmarks/bench_pipeline.py [--data DIR] [--size 1000] [--image-size 256] [--batch-size 16]
+    python -m benchmarks.bench_pipeline [--data DIR] [--size 1000] [--image-size 256] [--batch-size 16]
 
 Without ``--data`` a synthetic set is generated in a temporary folder (``--subjects``,
 ``--frames``, ``--size`` = video width, one trial per action); with it, the set under DIR
@@ -9,15 +9,19 @@ every view is used (stride 1). Printed, side by side:
 
 * raw decoding: ``cv2.VideoCapture.read()`` of every frame of every view, one after another
   (OpenCV's default decoder threads), in view-frames per second;
-* first pass: building the crop cache into an empty folder plus one epoch of training
-  batches, in seconds, against the raw decoding time of the same frames;
-* steady state: the epochs after the first, in view-samples per second (one view of one
-  training sample), against raw decoding;
+* cache build: building the crop cache into an empty folder, in seconds, against the raw
+  decoding time of the same frames;
+* for each augmentation (none; the demo's, ``train_and_test``'s default root jitter; with
+  ``--augment-rig``): the first epoch (the stream starting, its shuffle buffer filling) and the
+  steady state (the next epoch), in view-samples per second (one view of one training sample),
+  against raw decoding;
 * ``fit``: seconds per training step of the ``tiny`` model fed by the training input, against
-  the same model fed one batch held in memory (the input's cost on top of the model's).
+  the same model fed one batch held in memory (the input's cost on top of the model's; skipped
+  with ``--fit-epochs 0``).
 
-Each row is the best of ``--repeats`` (the raw decoding and the steady state alternate, so load
-changes hit both alike), with the CPU time of the process per item (all threads, user + system).
+Each row is the best of ``--repeats`` (raw decoding and every stream alternate, so load changes
+hit all alike), with the CPU time of the process per item (all threads, user + system): on a
+loaded machine the ratios and the CPU time per item hold, the rates do not.
 """
 from __future__ import annotations
 
@@ -32,9 +36,11 @@ import time
 import cv2
 import numpy as np
 
-import data_loader  # noqa: E402
-import h36m_utils  # noqa: E402
-from synthetic import synthetic_h36m  # noqa: E402
+import data_loader
+import h36m_utils
+from common import crops
+from pipeline import crop_cache
+from synthetic import synthetic_h36m
 
 
 def decode_sequentially(sequences) -> int:
@@ -65,22 +71,41 @@ def timed(measure) -> tuple[int, float, float]:
     return items, seconds, 1e3 * cpu / max(items, 1)
 
 
-def training_input(sequences, cameras, args, cache_dir: str, image_size: int | None = None):
+def augmentations() -> dict:
+    """The streams to compare: name -> ``crop_augmentation.Augmentation``, as ``train_and_test`` sets them."""
+    import train_and_test
+    from pipeline import crop_augmentation
+
+    demo = argparse.Namespace(root_jitter_mm=list(train_and_test.ROOT_JITTER_MM), augment_rig=False)
+    rig = argparse.Namespace(**{**vars(demo), "augment_rig": True})
+    return {"no augmentation": crop_augmentation.NO_AUGMENTATION,
+            "demo's (root jitter)": train_and_test.augmentations(demo, None)[0],
+            "--augment-rig (mean fusion)": train_and_test.augmentations(rig, argparse.Namespace(fusion="mean"))[0]}
+
+
+def training_input(sequences, cameras, args, cache_dir: str, augmentation, image_size: int | None = None):
     return data_loader.build_dataset(sequences, cameras, image_size=image_size or args.image_size,
                                      batch_size=args.batch_size, training=True, seed=0, cache_dir=cache_dir,
-                                     verbose=False)
+                                     augmentation=augmentation, verbose=False)
 
 
-def first_pass(sequences, cameras, args, cache_dir: str):
-    """Build the cache into an empty folder and read one epoch; returns (the measure, the batches)."""
+def build_cache(sequences, cameras, args, cache_dir: str):
+    """Build the crop cache into an empty folder; returns the view-frames it holds."""
     shutil.rmtree(cache_dir, ignore_errors=True)
-    steps = data_loader.steps_per_epoch(sequences, args.batch_size)
-    state = {}
+    views = [[cameras[s.subject][c] for c in h36m_utils.CAMERA_IDS] for s in sequences]
+    cache = crop_cache.ensure_cache(sequences, views, crops.CropConfig(args.image_size), cache_dir=cache_dir,
+                                    verbose=False)
+    return cache.num_samples * cache.num_views
 
-    def measure():
-        state["batches"] = iter(training_input(sequences, cameras, args, cache_dir))
-        return count_view_samples(next(state["batches"]) for _ in range(steps))
-    return measure, state
+
+def epochs_of(dataset, steps: int):
+    """A function that reads the next epoch (``steps`` batches) of ``dataset``; returns its view-samples."""
+    batches = iter(dataset)
+    return lambda: count_view_samples(next(batches) for _ in range(steps))
+
+
+def best(rows: list, key=lambda row: row[1] / max(row[0], 1)):
+    return min(rows, key=key)
 
 
 def fit_seconds_per_step(dataset, steps: int, epochs: int) -> float:
@@ -113,7 +138,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16, help="batch size")
     parser.add_argument("--repeats", type=int, default=3, help="passes per method; the best is kept")
     parser.add_argument("--fit-steps", type=int, default=30, help="steps per timed fit epoch (tiny)")
-    parser.add_argument("--fit-epochs", type=int, default=4, help="fit epochs, the first one untimed")
+    parser.add_argument("--fit-epochs", type=int, default=4, help="fit epochs, the first one untimed (0: no fit row)")
     return parser.parse_args(argv)
 
 
@@ -131,38 +156,59 @@ def load_set(args, scratch: str):
     return sequences, h36m_utils.load_cameras(str(root / "Labels" / "camera-parameters.json")), report
 
 
+def measure(sequences, cameras, args, cache_dir: str) -> dict:
+    """name -> the best (items, seconds, CPU ms per item) of ``args.repeats`` alternating passes."""
+    steps = data_loader.steps_per_epoch(sequences, args.batch_size)
+    runs = {}
+    for _ in range(args.repeats):
+        runs.setdefault("raw", []).append(timed(lambda: decode_sequentially(sequences)))
+        runs.setdefault("build", []).append(timed(lambda: build_cache(sequences, cameras, args, cache_dir)))
+        for name, augmentation in augmentations().items():
+            next_epoch = epochs_of(training_input(sequences, cameras, args, cache_dir, augmentation), steps)
+            runs.setdefault(("first", name), []).append(timed(next_epoch))
+            runs.setdefault(("steady", name), []).append(timed(next_epoch))
+    return {name: best(rows) for name, rows in runs.items()}
+
+
+def print_table(results: dict, fit: tuple | None) -> None:
+    raw, build = results["raw"], results["build"]
+    raw_rate = raw[0] / raw[1]
+    print("\n| measure | value | vs raw decoding | CPU ms per item |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| raw decoding, sequential cv2 read | {raw_rate:.0f} view-frames/s | 1.00x | {raw[2]:.2f} |")
+    print(f"| cache build | {build[1]:.1f} s | {build[1] / raw[1]:.2f}x the raw decoding time ({raw[1]:.1f} s) | "
+          f"{build[2]:.2f} |")
+    for phase, label in (("first", "first epoch"), ("steady", "steady state")):
+        for name in augmentations():
+            items, seconds, cpu = results[(phase, name)]
+            print(f"| {label}, {name} | {items / seconds:.0f} view-samples/s | {items / seconds / raw_rate:.2f}x | "
+                  f"{cpu:.2f} |")
+    if fit is not None:
+        fed, held = fit
+        print(f"| fit of tiny (S 128), real input, no augmentation | {1e3 * fed:.0f} ms/step | {fed / held:.2f}x one "
+              f"batch in memory ({1e3 * held:.0f} ms/step) | |")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         sequences, cameras, report = load_set(args, scratch)
         camera = cameras[sequences[0].subject][h36m_utils.CAMERA_IDS[0]]
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"{report.num_sequences} sequences, {report.num_frames} frames x 4 views, videos "
               f"{camera.width}x{camera.height}; crops {args.image_size}, batch {args.batch_size}, every frame; "
-              f"{os.cpu_count()} CPU cores")
+              f"{os.cpu_count()} CPU cores, load average {load:.1f} at the start")
         cache_dir = os.path.join(scratch, "cache")
-        steps = data_loader.steps_per_epoch(sequences, args.batch_size)
-        raw, first, steady = (0, np.inf, 0.0), (0, np.inf, 0.0), (0, np.inf, 0.0)
-        for _ in range(args.repeats):
-            raw = min(raw, timed(lambda: decode_sequentially(sequences)), key=lambda r: r[1] / max(r[0], 1))
-            measure, state = first_pass(sequences, cameras, args, cache_dir)
-            first = min(first, timed(measure), key=lambda r: r[1])
-            batches = state["batches"]
-            steady = min(steady, timed(lambda: count_view_samples(next(batches) for _ in range(steps))),
-                         key=lambda r: r[1] / max(r[0], 1))
-        tiny = data_loader.build_dataset(sequences, cameras, image_size=128, batch_size=args.batch_size,
-                                         training=True, seed=0, cache_dir=cache_dir, verbose=False)
-        in_memory = tiny.take(1).cache().repeat()
-        fed, held = (fit_seconds_per_step(data, args.fit_steps, args.fit_epochs) for data in (tiny, in_memory))
-    raw_rate, raw_seconds = raw[0] / raw[1], raw[1]
-    print("\n| measure | value | vs reference | CPU ms per item |")
-    print("| --- | ---: | ---: | ---: |")
-    print(f"| raw decoding, sequential cv2 read | {raw_rate:.0f} view-frames/s | 1.00 | {raw[2]:.2f} |")
-    print(f"| first pass: cache build + 1 epoch | {first[1]:.1f} s | {first[1] / raw_seconds:.2f}x the raw "
-          f"decoding time ({raw_seconds:.1f} s) | {first[2]:.2f} |")
-    print(f"| steady state, training input | {steady[0] / steady[1]:.0f} view-samples/s | "
-          f"{steady[0] / steady[1] / raw_rate:.2f}x raw decoding | {steady[2]:.2f} |")
-    print(f"| fit of tiny (S 128), real input | {1e3 * fed:.0f} ms/step | {fed / held:.2f}x one batch in memory "
-          f"({1e3 * held:.0f} ms/step) | |")
+        results = measure(sequences, cameras, args, cache_dir)
+        fit = None
+        if args.fit_epochs > 1:
+            tiny = data_loader.build_dataset(sequences, cameras, image_size=128, batch_size=args.batch_size,
+                                             training=True, seed=0, cache_dir=cache_dir, verbose=False)
+            in_memory = tiny.take(1).cache().repeat()
+            fit = tuple(fit_seconds_per_step(data, args.fit_steps, args.fit_epochs) for data in (tiny, in_memory))
+    print_table(results, fit)
+    if hasattr(os, "getloadavg"):
+        print(f"load average {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores)")
     return 0
 
 

@@ -79,12 +79,17 @@ def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, tangential_
     ``tangential_factor``: 1 is the official Human3.6M formula; 2 is OpenCV's
     (``x_d = x radial + 2 p1 x y + p2 (r2 + 2 x^2)``, ``y_d = y radial + p1 (r2 + 2 y^2) + 2 p2 x y``).
     """
+    scale, offset = lens_terms(xy, k, p, tangential_factor)
+    return xy * scale[..., None] + offset
+
+
+def lens_terms(xy: np.ndarray, k: np.ndarray, p: np.ndarray, tangential_factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The distortion of (..., 2) normalised points as ``xy_d = xy * scale + offset``: scale (...),
+    offset (..., 2) (``distort_normalized``; ``lens_ops.lens_terms`` is the same for tensors)."""
     x, y = xy[..., 0], xy[..., 1]
     r2 = x * x + y * y
-    radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
-    tangential = tangential_factor * (p[0] * y + p[1] * x)
-    return np.stack([x * (radial + tangential) + p[1] * r2,
-                     y * (radial + tangential) + p[0] * r2], axis=-1)
+    scale = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + tangential_factor * (p[0] * y + p[1] * x)
+    return scale, np.stack([p[1] * r2, p[0] * r2], axis=-1)
 
 
 def _apply_K(xy: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -112,11 +117,7 @@ def undistort_points(uv: np.ndarray, camera: Camera, iterations: int = 20) -> np
     target = _remove_K(np.asarray(uv, np.float64), camera.K)
     xy = target
     for _ in range(iterations):
-        x, y = xy[..., 0], xy[..., 1]
-        r2 = x * x + y * y
-        k, p, a = camera.k, camera.p, camera.tangential_factor
-        scale = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + a * (p[0] * y + p[1] * x)
-        offset = np.stack([p[1] * r2, p[0] * r2], axis=-1)
+        scale, offset = lens_terms(xy, camera.k, camera.p, camera.tangential_factor)
         xy = (target - offset) / scale[..., None]
     return _apply_K(xy, camera.K)
 

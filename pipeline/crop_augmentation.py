@@ -26,6 +26,8 @@ import math
 
 import tensorflow as tf
 
+from common import lens_ops
+
 TRUNCATE_SIGMAS = 2.5  # root offsets beyond this many standard deviations are redrawn at the bound
 
 
@@ -106,16 +108,12 @@ def transform_points(matrix: tf.Tensor, points: tf.Tensor) -> tf.Tensor:
 def project(points: tf.Tensor, Rt: tf.Tensor, K: tf.Tensor, dist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A (3,) world point seen by V cameras: (V, 2) distorted pixels and (V,) depths (mm).
 
-    Rt (V, 3, 4), K (V, 3, 3), dist (V, 6) as ``geometry.Camera.dist`` (the same formula as
-    ``geometry.distort_normalized``).
+    Rt (V, 3, 4), K (V, 3, 3), dist (V, 6) as ``geometry.Camera.dist`` (the lens model of
+    ``lens_ops.distort``).
     """
     camera = tf.linalg.matvec(Rt[:, :, :3], points) + Rt[:, :, 3]
     depth = camera[:, 2]
-    x, y = camera[:, 0] / depth, camera[:, 1] / depth
-    k1, k2, k3, p1, p2, factor = tf.unstack(dist, axis=-1)
-    r2 = x * x + y * y
-    lens = 1 + r2 * (k1 + r2 * (k2 + r2 * k3)) + factor * (p1 * y + p2 * x)
-    x_d, y_d = x * lens + p2 * r2, y * lens + p1 * r2
+    x_d, y_d = lens_ops.distort(camera[:, 0] / depth, camera[:, 1] / depth, dist)
     u = K[:, 0, 0] * x_d + K[:, 0, 1] * y_d + K[:, 0, 2]
     v = K[:, 1, 0] * x_d + K[:, 1, 1] * y_d + K[:, 1, 2]
     return tf.stack([u, v], axis=-1), depth
@@ -148,9 +146,25 @@ def apply_affine(matrix: tf.Tensor, points: tf.Tensor) -> tf.Tensor:
 def warp_crops(images: tf.Tensor, window: tf.Tensor, image_size: int) -> tf.Tensor:
     """(V, C, C, 3) uint8 cached crops -> (V, S, S, 3) uint8: crop pixel p shows cached pixel
     ``window^-1 p`` (bilinear, pixel centres at integers, black outside the cached crop).
-    An integer translation copies pixels exactly."""
-    inverse = tf.cast(tf.reshape(tf.linalg.inv(window), (-1, 9))[:, :8], tf.float32)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=inverse, output_shape=tf.constant([image_size, image_size]),
-        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")
+
+    When every view's map is a whole-pixel shift inside the cached crop (no augmentation), the
+    warp would copy pixels bit for bit; a slice gives the same bytes at a fraction of the cost.
+    """
+    inverse = tf.cast(tf.reshape(tf.linalg.inv(window), (-1, 9))[:, :8], tf.float32)  # (V, 8) row-major
+    shift = tf.stack([inverse[:, 5], inverse[:, 2]], axis=-1)  # (V, 2) source row, column of pixel (0, 0)
+    cached = tf.cast(tf.shape(images)[1], tf.float32)
+    copy = tf.reduce_all(tf.concat([
+        tf.equal(tf.gather(inverse, [0, 1, 3, 4, 6, 7], axis=1), [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
+        tf.equal(shift, tf.floor(shift)), shift >= 0, shift + image_size <= cached], axis=1))
+
+    def window_copy():
+        corner = tf.cast(shift, tf.int32)
+        return tf.stack([tf.slice(images[view], [corner[view, 0], corner[view, 1], 0], [image_size, image_size, 3])
+                         for view in range(images.shape[0])])
+
+    def bilinear():
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=inverse, output_shape=tf.constant([image_size, image_size]),
+            fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")
+    warped = tf.cond(copy, window_copy, bilinear)
     return tf.ensure_shape(warped, (images.shape[0], image_size, image_size, 3))

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 import model
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -89,3 +91,20 @@ def test_root_benchmark_table_on_a_small_set(synthetic_dataset):
     assert frames == 55 and found_percent == 100.0, rows["all"]  # 11 sequences x 5 frames (40 at stride 8)
     assert mean_mm < 80.0 < baseline_mm, rows["all"]  # measured: 53 against 169 mm
     assert "root - pelvis on S1" in text and "| z |" in text
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_table_on_a_small_set(synthetic_dataset):
+    """Every row of the input table, on real videos: raw decoding, the cache build, and each stream's
+    first epoch and steady state with its rate, ratio and CPU time (their values are not asserted)."""
+    text = run_benchmark("bench_pipeline.py", "--data", str(synthetic_dataset.root), "--image-size", "32",
+                         "--batch-size", "4", "--repeats", "1", "--fit-epochs", "0")
+    rows = {row[0]: row for row in table_rows(text, "|")}
+    streams = [f"{phase}, {name}" for phase in ("first epoch", "steady state")
+               for name in ("no augmentation", "demo's (root jitter)", "--augment-rig (mean fusion)")]
+    assert {"raw decoding, sequential cv2 read", "cache build", *streams} <= set(rows), text
+    for name in streams:
+        rate, ratio, cpu = rows[name][1:4]
+        assert rate.endswith("view-samples/s") and float(rate.split()[0]) > 0 and float(ratio.rstrip("x")) > 0, rows[name]
+        assert float(cpu) > 0, rows[name]
+    assert "load average" in text
