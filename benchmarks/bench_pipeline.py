@@ -11,7 +11,7 @@ every view is used (stride 1). Printed, side by side:
   (OpenCV's default decoder threads), in view-frames per second;
 * cache build: building the crop cache into an empty folder, in seconds, against the raw
   decoding time of the same frames;
-* for each augmentation (none; the demo's, ``train_and_test``'s default root jitter; with
+* for each augmentation (none; the demo's, the training runs' default root jitter; with
   ``--augment-rig``): the first epoch (the stream starting, its shuffle buffer filling) and the
   steady state (the next epoch), in view-samples per second (one view of one training sample),
   against raw decoding;
@@ -72,15 +72,16 @@ def timed(measure) -> tuple[int, float, float]:
 
 
 def augmentations() -> dict:
-    """The streams to compare: name -> ``crop_augmentation.Augmentation``, as ``train_and_test`` sets them."""
-    import train_and_test
+    """The streams to compare: name -> ``crop_augmentation.Augmentation``, as a training run sets them."""
+    import model_config
+    import options
     from pipeline import crop_augmentation
+    from train import run
 
-    demo = argparse.Namespace(root_jitter_mm=list(train_and_test.ROOT_JITTER_MM), augment_rig=False)
-    rig = argparse.Namespace(**{**vars(demo), "augment_rig": True})
+    demo, rig = options.namespace("train"), options.namespace("train", augment_rig=True)
     return {"no augmentation": crop_augmentation.NO_AUGMENTATION,
-            "demo's (root jitter)": train_and_test.augmentations(demo, None)[0],
-            "--augment-rig (mean fusion)": train_and_test.augmentations(rig, argparse.Namespace(fusion="mean"))[0]}
+            "demo's (root jitter)": run.augmentations(demo, None)[0],
+            "--augment-rig (mean fusion)": run.augmentations(rig, model_config.get_config("tiny-mean"))[0]}
 
 
 def training_input(sequences, cameras, args, cache_dir: str, augmentation, image_size: int | None = None):
