@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--refinements", type=int, default=None,
                       help="test/predict: times the crops are re-centred on the model's own pelvis after "
                            "the root finder's (default: inference.DEFAULT_REFINEMENTS)")
+    data.add_argument("--allow-partial", action="store_true",
+                      help="train or test although sequences are missing or unreadable; the results say what was left out")
     data.add_argument("--cache-dir", default=None,
                       help="where the crop caches are built once and reused; default: $CROP_CACHE_DIR or cache/")
     model = parser.add_argument_group("model and loss")
@@ -131,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="steps between backups of the training state (for --resume)")
     fit.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from <checkpoint-dir>/backup, at the same epoch and step")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="start a new run where <checkpoint-dir> holds another run's weights (deleted first)")
     fit.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                      help="default: one device; mirrored: all GPUs of this machine (or --cpu-replicas); "
                           "multiworker: several processes or machines configured by TF_CONFIG")
@@ -210,10 +214,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- data
 
 def load_split(args, subjects, purpose: str):
-    """(sequences, cameras) of ``subjects``; the index report is printed first."""
+    """(sequences, cameras, the index's report) of ``subjects``."""
     sequences, report = h36m_utils.find_sequences(args.data_dir, args.labels_dir, subjects)
-    print(f"[{purpose}: {', '.join(subjects)}] {report}")
     if not sequences:
+        print(f"[{purpose}: {', '.join(subjects)}] {report}")
         raise UsageError(
             f"No Human3.6M sequences of {', '.join(subjects)} found. Looked for videos "
             f"(<subject>/Videos/<Action>.<camera>.mp4, at any depth) under --data-dir "
@@ -225,7 +229,7 @@ def load_split(args, subjects, purpose: str):
             "python train_and_test.py --mode demo")
     cameras = h36m_utils.load_cameras(args.cameras)
     h36m_utils.check_cameras(cameras, sorted({s.subject for s in sequences}), args.cameras)
-    return sequences, cameras
+    return sequences, cameras, report
 
 
 def validation_subjects(args, train_subjects) -> list:
@@ -239,13 +243,18 @@ def load_training_splits(args):
     """(train sequences, validation sequences, cameras, a sentence saying what validates)."""
     train_subjects = args.train_subjects or list(h36m_utils.TRAIN_SUBJECTS)
     val_subjects = validation_subjects(args, train_subjects)
-    sequences, cameras = load_split(args, train_subjects, "training")
+    sequences, cameras, report = load_split(args, train_subjects, "training")
     held_in = [s for s in val_subjects if s in train_subjects]
     sequences, validation = h36m_utils.hold_out_last_trials(sequences, held_in)
-    others = [s for s in val_subjects if s not in train_subjects]
+    others, reports = [s for s in val_subjects if s not in train_subjects], [report]
     if others:
-        extra, extra_cameras = load_split(args, others, "validation")
-        validation, cameras = validation + extra, {**cameras, **extra_cameras}
+        extra, extra_cameras, extra_report = load_split(args, others, "validation")
+        validation, cameras, reports = validation + extra, {**cameras, **extra_cameras}, reports + [extra_report]
+    print(h36m_utils.describe_sequences({"training": sequences, "validation": validation}, reports))
+    h36m_utils.require_complete(reports, "training", args.allow_partial)
+    if val_subjects and not validation:
+        raise UsageError(f"Validation has 0 sequences of {', '.join(val_subjects)} (see above): choose "
+                         "--val-subjects that have data, or pass --val-subjects none to train without validation.")
     if not val_subjects:
         return sequences, [], cameras, "No validation (--val-subjects none): best.weights.h5 is not written."
     parts = [f"the last trial of every action of {', '.join(held_in)} (held out of training)"] if held_in else []
@@ -445,7 +454,9 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
     if not weights:
         raise UsageError("--mode test needs --weights (a .weights.h5 file or a URL).")
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
-    sequences, cameras = load_split(args, test_subjects, "test")
+    sequences, cameras, report = load_split(args, test_subjects, "test")
+    print(h36m_utils.describe_sequences({"test": sequences}, [report]))
+    h36m_utils.require_complete([report], "the test", args.allow_partial)
     camera_ids = tuple(args.test_cameras or h36m_utils.CAMERA_IDS)
     network, config, info = load_model(args, weights, len(camera_ids), "test", config=config)
     num_frames = data_loader.count_frames(sequences, args.test_stride)
@@ -455,16 +466,18 @@ def run_test(args, weights: str | None = None, config=None) -> dict:
                                      image_size=config.image_size, box_mm=args.box_mm, root=args.root,
                                      batch_size=args.batch_size, refinements=args.refinements,
                                      camera_ids=camera_ids, progress=args.verbose > 0)
-    summary = evaluation.summarize(predictions)
-    print(evaluation.format_table(summary, args.root))
+    summary, covered = evaluation.summarize(predictions), evaluation.coverage(sequences, report, predictions,
+                                                                                 args.test_stride)
+    print(evaluation.format_table(summary, args.root, covered))
     json_path, csv_path = evaluation.write_metrics(
-        args.output_dir, summary, weights=weights, config=config.name, root=args.root,
+        args.output_dir, summary, weights=weights, config=config.name, root=args.root, covered=covered,
         weights_info={"file": weights, **{k: v for k, v in (info or {}).items() if k != "logs"}},
         extra={"subjects": test_subjects, "test_stride": args.test_stride, "box_mm": args.box_mm,
                "cameras": list(camera_ids)})
     written = evaluation.write_predictions(args.output_dir, predictions, camera_ids)
     pictures = evaluation.draw_pictures(predictions, args.images_dir)
     print(f"Wrote {json_path}, {csv_path}, {written[0]}, {written[1]}, {pictures[0]} and {pictures[1]}.")
+    evaluation.require_complete(covered, args.output_dir, args.allow_partial)
     with open(json_path, encoding="utf-8") as handle:
         return json.load(handle)
 

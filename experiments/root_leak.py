@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     train_and_test.ensure_synthetic_data(root)
     args = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", root, "--config", options.config]))
     args.config = options.config
-    sequences, cameras = train_and_test.load_split(args, args.test_subjects, "test")
+    sequences, cameras, _ = train_and_test.load_split(args, args.test_subjects, "test")
     network, config, _ = train_and_test.load_model(args, options.weights, 4, "test")
 
     def scores(**kwargs) -> dict:
