@@ -430,7 +430,7 @@ def _names_by_subject(sequences) -> str:
 def describe_sequences(used: dict, reports) -> str:
     """One block: the sequences each purpose uses (``used``: {purpose: [Sequence]}, e.g. training and
     validation) and everything the index left out, trimmed or renamed (``reports``), with the reasons."""
-    lines = ["Human3.6M index, the sequences used and left out:"]
+    lines = ["Human3.6M index: the sequences used and left out, and why"]
     for purpose, sequences in used.items():
         frames = sum(sequence.num_frames for sequence in sequences)
         lines.append(f"  {purpose}: {len(sequences)} sequences, {frames} frames"

@@ -339,6 +339,7 @@ def run_train(args, config=None) -> str:
     from train import training
     from common import weights_files
 
+    training.prepare_run_folders(args.checkpoint_dir, args.log_dir, args.resume, args.overwrite)
     devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = config or model_lib.get_config(args.config, args.fusion)
     train_augmentation, val_augmentation = augmentations(args, config)
