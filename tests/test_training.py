@@ -111,6 +111,7 @@ def h5_groups(path) -> set:
 
 
 def test_published_weights_hold_the_model_only_and_the_backup_the_optimizer(tmp_path):
+    """Guards the optimizer left out of published weights (saving it too fails here)."""
     model = toy_model()
     with pytest.raises(KeyboardInterrupt):  # stop mid-run so that the backup is still there
         training.fit(model, constant_data(), epochs=2, steps_per_epoch=STEPS_PER_EPOCH, checkpoint_dir=str(tmp_path),
