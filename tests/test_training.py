@@ -447,3 +447,24 @@ def test_a_new_run_never_replaces_or_appends_to_another_runs_files(tmp_path, syn
     with pytest.raises(FileExistsError, match="interrupted run"):
         training.prepare_run_folders(str(checkpoints), str(logs), resume=False, overwrite=False)
     training.prepare_run_folders(str(checkpoints), str(logs), resume=True, overwrite=False)
+
+
+def test_training_names_the_sequences_it_lacks_and_refuses_an_empty_validation(synthetic_dataset, tmp_path, capsys):
+    """Guards "complete or named" for training, before any slow work: a training subject with no files
+    (S5) stops the run naming it and --allow-partial; with --allow-partial the block printed up front
+    names what is used and what was left out and why, and the default validation (the last training
+    subject, S5) of 0 sequences is an error naming --val-subjects none (it was "0 sequences ()")."""
+    import train_and_test
+    argv = ["--mode", "train", "--data-dir", str(synthetic_dataset.data_dir),
+            "--labels-dir", str(synthetic_dataset.labels_dir), "--cameras", str(synthetic_dataset.cameras_path),
+            "--train-subjects", "S1", "S5", "--config", "tiny", "--verbose", "0",
+            "--checkpoint-dir", str(tmp_path / "checkpoints"), "--log-dir", str(tmp_path / "logs")]
+    assert train_and_test.main(argv) == 1
+    printed = capsys.readouterr()
+    assert "S5 -: no videos or labels found" in printed.err and "--allow-partial" in printed.err
+    assert train_and_test.main(argv + ["--allow-partial"]) == 2
+    printed = capsys.readouterr()
+    assert "Validation has 0 sequences of S5" in printed.err and "--val-subjects none" in printed.err
+    assert "training: " in printed.out and "validation: 0 sequences" in printed.out
+    assert "left out, subject not found (1):" in printed.out and "S1 Directions_ALL: an '_ALL'" in printed.out
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()  # nothing written
