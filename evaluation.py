@@ -211,16 +211,90 @@ def summarize(predictions: Predictions) -> Summary:
                    over_frames={key: float(np.mean(values)) for key, values in per_frame.items()})
 
 
-def format_table(summary: Summary, root: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """Which sequences a test scored and which it could not, so no partial number passes as whole.
+
+    scored: [{"subject", "action", "sequence", "trial" (the number in the name, None without one),
+    "num_frames" (scored), "cut_short" (why fewer frames than the index's, else absent)}];
+    left_out: [{"subject", "sequence", "reason"}] the sequences (or whole subjects, sequence "-")
+    that could not be used; excluded: the same for those left out by design (the S9 list, a
+    video damaged in the release, ``_ALL`` recordings).
+    """
+
+    scored: list
+    left_out: list
+    excluded: list
+
+    @property
+    def complete(self) -> bool:
+        return not self.left_out and not any("cut_short" in row for row in self.scored)
+
+    def describe(self) -> str:
+        """"complete: N of N sequences" or "partial: N of M sequences (...)"."""
+        whole = sum("cut_short" not in row for row in self.scored)
+        total = len(self.scored) + sum(row["sequence"] != "-" for row in self.left_out)
+        if self.complete:
+            return f"complete: {whole} of {total} sequences"
+        subjects = [row["subject"] for row in self.left_out if row["sequence"] == "-"]
+        details = [f"{len(self.scored) - whole} cut short"] if whole < len(self.scored) else []
+        details += [f"{total - len(self.scored)} left out"] if total > len(self.scored) else []
+        details += [f"no file of {', '.join(subjects)}"] if subjects else []
+        return f"partial: {whole} of {total} sequences ({'; '.join(details)})"
+
+    def lines(self) -> list:
+        """The coverage, then, for a partial test, every sequence scored and every one left out."""
+        lines = [self.describe()]
+        if not self.complete:
+            lines += ["  scored: " + ", ".join(f"{r['subject']} {r['sequence']} ({r['num_frames']} frames)"
+                                                for r in self.scored)]
+            lines += [f"  cut short: {r['subject']} {r['sequence']}: {r['cut_short']}"
+                      for r in self.scored if "cut_short" in r]
+            lines += [f"  left out: {r['subject']} {r['sequence']}: {r['reason']}" for r in self.left_out]
+        return lines
+
+
+def coverage(sequences, report, predictions: Predictions, stride: int) -> Coverage:
+    """The ``Coverage`` of a test of ``sequences`` (indexed with ``report``, an ``IndexReport``)
+    at ``stride``, from the frames ``predictions`` holds."""
+    scored = []
+    for sequence in sequences:
+        count = int(np.sum((predictions.subjects == sequence.subject) & (predictions.sequences == sequence.name)))
+        expected = len(range(0, sequence.num_frames, stride))
+        row = {"subject": sequence.subject, "action": sequence.action, "sequence": sequence.name,
+               "trial": h36m_utils.trial_number(sequence.name) or None, "num_frames": count}
+        if count < expected:
+            row["cut_short"] = (f"a video ended before its container says: {count} of the {expected} frames "
+                                "scored; re-extract its videos from the archive")
+        scored.append(row)
+
+    def rows(entries):
+        return [{"subject": e.subject, "sequence": e.sequence, "reason": e.reason} for e in entries]
+    return Coverage(scored=scored, left_out=rows(report.problems()), excluded=rows(report.of_kind("skipped")))
+
+
+def require_complete(covered: Coverage, output_dir: str, allow_partial: bool) -> None:
+    """After the files are written: a test that scored fewer frames than its sequences hold (a video
+    that ended early, found only while predicting) is an error naming them, unless ``allow_partial``."""
+    if covered.complete or allow_partial:
+        return
+    raise h36m_utils.IncompleteDataError(
+        "\n".join([f"The test is {covered.describe()}:", *covered.lines()[1:],
+                   f"The files in {output_dir} say so. Re-extract those videos for a protocol result, or pass "
+                   "--allow-partial to accept a partial one."]))
+
+
+def format_table(summary: Summary, root: str, covered: Coverage | None = None) -> str:
     """The per-action table (mm, px), ending with the rows "Avg (actions)" and "Avg (frames)",
-    under a line saying where the crops' root came from (``root``: one of ``ROOTS``)."""
+    under a line saying where the crops' root came from (``root``: one of ``ROOTS``) and, given
+    ``covered``, lines saying which sequences were scored (``Coverage.lines``)."""
     header = f"{'Action':<14}" + "".join(f"{title:>13}" for _, title in METRICS) + f"{'frames':>9}"
     rule = "-" * len(header)
 
     def row(name, values, count):
         return f"{name:<14}" + "".join(f"{values[key]:>13.1f}" for key, _ in METRICS) + f"{count:>9d}"
 
-    lines = [f"--root {root}: {ROOT_DESCRIPTIONS[root]}", header, rule] + [row(action, values, summary.frames[action])
+    lines = [f"--root {root}: {ROOT_DESCRIPTIONS[root]}", *(covered.lines() if covered else []), header, rule] + [row(action, values, summary.frames[action])
                               for action, values in summary.per_action.items()]
     lines += [rule] + [row(f"Avg ({name})", values, summary.num_frames)
                        for name, values in summary.averages()]
@@ -228,14 +302,17 @@ def format_table(summary: Summary, root: str) -> str:
 
 
 def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: str, root: str,
-                  weights_info: dict | None = None, extra: dict | None = None) -> tuple[str, str]:
+                  covered: Coverage, weights_info: dict | None = None, extra: dict | None = None) -> tuple[str, str]:
     """Write ``metrics.json`` and ``metrics.csv`` to ``output_dir``; return their paths.
 
-    metrics.json: see ``_metrics_content``. metrics.csv: one row per action, then "Average over
-    actions" and "Average over frames", each with the ``root`` the crops came from. An
-    ``extra`` key that would replace one of the protocol's own keys is a ValueError.
+    metrics.json: see ``_metrics_content``. metrics.csv: a row per sequence scored and per sequence
+    left out (``covered``), then one per action, then "Average over actions" and "Average over
+    frames"; every row has the ``root`` the crops came from and the coverage ("complete: ..." or
+    "partial: ..."). An ``extra`` key that would replace one of the protocol's own keys is a ValueError.
     """
     content = _metrics_content(summary, weights=weights, config=config, weights_info=weights_info, root=root)
+    content.update(coverage=covered.describe(), complete=covered.complete, sequences=covered.scored,
+                   sequences_left_out=covered.left_out, sequences_excluded=covered.excluded)
     clashes = sorted(set(extra or {}) & set(content))
     if clashes:
         raise ValueError(f"write_metrics: extra fields {clashes} would overwrite the protocol's own "
@@ -245,7 +322,7 @@ def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: st
     with open(json_path, "w", encoding="utf-8") as handle:
         json.dump({**content, **(extra or {})}, handle, indent=2)
     csv_path = os.path.join(output_dir, "metrics.csv")
-    _write_csv(csv_path, summary, root)
+    _write_csv(csv_path, summary, root, covered)
     return json_path, csv_path
 
 
@@ -270,14 +347,29 @@ def _metrics_content(summary: Summary, *, weights: str, config: str, weights_inf
             "config": config, "root": root, "root_note": ROOT_DESCRIPTIONS[root]}
 
 
-def _write_csv(path: str, summary: Summary, root: str) -> None:
-    """metrics.csv: a row per action, then one per average, metrics to 3 decimals, the root last."""
+CSV_SEQUENCE_COLUMNS = ("coverage", "subject", "sequence", "trial", "note")
+
+
+def _write_csv(path: str, summary: Summary, root: str, covered: Coverage) -> None:
+    """metrics.csv: a row per sequence scored or left out (subject, sequence, trial, frames, and why
+    it is cut short or left out), a row per action, then one per average; metrics to 3 decimals."""
+    coverage_text, blank = covered.describe(), [""] * len(METRICS)
+
     def row(name, values, count):
-        return [name] + [f"{values[key]:.3f}" for key, _ in METRICS] + [count, root]
+        return [name] + [f"{values[key]:.3f}" for key, _ in METRICS] + [count, root, coverage_text, "", "", "", ""]
+
+    def sequence_row(entry, count, note):
+        trial = h36m_utils.trial_number(entry["sequence"]) or ""
+        action = entry.get("action") or (h36m_utils.canonical_action(entry["sequence"]) if entry["sequence"] != "-"
+                                         else "")
+        return [action, *blank, count, root, coverage_text, entry["subject"], entry["sequence"], trial, note]
 
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["action"] + [key for key, _ in METRICS] + ["num_frames", "root"])
+        writer.writerow(["action"] + [key for key, _ in METRICS] + ["num_frames", "root", *CSV_SEQUENCE_COLUMNS])
+        writer.writerows(sequence_row(entry, entry["num_frames"], entry.get("cut_short", "scored"))
+                         for entry in covered.scored)
+        writer.writerows(sequence_row(entry, 0, f"left out: {entry['reason']}") for entry in covered.left_out)
         writer.writerows(row(action, values, summary.frames[action])
                          for action, values in summary.per_action.items())
         writer.writerows(row(f"Average over {name}", values, summary.num_frames)

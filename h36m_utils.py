@@ -212,9 +212,20 @@ class Sequence:
     num_frames: int
 
 
+REPORT_KINDS = ("missing", "unusable", "skipped", "trimmed", "renamed")
+PROBLEM_KINDS = ("missing", "unusable")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReportEntry:
-    """One thing the index did to the data: ``kind`` is skipped, trimmed, renamed or missing."""
+    """One thing the index did to the data: ``kind`` is one of ``REPORT_KINDS``.
+
+    missing: a subject with no file at all; unusable: a sequence with files missing or a video that
+    cannot be read (both are holes in the data: ``PROBLEM_KINDS``); skipped: left out by design (an
+    ``_ALL`` recording, the S9 list, a video known to be damaged in the release, an action not
+    asked for); trimmed: files of different lengths, the common frames used; renamed: an action's
+    other name.
+    """
 
     kind: str
     subject: str
@@ -233,9 +244,13 @@ class IndexReport:
     def of_kind(self, kind: str) -> list:
         return [entry for entry in self.entries if entry.kind == kind]
 
+    def problems(self) -> list:
+        """The holes in the data: subjects without files, sequences that cannot be used."""
+        return [entry for entry in self.entries if entry.kind in PROBLEM_KINDS]
+
     def __str__(self) -> str:
         lines = [f"Human3.6M index: {self.num_sequences} sequences, {self.num_frames} frames."]
-        for kind in ("missing", "skipped", "trimmed", "renamed"):
+        for kind in REPORT_KINDS:
             entries = self.of_kind(kind)
             if entries:
                 lines.append(f"  {kind} ({len(entries)}):")
@@ -345,6 +360,9 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
     def skip(reason):
         report.entries.append(ReportEntry("skipped", subject, stem, reason))
 
+    def unusable(reason):
+        report.entries.append(ReportEntry("unusable", subject, stem, reason))
+
     if "_ALL" in stem:  # also "Directions_ALL 1"-style names
         return skip("an '_ALL' recording is not an action")
     action = canonical_action(stem)
@@ -355,25 +373,25 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
     if action != stem.split(" ")[0]:
         report.entries.append(ReportEntry("renamed", subject, stem,
                                           f"file name says {stem.split(' ')[0]}, used as {action}"))
+    damaged = [c for c in CAMERA_IDS if (subject, stem, c) in DAMAGED_VIDEOS]
+    if damaged:  # whether the file is there or not: no protocol uses it
+        return skip(f"video of camera {', '.join(damaged)} is damaged in the official release (public "
+                    "loaders drop it by name); all 4 views are needed")
+    if s9_usable is not None and subject == "S9":
+        unlisted = [f"{stem}.{c}.mp4" for c in CAMERA_IDS if f"{stem}.{c}.mp4" not in s9_usable]
+        if unlisted:
+            return skip(f"not in S9_training_vids.txt (known wrong labels): {', '.join(unlisted)}")
     missing = ([f"video of camera {c}" for c in CAMERA_IDS if c not in files["videos"]]
                + ([] if files["d3"] else ["D3_Positions label"])
                + [f"D2_Positions label of camera {c}" for c in CAMERA_IDS if c not in files["d2"]])
     if missing:
-        return skip(f"missing {', '.join(missing)}; all 4 views and their labels are needed")
-    damaged = [c for c in CAMERA_IDS if (subject, stem, c) in DAMAGED_VIDEOS]
-    if damaged:
-        return skip(f"video of camera {', '.join(damaged)} is damaged in the official release (public "
-                    "loaders drop it by name); all 4 views are needed")
+        return unusable(f"missing {', '.join(missing)}; all 4 views and their labels are needed: "
+                        "download and unpack them")
     videos = {camera_id: files["videos"][camera_id] for camera_id in CAMERA_IDS}
-    if s9_usable is not None and subject == "S9":
-        unlisted = [os.path.basename(p) for p in videos.values()
-                    if os.path.basename(p) not in s9_usable]
-        if unlisted:
-            return skip(f"not in S9_training_vids.txt (known wrong labels): {', '.join(unlisted)}")
     lengths = {f"video {c}": video_io.video_frame_count(path) for c, path in videos.items()}
     broken = [videos[name.split()[1]] for name, length in lengths.items() if length <= 0]
     if broken:
-        return skip(f"unreadable video {', '.join(broken)}: re-extract it from the archive")
+        return unusable(f"unreadable video {', '.join(broken)}: re-extract it from the archive")
     lengths["D3 labels"] = pose_length(files["d3"])
     lengths.update({f"D2 labels {c}": pose_length(files["d2"][c]) for c in CAMERA_IDS})
     num_frames = min(lengths.values())
@@ -383,6 +401,49 @@ def _check_sequence(subject, stem, files, actions, s9_usable, report):
             "trimmed", subject, stem, f"using the common {num_frames} frames; longer: {longer}"))
     return Sequence(subject, action, stem, videos, files["d3"],
                     {c: files["d2"][c] for c in CAMERA_IDS}, num_frames)
+
+
+class IncompleteDataError(ValueError):
+    """A sequence a run needs is missing or cannot be read (and ``--allow-partial`` was not given)."""
+
+
+def require_complete(reports, what: str, allow_partial: bool) -> None:
+    """Raise ``IncompleteDataError`` naming every hole in ``reports`` (``IndexReport``s) and the fixes,
+    unless ``allow_partial``; ``what``: the run, e.g. "the test" or "training"."""
+    problems = [entry for report in reports for entry in report.problems()]
+    if not problems or allow_partial:
+        return
+    lines = "\n".join(f"  {e.subject} {e.sequence}: {e.reason}" for e in problems)
+    raise IncompleteDataError(
+        f"{len(problems)} sequence(s) or subject(s) that {what} needs cannot be used:\n{lines}\nFix the files "
+        "(download, unpack or re-extract them), or name only the subjects you have (--train-subjects / "
+        "--val-subjects / --test-subjects), or pass --allow-partial to run on the rest: the results then "
+        "say what was left out.")
+
+
+def _names_by_subject(sequences) -> str:
+    subjects = dict.fromkeys(sequence.subject for sequence in sequences)
+    return "; ".join(f"{subject}: " + ", ".join(s.name for s in sequences if s.subject == subject)
+                     for subject in subjects)
+
+
+def describe_sequences(used: dict, reports) -> str:
+    """One block: the sequences each purpose uses (``used``: {purpose: [Sequence]}, e.g. training and
+    validation) and everything the index left out, trimmed or renamed (``reports``), with the reasons."""
+    lines = ["Human3.6M index: the sequences used and left out, and why"]
+    for purpose, sequences in used.items():
+        frames = sum(sequence.num_frames for sequence in sequences)
+        lines.append(f"  {purpose}: {len(sequences)} sequences, {frames} frames"
+                     + (f" ({_names_by_subject(sequences)})" if sequences else ""))
+    entries = [entry for report in reports for entry in report.entries]
+    titles = {"missing": "left out, subject not found", "unusable": "left out, files missing or unreadable",
+              "skipped": "left out by design", "trimmed": "trimmed", "renamed": "renamed"}
+    for kind in REPORT_KINDS:
+        chosen = [entry for entry in entries if entry.kind == kind]
+        if chosen:
+            lines.append(f"  {titles[kind]} ({len(chosen)}):")
+            lines += [f"    {e.subject} {e.sequence}: {e.reason}" for e in chosen]
+    return "\n".join(lines)
 
 
 def trial_number(name: str) -> int:

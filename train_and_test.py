@@ -39,7 +39,9 @@ def run_test(args, weights: str | None = None) -> dict:
     from train import splits
     weights = weights or args.weights
     test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
-    sequences, cameras = splits.load_split(args, test_subjects, "test")
+    sequences, cameras, report = splits.load_split(args, test_subjects, "test")
+    print(h36m_utils.describe_sequences({"test": sequences}, [report]))
+    h36m_utils.require_complete([report], "the test", args.allow_partial)
     camera_ids = tuple(args.test_cameras or h36m_utils.CAMERA_IDS)
     network, config, info = model_loading.load_model(args, weights, len(camera_ids), "test")
     print(weights_origin.statement(info))
@@ -50,16 +52,18 @@ def run_test(args, weights: str | None = None) -> dict:
                                      image_size=config.image_size, box_mm=args.box_mm, root=args.root,
                                      batch_size=args.batch_size, refinements=args.refinements,
                                      camera_ids=camera_ids, progress=args.verbose > 0)
-    summary = evaluation.summarize(predictions)
-    print(evaluation.format_table(summary, args.root))
+    summary, covered = evaluation.summarize(predictions), evaluation.coverage(sequences, report, predictions,
+                                                                                 args.test_stride)
+    print(evaluation.format_table(summary, args.root, covered))
     json_path, csv_path = evaluation.write_metrics(
-        args.output_dir, summary, weights=weights, config=config.name, root=args.root,
+        args.output_dir, summary, weights=weights, config=config.name, root=args.root, covered=covered,
         weights_info={"file": weights, **{k: v for k, v in (info or {}).items() if k != "logs"}},
         extra={"subjects": test_subjects, "test_stride": args.test_stride, "box_mm": args.box_mm,
                "cameras": list(camera_ids)})
     written = evaluation.write_predictions(args.output_dir, predictions, camera_ids)
     pictures = evaluation.draw_pictures(predictions, args.images_dir)
     print(f"Wrote {json_path}, {csv_path}, {written[0]}, {written[1]}, {pictures[0]} and {pictures[1]}.")
+    evaluation.require_complete(covered, args.output_dir, args.allow_partial)
     with open(json_path, encoding="utf-8") as handle:
         return json.load(handle)
 

@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     root = os.path.abspath(options.demo_dir)
     demo.ensure_synthetic_data(root)
     args = demo.recipe(root, config=options.config)
-    sequences, cameras = splits.load_split(args, args.test_subjects, "test")
+    sequences, cameras, _ = splits.load_split(args, args.test_subjects, "test")
     network, config, _ = model_loading.load_model(args, options.weights, 4, "test")
 
     def scores(**kwargs) -> dict:

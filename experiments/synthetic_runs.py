@@ -111,7 +111,7 @@ class SyntheticRuns:
             return json.load(open(path))
         weights = self.train(variant, seed)
         args = self.args(variant, seed)
-        sequences, cameras = splits.load_split(args, args.test_subjects, "test")
+        sequences, cameras, _ = splits.load_split(args, args.test_subjects, "test")
         network, config, _ = model_loading.load_model(args, weights, len(camera_ids), "test", config=variant.config)
         predictions = evaluation.predict(network, sequences, cameras, stride=args.test_stride,
                                          image_size=config.image_size, box_mm=args.box_mm, root=root,

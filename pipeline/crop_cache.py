@@ -56,7 +56,7 @@ from common import rig_frame
 from common.progress import ProgressBar
 from common.video_io import VideoEndedEarly, stream_frames
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the rig frame's yaw no longer depends on the camera order
 MANIFEST_NAME = "manifest.json"
 JPEG_QUALITY = 95
 # Chroma at half resolution (4:2:0, as in the H.264 source videos): 4:4:4 would decode 25% slower

@@ -1,5 +1,6 @@
 """evaluation.py: per-frame metrics, the averages over actions and over frames, the files and pictures."""
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -172,8 +173,10 @@ def test_both_averages_in_summary_table_json_and_csv(tmp_path):
 
     weights_info = {"file": "best.weights.h5", "epoch": 7,
                     "selected_by": "lowest val_kp3d_mpjpe on held-out S8 trials"}
+    scored = [{"subject": "S9", "action": a, "sequence": f"{a} 1", "trial": 1, "num_frames": n} for a, n in COUNTS.items()]
     json_path, csv_path = evaluation.write_metrics(
         str(tmp_path), summary, weights="best.weights.h5", config="tiny", root="estimated",
+        covered=evaluation.Coverage(scored=scored, left_out=[], excluded=[]),
         weights_info=weights_info, extra={"test_stride": 64})
     content = json.load(open(json_path))
     for key in keys:
@@ -184,20 +187,25 @@ def test_both_averages_in_summary_table_json_and_csv(tmp_path):
     assert content["weights_info"] == weights_info and content["root"] == "estimated"
     assert (content["num_frames"], content["test_stride"]) == (10, 64)
     assert {a: v["num_frames"] for a, v in content["per_action"].items()} == COUNTS
+    assert content["coverage"] == "complete: 3 of 3 sequences" and content["complete"] is True
+    assert content["sequences"] == scored and content["sequences_left_out"] == []
 
     rows = list(csv.reader(open(csv_path)))
-    assert rows[0] == ["action"] + keys + ["num_frames", "root"]
-    assert [row[0] for row in rows[1:]] == ["Eating", "Phoning", "Walking",
+    extra = list(evaluation.CSV_SEQUENCE_COLUMNS)
+    assert rows[0] == ["action"] + keys + ["num_frames", "root"] + extra
+    assert [row[0] for row in rows[1:]] == ["Walking", "Eating", "Phoning", "Eating", "Phoning", "Walking",
                                             "Average over actions", "Average over frames"]
+    assert rows[1][-len(extra) - 2:] == ["6", "estimated", "complete: 3 of 3 sequences", "S9", "Walking 1", "1", "scored"]
     for row, expected in ((rows[-2], over_actions), (rows[-1], over_frames)):
-        assert [float(v) for v in row[1:-2]] == pytest.approx([expected[k] for k in keys], abs=5e-4)
-        assert row[-2:] == ["10", "estimated"]
+        assert [float(v) for v in row[1:-2 - len(extra)]] == pytest.approx([expected[k] for k in keys], abs=5e-4)
+        assert row[-2 - len(extra):-len(extra)] == ["10", "estimated"]
 
 
 def test_extra_field_may_not_overwrite_a_protocol_key(tmp_path):
     summary = evaluation.summarize(noisy_predictions(np.random.default_rng(1)))
     with pytest.raises(ValueError, match=r"\['average_over_frames', 'weights'\]"):
         evaluation.write_metrics(str(tmp_path), summary, weights="w.weights.h5", config="tiny", root="labels",
+                                 covered=evaluation.Coverage([], [], []),
                                  extra={"weights": "other", "average_over_frames": {}})
     assert not (tmp_path / "metrics.json").exists()
 
@@ -235,3 +243,42 @@ def test_estimated_root_predictions_never_see_a_label(synthetic_dataset, tmp_pat
     labelled = evaluation.predict(network, sequences[:3], cameras, stride=8, image_size=128, box_mm=2000.0,
                                   root="labels", progress=False)
     assert not np.array_equal(labelled.root, moved.root)  # a root from the labels would follow them
+
+
+def test_a_partial_test_says_so_in_the_table_json_and_csv_and_lists_every_sequence(synthetic_dataset, tmp_path):
+    """Guards "complete or named" in the outputs: S11 with one sequence's video cut short (fewer
+    frames scored than the index holds) and one sequence left out (a file not downloaded) is
+    "partial: N of M sequences" in the table, metrics.json and metrics.csv, which list every
+    sequence scored (subject, action, trial, frames) and every one left out with the reason; the
+    check after writing is an error naming them unless partial results are allowed."""
+    sequences, cameras, kp3d, actions = protocol_truth(synthetic_dataset, ("S11",), stride=8)
+    predictions = evaluation.predict(OracleModel(kp3d, np.zeros((len(kp3d), 3))), sequences, cameras, stride=8,
+                                     image_size=S, box_mm=2000.0, root="labels", progress=False)
+    cut = sequences[1]
+    keep = ~((predictions.sequences == cut.name) & (predictions.frames >= 16))  # as if its video ended at frame 16
+    shortened = evaluation.Predictions(**{f.name: getattr(predictions, f.name)[keep] if f.name not in (
+        "picture_images", "picture_rows") else getattr(predictions, f.name) for f in dataclasses.fields(predictions)})
+    report = h36m_utils.IndexReport(entries=[h36m_utils.ReportEntry("unusable", "S11", "Phoning 1", "missing video")])
+    covered = evaluation.coverage(sequences, report, shortened, stride=8)
+    total = len(sequences) + 1
+    assert not covered.complete
+    assert covered.describe() == f"partial: {len(sequences) - 1} of {total} sequences (1 cut short; 1 left out)"
+    summary = evaluation.summarize(shortened)
+    table = evaluation.format_table(summary, "labels", covered)
+    assert covered.describe() in table and "left out: S11 Phoning 1: missing video" in table
+    assert f"cut short: S11 {cut.name}: a video ended before its container says: 2 of the" in table
+    json_path, csv_path = evaluation.write_metrics(str(tmp_path), summary, weights="w.weights.h5", config="tiny",
+                                                   root="labels", covered=covered)
+    content = json.load(open(json_path))
+    assert content["coverage"] == covered.describe() and content["complete"] is False
+    assert [(r["subject"], r["action"], r["sequence"]) for r in content["sequences"]] == [
+        (s.subject, s.action, s.name) for s in sequences]
+    assert sum(r["num_frames"] for r in content["sequences"]) == content["num_frames"] == len(shortened)
+    assert content["sequences_left_out"] == [{"subject": "S11", "sequence": "Phoning 1", "reason": "missing video"}]
+    rows = list(csv.DictReader(open(csv_path)))
+    assert all(row["coverage"] == covered.describe() for row in rows)
+    assert [row["sequence"] for row in rows if row["sequence"]] == [s.name for s in sequences] + ["Phoning 1"]
+    assert rows[len(sequences)]["note"] == "left out: missing video" and rows[len(sequences)]["action"] == "Phoning"
+    with pytest.raises(h36m_utils.IncompleteDataError, match=f"(?s)partial.*{cut.name}.*--allow-partial"):
+        evaluation.require_complete(covered, str(tmp_path), allow_partial=False)
+    evaluation.require_complete(covered, str(tmp_path), allow_partial=True)

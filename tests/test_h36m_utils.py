@@ -239,7 +239,7 @@ def test_find_sequences_handles_and_reports_every_quirk(quirky_tree):
     assert list(found[("S1", "Directions 1")].videos) == list(hu.CAMERA_IDS)
     reasons = {(e.kind, e.subject, e.sequence): e.reason for e in report.entries}
     assert "'_ALL'" in reasons[("skipped", "S1", "Directions_ALL")]
-    assert "missing video of camera 54138969" in reasons[("skipped", "S11", "Phoning")]
+    assert "missing video of camera 54138969" in reasons[("unusable", "S11", "Phoning")]
     assert "camera 54138969 is damaged in the official release" in reasons[("skipped", "S11", "Directions")]
     assert "S9_training_vids.txt" in reasons[("skipped", "S9", "Greeting")]
     assert "video 58860488 11" in reasons[("trimmed", "S1", "Walking")]
@@ -247,7 +247,10 @@ def test_find_sequences_handles_and_reports_every_quirk(quirky_tree):
     assert ("missing", "S5", "-") in reasons
     assert report.num_sequences == 6 and report.num_frames == 6 * 5 + 5
     printed = str(report)
-    assert "skipped (4)" in printed and "Directions_ALL" in printed
+    assert "skipped (3)" in printed and "unusable (1)" in printed and "Directions_ALL" in printed
+    # The holes (a file not downloaded, a subject not there) apart from what is left out by design.
+    assert {(e.kind, e.subject, e.sequence) for e in report.problems()} == {("unusable", "S11", "Phoning"),
+                                                                           ("missing", "S5", "-")}
 
 
 def test_find_sequences_without_s9_list_keeps_all_s9(quirky_tree):
@@ -269,7 +272,7 @@ def test_find_sequences_reports_unreadable_video(quirky_tree):
     sequences, report = hu.find_sequences(str(data), str(labels), ["S11"])
     assert [s.name for s in sequences] == ["Directions 1"]
     assert any("unreadable video" in e.reason and "SittingDown 2.55011271.mp4" in e.reason
-               for e in report.of_kind("skipped"))
+               for e in report.of_kind("unusable"))
 
 
 def test_find_sequences_missing_folders_say_what_to_do(tmp_path):
@@ -340,3 +343,28 @@ def test_last_trial_of_every_action_is_held_out_for_validation():
                                                        ("Directions 2", "SittingDown 2", "TakingPhoto 1", "Walking 1")]
     assert len(kept) + len(held_out) == len(sequences) and not set(map(id, kept)) & set(map(id, held_out))
     assert all(s.subject == "S1" for s in kept[:len(names)]) and hu.hold_out_last_trials(sequences, [])[1] == []
+
+
+def test_a_run_needing_a_missing_or_unreadable_sequence_fails_naming_each_unless_partial_is_allowed(quirky_tree):
+    """Guards "complete or named": every hole of every report is in the error with the fixes; what
+    is left out by design (the S9 list, the damaged S11 video, _ALL) is no hole; --allow-partial
+    lets the run go on, and the block printed up front still names what was left out and why."""
+    data, labels = quirky_tree
+    (data / "S11" / "Videos" / "SittingDown 2.55011271.mp4").write_bytes(b"\x00" * 64)
+    _, report = hu.find_sequences(str(data), str(labels), ["S9", "S11"])
+    _, other = hu.find_sequences(str(data), str(labels), ["S5"])
+    with pytest.raises(hu.IncompleteDataError) as error:
+        hu.require_complete([report, other], "the test", allow_partial=False)
+    message = str(error.value)
+    for named in ("S11 Phoning: missing video of camera 54138969", "SittingDown 2.55011271.mp4", "S5 -",
+                  "--allow-partial", "--test-subjects"):
+        assert named in message, named
+    assert "Greeting" not in message and "S11 Directions:" not in message  # by design, not holes
+    hu.require_complete([report, other], "the test", allow_partial=True)
+    _, whole = hu.find_sequences(str(data), str(labels), ["S9"])
+    hu.require_complete([whole], "the test", allow_partial=False)  # S9: only its listed trial, complete
+    sequences, _ = hu.find_sequences(str(data), str(labels), ["S11"])
+    block = hu.describe_sequences({"test": sequences}, [report, other])
+    assert "test: 1 sequences" in block and "S11: Directions 1" in block
+    assert "left out, files missing or unreadable (2):" in block and "left out, subject not found (1):" in block
+    assert "left out by design (2):" in block and "S9 Greeting: not in S9_training_vids.txt" in block

@@ -1,6 +1,8 @@
 """Processes end cleanly: data set readers exit 0 every time, Ctrl-C saves the state and exits 130,
 and ``--resume`` then finishes the run; every run is a real subprocess, bounded in time."""
+import csv
 import json
+import math
 import pathlib
 import signal
 import subprocess
@@ -104,3 +106,39 @@ def test_ctrl_c_saves_the_state_exits_130_and_resume_finishes(synthetic_dataset,
     code, out, err = finish(start(["train_and_test.py", *test]), 300)
     assert code == 0 and "Avg (frames)" in out, err[-3000:]
     protocol_check.assert_metrics_match_the_protocol(tmp_path / "outputs" / "metrics.json", test)
+
+
+@pytest.mark.slow  # two training processes with validation: 9.5 min on the loaded 2-core machine
+def test_ctrl_c_in_the_last_validation_then_resume_validates_and_writes_that_epoch_once(synthetic_dataset, tmp_path):
+    """Guards "interrupt anywhere, resume exactly" in a real process: SIGINT once the last training
+    step is done (so in the last epoch's validation or end), then --resume: the last epoch is
+    validated and written, training.csv has each epoch once with its validation numbers, last and
+    best carry the right epochs, and no backup is left. (Before: --resume said "Resuming at epoch 3"
+    of a 2-epoch run and finished at once, with no row, no validation and last.weights.h5 of epoch 1.)"""
+    checkpoints, logs = tmp_path / "checkpoints", tmp_path / "logs"
+    steps, epochs = 6, 2
+    train = ["train_and_test.py", "--mode", "train", *data_flags(synthetic_dataset), "--config", "tiny",
+             "--batch-size", "2", "--epochs", str(epochs), "--steps-per-epoch", str(steps), "--val-subjects", "S1",
+             "--val-stride", "1", "--backup-every", "1", "--verbose", "0", "--checkpoint-dir", str(checkpoints),
+             "--log-dir", str(logs)]
+    process = start(train)
+    backup = checkpoints / "backup" / "state.weights.h5"
+    deadline = time.time() + 300
+    while backup_step(backup) < steps * epochs and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # until the last step's backup: the last validation (hundreds of frames) begins
+    process.send_signal(signal.SIGINT)
+    code, out, err = finish(process, 120)
+    assert code == 130 and "Interrupted" in err, (out[-2000:], err[-2000:])
+    assert backup_step(backup) == steps * epochs  # every step ran; the epoch's end did not complete
+
+    code, out, err = finish(start(train + ["--resume"]), 300)
+    assert code == 0, err[-3000:]
+    rows = list(csv.DictReader(open(logs / "training.csv")))
+    assert [int(row["epoch"]) for row in rows] == list(range(epochs)), rows
+    val_mpjpe = [float(row["val_kp3d_mpjpe"]) for row in rows]
+    assert all(math.isfinite(value) for value in val_mpjpe)  # every epoch validated
+    last = json.loads((checkpoints / "last.weights.h5.json").read_text())
+    best = json.loads((checkpoints / "best.weights.h5.json").read_text())
+    assert last["epoch"] == epochs and last["logs"]["val_kp3d_mpjpe"] == pytest.approx(val_mpjpe[-1], rel=1e-6)
+    assert best["epoch"] == 1 + val_mpjpe.index(min(val_mpjpe))
+    assert not backup.parent.exists() and "Weights to test and publish" in out

@@ -128,6 +128,9 @@ def read_trc(path):
 
 
 def test_trc_has_pose2sims_layout_and_reads_back_to_world_mm(tmp_path):
+    """Guards the TRC's axes and units: written in the world's Z-up axes, turned the other way
+    ((X, Y, Z) -> (Z, X, Y)) or in mm under "Units m", the file no longer reads back to the world mm
+    (each planted once, each failed here)."""
     joints_3d = track_3d()
     joints_3d[4, 13] = np.nan
     path = tmp_path / "predictions.trc"

@@ -1,5 +1,5 @@
 """The rig frame: computed from the cameras alone, so it moves with a turned and moved world."""
-import json
+import itertools
 
 import numpy as np
 import pytest
@@ -54,6 +54,8 @@ def test_same_rig_in_a_turned_and_moved_world_gives_the_same_rig_cameras():
 
 
 def test_projections_do_not_change_in_the_rig_frame():
+    """Guards the frame change itself: an identity in place of ``camera_to_rig``, or a transposed
+    rotation in ``to_rig``, moves the projections."""
     cameras = synthetic_rig()
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
     points = np.random.default_rng(1).normal(0, 800, (20, 3)) + [0, 0, 900]
@@ -81,3 +83,35 @@ def test_too_few_or_disagreeing_cameras_are_errors():
                                     k=cameras[0].k, p=cameras[0].p, width=320, height=320, id="x")
     with pytest.raises(ValueError, match="cancel out"):
         rig_frame.rig_frame([cameras[0], upside_down])
+
+
+def test_every_human36m_subject_gets_the_same_yaw(h36m_sample_dir):
+    """Guards the yaw of a ring of cameras: Human3.6M's viewing directions cancel out (their mean is
+    1% of their length), so a yaw from their mean alone turned from subject to subject (S1 19
+    degrees, S5 161 degrees); the ring's long axis, pointed the way its farthest camera looks,
+    is one yaw for the 11 subjects' calibrations, and for their cameras in any of the 24 orders
+    (a sign taken from the first camera instead of the farthest fails here)."""
+    cameras = h36m_utils.load_cameras(str(h36m_sample_dir / "camera-parameters.json"))
+    axes = {subject: rig_frame.rig_frame(cameras[subject][c] for c in h36m_utils.CAMERA_IDS).rotation[0]
+            for subject in h36m_utils.SUBJECTS}
+    for subject, axis in axes.items():
+        assert np.degrees(np.arccos(np.clip(axis @ axes["S1"], -1, 1))) < 5, subject
+        for order in itertools.permutations(h36m_utils.CAMERA_IDS):
+            np.testing.assert_allclose(rig_frame.rig_frame(cameras[subject][c] for c in order).rotation[0], axis,
+                                       atol=1e-12, err_msg=f"{subject} {order}")
+
+
+def test_cameras_on_one_side_of_the_scene_take_their_mean_viewing_direction():
+    """Guards the clear-mean rule (and that it is the mean, not a camera's direction): two level
+    cameras looking along +x and +y give the x axis halfway between them, in either order."""
+    def level_camera(forward, centre):
+        forward = np.asarray(forward, float)
+        down = np.array([0.0, 0.0, -1.0])
+        R = np.stack([np.cross(down, forward), down, forward])  # rows: image x, image y (down), optical axis
+        return geometry.Camera(R=R, t=-R @ np.asarray(centre, float), K=np.diag([500.0, 500.0, 1.0]),
+                               k=np.zeros(3), p=np.zeros(2), width=640, height=480, id="c")
+    pair = [level_camera([1, 0, 0], [-3000, 0, 1500]), level_camera([0, 1, 0], [0, -3000, 1500])]
+    for cameras in (pair, pair[::-1]):
+        frame = rig_frame.rig_frame(cameras)
+        np.testing.assert_allclose(frame.rotation[0], [np.sqrt(0.5), np.sqrt(0.5), 0], atol=1e-12)
+        np.testing.assert_allclose(frame.rotation[2], [0, 0, 1], atol=1e-12)

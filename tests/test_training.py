@@ -111,6 +111,7 @@ def h5_groups(path) -> set:
 
 
 def test_published_weights_hold_the_model_only_and_the_backup_the_optimizer(tmp_path):
+    """Guards the optimizer left out of published weights (saving it too fails here)."""
     model = toy_model()
     with pytest.raises(KeyboardInterrupt):  # stop mid-run so that the backup is still there
         training.fit(model, constant_data(), epochs=2, steps_per_epoch=STEPS_PER_EPOCH, checkpoint_dir=str(tmp_path),
@@ -329,3 +330,141 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one_on_the_real
     # The same float32 steps in the same order; only the reduction order of a kernel could differ.
     for name, value in whole.items():
         np.testing.assert_allclose(resumed[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+# --------------------------------------------------------------------------- interrupted anywhere, resumed exactly
+
+class CrashInValidation(keras.callbacks.Callback):
+    """Simulate Ctrl-C during the validation that follows epoch ``epoch`` (0-based)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch, self.current = epoch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.current == self.epoch:
+            raise KeyboardInterrupt("simulated Ctrl-C in validation")
+
+
+class CrashAtEpochEnd(keras.callbacks.Callback):
+    """Simulate Ctrl-C inside the end of epoch ``epoch``, after the checkpoints and the CSV row."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated Ctrl-C at the epoch's end")
+
+
+def run_with_validation(folder, crash=None, resume=False):
+    """EPOCHS x STEPS_PER_EPOCH of the toy model validated on 2 batches, best by val_loss, the CSV
+    log as training writes it; ``crash`` is put after the CSV logger."""
+    model = toy_model(seed=9 if resume else 0)  # a resumed run must replace its own initial weights
+    callbacks = training.standard_callbacks(str(folder / "logs"), resume, keras.Variable(0.0))[-1:]  # the CSV log
+    training.fit(model, constant_data(), epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH,
+                 checkpoint_dir=str(folder / "checkpoints"), config_name="toy", resume=resume, backup_every=2,
+                 validation_data=constant_data(batch=3).take(2), validation_steps=2, monitor="val_loss",
+                 verbose=0, callbacks=callbacks + ([crash] if crash else []))
+    return model
+
+
+def csv_rows(folder):
+    import csv
+    return list(csv.DictReader(open(folder / "logs" / "training.csv")))
+
+
+@pytest.mark.parametrize("crash", [CrashAt(EPOCHS * STEPS_PER_EPOCH), CrashInValidation(EPOCHS - 1),
+                                   CrashAtEpochEnd(EPOCHS - 1), CrashAt(STEPS_PER_EPOCH + 2),
+                                   CrashInValidation(0)],
+                         ids=["last-step-of-last-epoch", "last-validation", "end-of-last-epoch", "mid-epoch",
+                              "first-validation"])
+def test_interrupted_anywhere_and_resumed_ends_with_the_files_of_an_uninterrupted_run(tmp_path, crash):
+    """Guards resume against losing or doubling an epoch: Ctrl-C at the last step of the last epoch,
+    in a validation, inside an epoch's end (after its CSV row) or mid-epoch, then --resume, must end
+    with an uninterrupted run's weights, one training.csv row per epoch with its numbers (the
+    resumed epoch's training logs over ALL its batches), last and best with the right epochs and
+    logs, and no backup. (Before: an interruption after an epoch's last step lost its validation,
+    checkpoints and row for good, or wrote its row twice.)"""
+    whole = run_with_validation(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run_with_validation(tmp_path / "run", crash)
+    resumed = run_with_validation(tmp_path / "run", resume=True)
+    for got, want in zip(weights_of(resumed), weights_of(whole)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    want_rows, got_rows = csv_rows(tmp_path / "whole"), csv_rows(tmp_path / "run")
+    assert [row["epoch"] for row in got_rows] == [row["epoch"] for row in want_rows] == ["0", "1", "2"]
+    for got, want in zip(got_rows, want_rows):
+        assert got.keys() == want.keys()
+        np.testing.assert_allclose([float(got[k]) for k in want], [float(want[k]) for k in want], rtol=1e-5,
+                                   err_msg=str(want))
+    for name in ("last.weights.h5", "best.weights.h5"):
+        want = weights_files.read_weights_info(str(tmp_path / "whole" / "checkpoints" / name))
+        got = weights_files.read_weights_info(str(tmp_path / "run" / "checkpoints" / name))
+        assert got["epoch"] == want["epoch"] and got["logs"].keys() == want["logs"].keys(), (name, got, want)
+        np.testing.assert_allclose([got["logs"][k] for k in want["logs"]], list(want["logs"].values()), rtol=1e-5)
+    assert not (tmp_path / "run" / "checkpoints" / "backup").exists()
+
+
+# --------------------------------------------------------------------------- runs never clobber runs
+
+def test_a_new_run_never_replaces_or_appends_to_another_runs_files(tmp_path, synthetic_dataset, capsys):
+    """Guards "runs never clobber runs": after a finished run (weights, sidecars, training.csv), a new
+    run refuses to start naming --resume, --overwrite and --checkpoint-dir, and so does --resume
+    (no backup: nothing to resume, and appending its rows would mix two runs in training.csv);
+    --overwrite deletes that run's files first; a backup is resumed only with --resume. Through
+    train_and_test.main, the refusal comes before anything is written (exit 1)."""
+    checkpoints, logs = tmp_path / "checkpoints", tmp_path / "logs"
+    training.fit(toy_model(), constant_data(), epochs=1, steps_per_epoch=2, checkpoint_dir=str(checkpoints),
+                 config_name="toy", verbose=0,
+                 callbacks=training.standard_callbacks(str(logs), False, keras.Variable(0.0))[-1:])
+    before = {path: path.read_bytes() for path in [*checkpoints.iterdir(), logs / "training.csv"]}
+    assert checkpoints / "last.weights.h5" in before
+    with pytest.raises(FileExistsError) as error:
+        training.prepare_run_folders(str(checkpoints), str(logs), resume=False, overwrite=False)
+    assert all(flag in str(error.value) for flag in ("--resume", "--overwrite", "--checkpoint-dir"))
+    with pytest.raises(FileExistsError, match="no interrupted run to continue"):
+        training.prepare_run_folders(str(checkpoints), str(logs), resume=True, overwrite=False)
+    with pytest.raises(ValueError, match="pass one"):
+        training.prepare_run_folders(str(checkpoints), str(logs), resume=True, overwrite=True)
+    data = ["--data-dir", str(synthetic_dataset.data_dir), "--labels-dir", str(synthetic_dataset.labels_dir),
+            "--cameras", str(synthetic_dataset.cameras_path), "--train-subjects", "S1", "--val-subjects", "none",
+            "--config", "tiny", "--verbose", "0", "--checkpoint-dir", str(checkpoints), "--log-dir", str(logs)]
+    import train_and_test
+    assert train_and_test.main(["--mode", "train", *data]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in before} == before  # nothing touched
+    training.prepare_run_folders(str(checkpoints), str(logs), resume=False, overwrite=True)
+    assert not list(checkpoints.glob("*.weights.h5*")) and not (logs / "training.csv").exists()
+    training.prepare_run_folders(str(checkpoints), str(logs), resume=False, overwrite=False)  # now free
+    with pytest.raises(KeyboardInterrupt):  # an interrupted run: its backup is continued with --resume only
+        training.fit(toy_model(), constant_data(), epochs=1, steps_per_epoch=4, checkpoint_dir=str(checkpoints),
+                     config_name="toy", verbose=0, callbacks=[CrashAt(2)])
+    with pytest.raises(FileExistsError, match="interrupted run"):
+        training.prepare_run_folders(str(checkpoints), str(logs), resume=False, overwrite=False)
+    training.prepare_run_folders(str(checkpoints), str(logs), resume=True, overwrite=False)
+
+
+def test_training_names_the_sequences_it_lacks_and_refuses_an_empty_validation(synthetic_dataset, tmp_path, capsys):
+    """Guards "complete or named" for training, before any slow work: a training subject with no files
+    (S5) stops the run naming it and --allow-partial; with --allow-partial the block printed up front
+    names what is used and what was left out and why, and the default validation (the last training
+    subject, S5) of 0 sequences is an error naming --val-subjects none (it was "0 sequences ()")."""
+    import train_and_test
+    argv = ["--mode", "train", "--data-dir", str(synthetic_dataset.data_dir),
+            "--labels-dir", str(synthetic_dataset.labels_dir), "--cameras", str(synthetic_dataset.cameras_path),
+            "--train-subjects", "S1", "S5", "--config", "tiny", "--verbose", "0",
+            "--checkpoint-dir", str(tmp_path / "checkpoints"), "--log-dir", str(tmp_path / "logs")]
+    assert train_and_test.main(argv) == 1
+    printed = capsys.readouterr()
+    assert "S5 -: no videos or labels found" in printed.err and "--allow-partial" in printed.err
+    assert train_and_test.main(argv + ["--allow-partial"]) == 2
+    printed = capsys.readouterr()
+    assert "Validation has 0 sequences of S5" in printed.err and "--val-subjects none" in printed.err
+    assert "training: " in printed.out and "validation: 0 sequences" in printed.out
+    assert "left out, subject not found (1):" in printed.out and "S1 Directions_ALL: an '_ALL'" in printed.out
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "logs").exists()  # nothing written

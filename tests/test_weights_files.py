@@ -13,6 +13,8 @@ from toy_models import toy_model, weights_of
 
 
 def test_weights_of_another_config_is_a_clear_error(tmp_path):
+    """Guards the config check (a check that does nothing fails here) and the structure check without
+    a sidecar."""
     path = str(tmp_path / "model.weights.h5")
     weights_files.save_weights(toy_model(), path, {"config": "paper"})
     with pytest.raises(ValueError, match="config 'paper'.*config 'tiny'"):
@@ -23,6 +25,8 @@ def test_weights_of_another_config_is_a_clear_error(tmp_path):
 
 
 def test_save_weights_round_trip_and_interrupted_write_keeps_old_file(tmp_path):
+    """Guards the atomic write: weights written in place instead of to a temporary file moved into
+    place leave half a file under the final name (planted once, failed here)."""
     path = str(tmp_path / "a.weights.h5")
     original = toy_model(seed=3)
     weights_files.save_weights(original, path, {"config": "toy", "epoch": 2})
@@ -66,6 +70,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_weights_are_checked_against_their_sha256_locally_and_over_http(tmp_path):
+    """Guards --weights-sha256: a hash check that does nothing fails here."""
     served = tmp_path / "served"
     served.mkdir()
     path = served / "run.weights.h5"
@@ -91,9 +96,11 @@ def test_weights_are_checked_against_their_sha256_locally_and_over_http(tmp_path
 
 
 def test_weights_keras_skipped_are_an_error_not_a_half_loaded_model(tmp_path, monkeypatch):
-    """Keras only warns when it skips part of a file (a nested container it cannot match: those
-    layers keep their fresh weights). Stand-in: a load that skips one layer; load_weights compares
-    every weight with the file and refuses, and a full load passes the same comparison."""
+    """Guards the comparison of every loaded weight with the file (skipping it lets a half-loaded model
+    through; planted once, failed here). Keras only warns when it skips part of a file (a nested
+    container it cannot match: those layers keep their fresh weights). Stand-in: a load that skips
+    one layer; load_weights compares every weight with the file and refuses, and a full load passes
+    the same comparison."""
     path = str(tmp_path / "toy.weights.h5")
     weights_files.save_weights(toy_model(seed=1), path, {"config": "toy"})
     weights_files.load_weights(toy_model(seed=2), path, "toy")  # complete: no error

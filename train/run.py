@@ -69,6 +69,8 @@ def run_train(args, config=None) -> str:
     """Fit the model; returns the path of the weights to test (best, or last without validation).
 
     config: a ``model_config.ModelConfig`` to train instead of --config / --fusion (ablations)."""
+    from train import training  # before the data index: a run that would clobber another stops at once
+    training.prepare_run_folders(args.checkpoint_dir, args.log_dir, args.resume, args.overwrite)
     sequences, val_sequences, cameras, val_text = splits.load_training_splits(args)
 
     import keras  # TensorFlow loads only once the data is known to be there
@@ -79,7 +81,6 @@ def run_train(args, config=None) -> str:
     from common import weights_files
     from train import losses
     from train import tensorboard_logging
-    from train import training
 
     devices.configure(args)  # the dtype policy of --precision, before the model is built
     config = config or model_config.get_config(args.config, args.fusion)

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import shutil
@@ -148,18 +149,26 @@ def backup_path(checkpoint_dir: str) -> str:
 
 
 class TrainingPosition(keras.callbacks.Callback):
-    """Where training is: ``batches`` run by ``fit`` since the run began (before a resume too).
+    """Where training is: ``batches`` run by ``fit`` since the run began (before a resume too),
+    ``epochs_done`` (epochs whose end, validation and files included, is complete) and the
+    training logs of the epoch under way.
 
     A step is one optimizer update of ``batches_per_step`` batches (gradient accumulation), an
     epoch ``steps_per_epoch`` steps. The optimizer's counter cannot say where a run is: under
     accumulation it counts whole updates only, and a mixed_float16 step that Keras skips for an
-    overflowing gradient is not counted. Put it first in ``fit``'s callbacks.
+    overflowing gradient is not counted. Put it first in ``fit``'s callbacks: at the end of an
+    epoch that a resumed run began in its middle, it turns Keras' logs (the batches run since the
+    resume) into the whole epoch's (``carried``: the logs and batches before the interruption,
+    each batch counted once, as Keras' running means do), for every callback after it.
     """
 
-    def __init__(self, batches: int, batches_per_step: int, steps_per_epoch: int):
+    def __init__(self, batches: int, batches_per_step: int, steps_per_epoch: int, epochs_done: int = 0,
+                 carried: tuple[dict, int] = ({}, 0)):
         super().__init__()
         self.batches, self.batches_per_step = batches, batches_per_step
         self.batches_per_epoch = steps_per_epoch * batches_per_step
+        self.epochs_done, self.carried = epochs_done, carried
+        self.running = {}  # Keras' logs after the last batch of this fit call's current epoch
 
     @property
     def step(self) -> int:
@@ -172,16 +181,51 @@ class TrainingPosition(keras.callbacks.Callback):
         step = -(-self.batches // self.batches_per_step)
         return f"training step {step} (epoch {epoch + 1}, batch {in_epoch + 1} of {self.batches_per_epoch})"
 
+    def epoch_logs(self) -> dict:
+        """The training logs of the epoch under way, over all of its batches run so far."""
+        carried, carried_batches = self.carried
+        in_epoch = self.batches - self.epochs_done * self.batches_per_epoch
+        mine = in_epoch - carried_batches  # this fit call's batches of the epoch
+        if not carried_batches or not mine:
+            return dict(self.running or carried)
+        return {key: (carried_batches * carried[key] + mine * value) / in_epoch if key in carried else value
+                for key, value in self.running.items()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.running = {}
+
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
+        self.running = {key: float(value) for key, value in (logs or {}).items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.carried[1]:
+            logs.update(self.epoch_logs())
+        self.carried = ({}, 0)
+
+
+class EpochDone(keras.callbacks.Callback):
+    """Put LAST in ``fit``'s callbacks: an epoch is done once every callback has ended it (checkpoints
+    and logs written); then ``position`` counts it and ``backup`` (the chief's) saves the state, so a
+    run interrupted before this point ends the epoch again when resumed, and never twice."""
+
+    def __init__(self, position: TrainingPosition, backup=None):
+        super().__init__()
+        self.position, self.backup = position, backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.position.epochs_done = epoch + 1
+        if self.backup is not None and _finite_loss(logs):
+            self.backup.save()
 
 
 class StepBackup(keras.callbacks.Callback):
-    """Save the whole training state every ``every_steps`` steps and at each epoch end, atomically.
+    """Save the whole training state every ``every_steps`` steps (and, through ``EpochDone``, at
+    each epoch's end), atomically.
 
     The state is the weights plus the optimizer (with its gradient accumulators, if any); the
-    sidecar records the step and the batches run (``position``), which is where a resumed run
-    starts. A state is only written while the loss is finite, so the backup is also the last
+    sidecar records the step, the batches run, the epochs done and the epoch's logs so far
+    (``position``), which is where a resumed run starts. A state is only written while the loss is finite, so the backup is also the last
     good state when training diverges.
     """
 
@@ -194,10 +238,12 @@ class StepBackup(keras.callbacks.Callback):
         self.saved_step = self.saved_batches = None  # the state on disk
 
     def save(self) -> None:
-        self.saved_step, self.saved_batches = self.position.step, self.position.batches
+        position = self.position
+        self.saved_step, self.saved_batches = position.step, position.batches
         save_weights(self.model, self.path, {"config": self.config_name, "step": self.saved_step,
-                                             "batches": self.saved_batches,
-                                             "batches_per_step": self.position.batches_per_step},
+                                             "batches": self.saved_batches, "epochs_done": position.epochs_done,
+                                             "epoch_logs": position.epoch_logs(),
+                                             "batches_per_step": position.batches_per_step},
                      include_optimizer=True)
 
     def on_train_begin(self, logs=None):
@@ -208,10 +254,6 @@ class StepBackup(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.position.batches % (self.every_steps * self.position.batches_per_step) == 0 and _finite_loss(logs):
-            self.save()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if _finite_loss(logs) and self.saved_batches != self.position.batches:
             self.save()
 
 
@@ -250,8 +292,10 @@ class TerminateOnNonFinite(RaiseOnNonFinite):
 
 # --------------------------------------------------------------------------- resumable fit
 
-def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> int:
-    """Load the interrupted run's state if ``resume``; return the batches it had run (0: none).
+def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> dict:
+    """Load the interrupted run's state if ``resume``; return its sidecar (``batches`` run,
+    ``epochs_done``, ``epoch_logs``: the training logs of the epoch under way), or ``{"batches": 0}``
+    when there is no backup.
 
     Without ``resume`` an existing backup is an error (it would be silently overwritten).
     """
@@ -262,18 +306,96 @@ def restore_backup(model: keras.Model, checkpoint_dir: str, resume: bool) -> int
     if not os.path.isfile(path):
         if resume:
             print(f"--resume: no interrupted run in {os.path.dirname(path)}; starting from scratch.")
-        return 0
+        return {"batches": 0}
     if not resume:
         raise FileExistsError(
             f"{os.path.dirname(path)} holds the state of an interrupted run. Pass --resume to "
-            "continue it, or delete that folder to start over.")
+            "continue it, or --overwrite to start over.")
     info = read_weights_info(path)
     if info["batches_per_step"] != accumulation_steps(model.optimizer):  # the optimizer's variables differ too
         raise ValueError(
             f"{os.path.dirname(path)} holds a run with --accumulate-steps {info['batches_per_step']}: resume it "
-            "with the same --accumulate-steps, or delete that folder to start over.")
+            "with the same --accumulate-steps, or pass --overwrite to start over.")
     model.load_weights(path)
-    return int(info["batches"])
+    return info
+
+
+RUN_FILES = ("best.weights.h5", "last.weights.h5", LAST_GOOD_FILE_NAME)
+
+
+def prepare_run_folders(checkpoint_dir: str, log_dir: str, resume: bool, overwrite: bool) -> None:
+    """Before a training run writes anything: never mix it with another run's files.
+
+    ``checkpoint_dir`` holding weights (best, last, last_good) or ``log_dir`` holding
+    ``training.csv`` is another run's: a new run refuses to start, naming ``--resume``,
+    ``--overwrite`` and ``--checkpoint-dir``. ``resume`` continues the run of the backup there
+    (and appends to its log); without a backup there is nothing to resume, and the files there
+    are another run's. ``overwrite`` deletes that run's checkpoints, backup, CSV and TensorBoard
+    logs first.
+    """
+    backup = os.path.dirname(backup_path(checkpoint_dir))
+    csv_log = os.path.join(log_dir, "training.csv")
+    found = [path for path in (*(os.path.join(checkpoint_dir, name) for name in RUN_FILES), csv_log)
+             if os.path.isfile(path)]
+    if overwrite:
+        if resume:
+            raise ValueError("--resume continues the run in --checkpoint-dir and --overwrite deletes it: pass one.")
+        for path in found:
+            for name in (path, sidecar_path(path)):
+                if os.path.isfile(name):
+                    os.remove(name)
+        shutil.rmtree(backup, ignore_errors=True)
+        shutil.rmtree(os.path.join(log_dir, "tensorboard"), ignore_errors=True)
+        if found:
+            print(f"--overwrite: deleted the previous run's {', '.join(found)} (and its backup and TensorBoard logs).")
+        return
+    if os.path.isdir(backup):
+        if not resume:
+            raise FileExistsError(
+                f"{backup} holds the state of an interrupted run. Pass --resume to continue it, --overwrite to "
+                "delete it and start over, or another --checkpoint-dir (and --log-dir) for a new run.")
+        return
+    if not found:
+        return
+    if resume:
+        raise FileExistsError(
+            f"--resume: there is no interrupted run to continue in {checkpoint_dir} (no {BACKUP_DIR_NAME}/ "
+            f"folder), but another run's files are there: {', '.join(found)}. Start a new run with --overwrite "
+            "(deletes them) or with another --checkpoint-dir and --log-dir.")
+    raise FileExistsError(
+        f"A new training run would replace another run's files: {', '.join(found)}. Pass --resume to continue "
+        "an interrupted run, --overwrite to delete them and start over, or another --checkpoint-dir (and "
+        "--log-dir) to keep them.")
+
+
+def keep_csv_rows_before(path: str, epochs_done: int) -> None:
+    """Drop the rows of epochs ``>= epochs_done`` from a CSV log that a resumed run appends to: an
+    epoch whose end was interrupted is ended again, and its row must be there once."""
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs_done]
+    if len(kept) != len(rows):
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle).writerows(kept)
+
+
+def _end_epoch_again(model: keras.Model, epoch: int, callbacks: list, logs: dict, validation_data,
+                     validation_steps) -> None:
+    """End ``epoch`` (0-based), whose training batches all ran before an interruption that came
+    before its end was complete: validate, then every callback's ``on_epoch_end`` with the
+    epoch's own training ``logs``, as ``model.fit`` would have."""
+    print(f"Epoch {epoch + 1}'s training steps had all run: validating it and writing its checkpoints "
+          "and logs now.")
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    callback_list.on_train_begin()
+    logs = dict(logs)
+    if validation_data is not None:
+        results = model.evaluate(validation_data, steps=validation_steps, return_dict=True, verbose=0)
+        logs.update({f"val_{name}": float(value) for name, value in results.items()})
+    callback_list.on_epoch_end(epoch, logs)
+    callback_list.on_train_end()
 
 
 def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, checkpoint_dir: str,
@@ -290,7 +412,10 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
     (optimizer updates); under gradient accumulation (``make_optimizer(accumulate_steps=N)``)
     each step is N batches of ``train_data``, so Keras' progress bar counts N times more. With
     ``resume`` the run restarts from ``<checkpoint_dir>/backup`` at the same epoch and batch:
-    the interrupted epoch is finished first (its remaining batches), then the other epochs.
+    an epoch whose batches all ran but whose end (validation, checkpoints, logs) was interrupted
+    is ended first; the interrupted epoch is finished (its remaining batches, its logs over all of
+    its batches), then the other epochs; a CSV log is cut to the epochs done, so every epoch has
+    one row. The files end as an uninterrupted run's, wherever the interruption came.
     monitor: the log that picks ``best.weights.h5`` (None: only ``last.weights.h5``), and
     selection: what the validation data were, written in its sidecar. Only the chief
     (``is_chief``) writes; the other workers of a multi-worker run read the chief's backup when
@@ -303,31 +428,45 @@ def fit(model: keras.Model, train_data, *, epochs: int, steps_per_epoch: int, ch
             "--accumulate-steps needs --strategy default: Keras 3.15 cannot accumulate gradients under a "
             "tf.distribute strategy (keras-team/keras#20582). With several GPUs, the global --batch-size is "
             "split across them: raise it instead, or use --precision mixed_bfloat16 / mixed_float16.")
-    batches = restore_backup(model, checkpoint_dir, resume)
+    state = restore_backup(model, checkpoint_dir, resume)
+    batches = int(state["batches"])
     distribution.check_same_step(model.distribute_strategy, batches)
-    position = TrainingPosition(batches, accumulation_steps(model.optimizer), steps_per_epoch)
-    start_epoch, start_batch = divmod(batches, position.batches_per_epoch)
-    if resume and batches:
-        print(f"Resuming at epoch {start_epoch + 1}, batch {start_batch} of {position.batches_per_epoch} "
+    batches_per_epoch = steps_per_epoch * accumulation_steps(model.optimizer)
+    epochs_done = int(state.get("epochs_done", batches // batches_per_epoch))  # older backups: at epoch ends
+    in_epoch = batches - epochs_done * batches_per_epoch  # batches of the epoch under way (all: its end is due)
+    carried = state.get("epoch_logs") or {}
+    position = TrainingPosition(batches, accumulation_steps(model.optimizer), steps_per_epoch, epochs_done,
+                                (carried, in_epoch if carried else 0))
+    start_epoch, start_batch = divmod(batches, batches_per_epoch)
+    if resume and epochs_done >= epochs:
+        print(f"The run in {checkpoint_dir} had finished its {epochs} epochs; nothing left to do.")
+    elif resume and batches:
+        print(f"Resuming at epoch {start_epoch + 1}, batch {start_batch} of {batches_per_epoch} "
               f"(training step {position.step}).")
     backup = StepBackup(checkpoint_dir, config_name, backup_every, position)
     writers = [backup, AtomicCheckpoint(checkpoint_dir, config_name, monitor, resume=resume, selection=selection)]
-    common = dict(callbacks=[position, TerminateOnNonFinite(backup, checkpoint_dir), *(writers if is_chief else []),
-                             *callbacks],
-                  validation_data=validation_data, validation_steps=validation_steps, verbose=verbose, shuffle=False)
+    every = [position, TerminateOnNonFinite(backup, checkpoint_dir), *(writers if is_chief else []), *callbacks,
+             EpochDone(position, backup if is_chief else None)]
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.CSVLogger) and callback.append:
+            keep_csv_rows_before(callback.filename, epochs_done)
+    common = dict(callbacks=every, validation_data=validation_data, validation_steps=validation_steps,
+                  verbose=verbose, shuffle=False)
     histories = []
 
     def data_after(batches_run: int):
         return train_data(batches_run) if callable(train_data) else train_data
     try:
+        if in_epoch == batches_per_epoch and epochs_done < epochs:  # its batches ran, its end did not
+            _end_epoch_again(model, epochs_done, every, position.epoch_logs(), validation_data, validation_steps)
         if start_batch and start_epoch < epochs:  # finish the interrupted epoch
             histories.append(model.fit(data_after(batches), initial_epoch=start_epoch, epochs=start_epoch + 1,
-                                       steps_per_epoch=position.batches_per_epoch - start_batch, **common))
+                                       steps_per_epoch=batches_per_epoch - start_batch, **common))
             start_epoch += 1
         if start_epoch < epochs:
-            histories.append(model.fit(data_after(start_epoch * position.batches_per_epoch),
+            histories.append(model.fit(data_after(start_epoch * batches_per_epoch),
                                        initial_epoch=start_epoch, epochs=epochs,
-                                       steps_per_epoch=position.batches_per_epoch, **common))
+                                       steps_per_epoch=batches_per_epoch, **common))
     except (KeyboardInterrupt, tf.errors.OpError) as error:  # Ctrl-C, a lost worker, a damaged file, out of memory
         if is_chief:  # the steps done so far are not lost (each was checked finite)
             backup.save()
