@@ -151,7 +151,7 @@ def print_tables(options, tuning, best, results, start) -> None:
         chosen = " (chosen)" if (loss, weight, warmup) == best else ""
         print(f"| {label(loss, weight, warmup)}{chosen} | {np.mean(scores):.1f} | "
               f"{', '.join(f'{s:.1f}' for s in scores)} |")
-    print(f"\nTest on held-out S11 (every {options.test_stride}. frame, {start['num_frames']} frames), "
+    print(f"\nTest on held-out S11 (frame stride {options.test_stride}, {start['num_frames']} frames), "
           f"seeds {options.seeds}: mean +- standard deviation over seeds")
     print("| variant | MPJPE | MPJPE rel. | P-MPJPE | 2D err (px) |\n| --- | ---: | ---: | ---: | ---: |")
     print("| start (2D base) | " + " | ".join(f"{start[m]:.1f}" for m in METRICS) + " |")

@@ -54,7 +54,7 @@ def main(argv=None) -> None:
             -offset, offset, pelvis.shape))))
     for refinements in options.refinements:
         rows.append((f"estimated, {refinements} refinement(s)", scores(root="estimated", refinements=refinements)))
-    print(f"\n{config.name} weights {options.weights}; S11, every {args.test_stride}. frame; mean over actions, mm")
+    print(f"\n{config.name} weights {options.weights}; S11, frame stride {args.test_stride}; mean over actions, mm")
     print("| crops centred on | MPJPE | MPJPE rel. | root error |")
     print("|---|---|---|---|")
     for name, values in rows:

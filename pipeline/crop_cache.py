@@ -506,7 +506,7 @@ def ensure_cache(sequences, views, config: crops.CropConfig, stride: int = 1, ca
             if verbose:
                 frames = sum(len(frame_indices(s.num_frames, stride)) for s in sequences)
                 print(f"Building the crop cache {folder} (once): {frames} frames of {len(sequences)} "
-                      f"sequences, every {stride}. frame, {config.cache_size} px JPEG crops ...", flush=True)
+                      f"sequences, frame stride {stride}, {config.cache_size} px JPEG crops ...", flush=True)
             cache = _build_atomically(folder, sequences, views, config, stride, key,
                                       workers or os.cpu_count() or 1, verbose)
     if verbose:

@@ -116,7 +116,7 @@ def find_first_roots(rig: UserRig, *, stride: int = 1, root_source: str | None =
         print(f"Note: {note}")
     frames = np.arange(0, rig.num_frames, stride)
     source = root_source or ("detections" if detections is not None else "silhouettes")
-    print(f"Finding the root of {len(frames)} frames (every {stride}. of {rig.num_frames}) from the {source}.")
+    print(f"Finding the root of {len(frames)} frames (frame stride {stride}, of {rig.num_frames}) from the {source}.")
     track = inference.find_root_track(rig.cameras, rig.videos, frames, source=source, detections=detections,
                                       fps=rig.fps, background_videos=rig.backgrounds, progress=progress)
     for warning in track.warnings:  # before a possible error: they say why the root was not found

@@ -42,7 +42,7 @@ def statement(info: dict | None) -> str:
         return ("Trained on: not recorded (the weights' sidecar has no training_data: made before it was recorded, "
                 "or elsewhere). Their accuracy on real people is unknown; see " + TRAINING_DOC + ".")
     trained = (f"Trained on: {'the SYNTHETIC set' if data.get('synthetic') else 'the data'} in {data['data_dir']}, "
-               f"subjects {' '.join(data['subjects'])}, every {data['stride']}. frame.")
+               f"subjects {' '.join(data['subjects'])}, frame stride {data['stride']}.")
     if data.get("synthetic"):
         return (trained + " This model has never seen a real person: on real footage expect poses off by decimetres "
                 "(docs/INFERENCE.md). For weights trained on Human3.6M, see " + TRAINING_DOC + ".")

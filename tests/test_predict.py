@@ -259,7 +259,7 @@ def test_weights_say_what_they_were_trained_on(tmp_path):
                           weights_origin.training_data(str(tmp_path / "synthetic" / "Data"), ["S1", "S5"], 5))
     said = weights_origin.statement(weights_files.read_weights_info(path))
     assert said.startswith(f"Trained on: the SYNTHETIC set in {tmp_path / 'synthetic' / 'Data'}, subjects S1 S5, "
-                           "every 5. frame. This model has never seen a real person")
+                           "frame stride 5. This model has never seen a real person")
     assert "docs/TRAINING.md" in said and weights_files.read_weights_info(path)["config"] == "tiny"
     (tmp_path / "synthetic" / "COMPLETE").unlink()
     weights_origin.record([path], weights_origin.training_data(str(tmp_path / "synthetic" / "Data"), ["S1"], 1))

@@ -102,7 +102,7 @@ def run_train(args, config=None) -> str:
     # Counted once the cache is built: it holds fewer frames than the index where a video ends early.
     steps_per_epoch = args.steps_per_epoch or data_loader.steps_per_epoch(  # steps of the effective batch
         sequences, args.batch_size * args.accumulate_steps, args.train_stride, cache_dir=args.cache_dir)
-    print(f"Training {config.name} on {len(sequences)} sequences (every {args.train_stride}. frame) with "
+    print(f"Training {config.name} on {len(sequences)} sequences (frame stride {args.train_stride}) with "
           f"--loss {args.loss}: {args.epochs} epochs x {steps_per_epoch} steps, global batch "
           f"{args.batch_size} on {strategy.num_replicas_in_sync} replica(s).\nTraining crops: "
           f"{train_augmentation.describe()}.\n{val_text}")

@@ -55,7 +55,7 @@ def load_training_splits(args):
     parts = [f"the last trial of every action of {', '.join(held_in)} (held out of training)"] if held_in else []
     parts += [f"all of {', '.join(others)}"] if others else []
     names = ", ".join(f"{s.subject} {s.name}" for s in validation)
-    text = (f"Validation (picks best.weights.h5): {' and '.join(parts)}, every {args.val_stride}th frame: "
+    text = (f"Validation (picks best.weights.h5): {' and '.join(parts)}, frame stride {args.val_stride}: "
             f"{len(validation)} sequences ({names}).")
     leaked = sorted(set(val_subjects) & set(h36m_utils.TEST_SUBJECTS))
     if leaked:
