@@ -15,7 +15,7 @@ from common import metrics
 from common import skeleton
 import model
 from common import rig_frame
-from synthetic import synthetic_h36m
+from synthetic import label_files
 
 V, J, S = 4, len(skeleton.J17), 32
 
@@ -213,7 +213,7 @@ def moved_labels(dataset, folder):
     rng = np.random.default_rng(0)
     for path in folder.rglob("*.cdf"):
         poses = h36m_utils.read_poses(str(path))
-        synthetic_h36m.write_pose_cdf(path, poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape))
+        label_files.write_pose_cdf(path, poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape))
     return folder
 
 

@@ -17,6 +17,8 @@ import pytest
 import h36m_utils
 from common import geometry
 from common import skeleton
+from synthetic import motion
+from synthetic import render
 from synthetic import synthetic_h36m
 from h36m_utils import CAMERA_IDS
 from common.skeleton import J17
@@ -337,7 +339,7 @@ def test_motion_is_smooth_and_does_what_the_action_says(synthetic_dataset):
     """Every trial of every action."""
     for subject, stem, pose, _ in _labelled_sequences(synthetic_dataset):
         key, action = (subject, stem), h36m_utils.canonical_action(stem)
-        speed = np.linalg.norm(np.diff(pose, axis=0), axis=-1) * synthetic_h36m.FPS  # mm/s
+        speed = np.linalg.norm(np.diff(pose, axis=0), axis=-1) * motion.FPS  # mm/s
         assert speed.max() < 8000, key  # a swinging foot is the fastest part
         assert np.abs(np.diff(pose, 2, axis=0)).max() < 30, key  # mm per frame^2: no jumps
         assert speed.mean() > 50, f"{key}: nobody moves"
@@ -397,7 +399,7 @@ def test_limb_outlines_are_the_silhouettes_of_capsules(cameras):
         a = rng.uniform(-800, 800, 3) + (0, 0, 900)
         b = a + rng.normal(0, 250, 3)
         radius = rng.uniform(30, 120)
-        rim = synthetic_h36m.capsule_outlines(a, b, radius, 0.0, camera)
+        rim = render.capsule_outlines(a, b, radius, 0.0, camera)
         outline = geometry.project(rim, camera).astype(np.float32)
         area = cv2.contourArea(outline)
         assert area == pytest.approx(cv2.contourArea(cv2.convexHull(outline)), rel=0.01)
@@ -410,7 +412,7 @@ def test_limb_outlines_are_the_silhouettes_of_capsules(cameras):
 
 
 def test_left_and_right_body_parts_have_distinct_colours():
-    colours = {part.name: np.array(part.colour_rgb, float) for part in synthetic_h36m.BODY_PARTS}
+    colours = {part.name: np.array(part.colour_rgb, float) for part in render.BODY_PARTS}
     limbs = [name for name in colours if name.startswith("left_")]
     assert len(limbs) == 6
     for left in limbs:

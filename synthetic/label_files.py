@@ -1,0 +1,19 @@
+"""Label files of the synthetic set, in Human3.6M's CDF format."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+
+def write_pose_cdf(path: pathlib.Path, poses: np.ndarray) -> None:
+    """Write (N, 32, D) poses as the CDF variable ``Pose`` of shape (1, N, 32 D), float64."""
+    from cdflib import cdfwrite
+
+    data = np.ascontiguousarray(poses.reshape(1, len(poses), -1), np.float64)
+    cdf = cdfwrite.CDF(str(path), delete=True)
+    try:
+        cdf.write_var({"Variable": "Pose", "Data_Type": cdfwrite.CDF.CDF_DOUBLE, "Num_Elements": 1,
+                       "Rec_Vary": True, "Dim_Sizes": list(data.shape[1:])}, var_data=data)
+    finally:
+        cdf.close()
