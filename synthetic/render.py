@@ -1,7 +1,9 @@
 """Rendering the synthetic person: each frame painted from 3D limb outlines and joint balls projected
 through ``geometry.project`` (official distortion), over a room, so the pixels agree with the 2D labels.
 
-Every body part has its own colour (left and right differ); the 17 standard joints carry white balls.
+By default every body part has its own colour (left and right differ) and the 17 standard joints carry
+white balls; ``Look`` makes the sides alike and leaves the balls out. ``visible_joints`` says which
+joints each picture shows (self-occlusion, props, outside the image).
 """
 from __future__ import annotations
 
@@ -105,17 +107,43 @@ def _surface_mm() -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
+class Look:
+    """How the person looks. The defaults are the original set's: every part its own colour (left
+    warm, right cool) and a white ball on each standard joint, which let one view place each joint
+    it sees. ``alike_sides`` paints each right part in its left twin's colour (the real data's
+    commonest 2D error is a left/right swap); ``joint_balls=False`` leaves the balls out."""
+
+    joint_balls: bool = True
+    alike_sides: bool = False
+
+
+def _part_colours(look: Look) -> list:
+    """(parts,) RGB colours of ``BODY_PARTS`` under ``look``."""
+    colours = {part.name: part.colour_rgb for part in BODY_PARTS}
+    if look.alike_sides:
+        colours.update({name: colours[name.replace("right_", "left_")] for name in colours if name.startswith("right_")})
+    return [colours[part.name] for part in BODY_PARTS]
+
+
+@dataclasses.dataclass(frozen=True)
 class _DrawList:
-    """Everything to draw for one camera, all frames: polygons and discs with their depths."""
+    """Everything to draw for one camera, all frames: the body's polygons and discs, and the
+    static polygons of the props (``synthetic.props``), each item with its depth."""
 
     polygons: np.ndarray   # (T, parts, bands, points, 2) int32, pixel coordinates << shift
-    discs: np.ndarray      # (T, 17, 3) int32: centre x, y, radius, << shift
-    depths: np.ndarray     # (T, parts + 17) mm, larger is farther
-    colours: list          # (parts x bands) BGR tuples, then the ball colour
+    discs: np.ndarray      # (T, balls, 3) int32: centre x, y, radius, << shift (balls: 17 or 0)
+    props: list            # (props,) of (points, 2) int32 polygons << shift, the same in every frame
+    depths: np.ndarray     # (T, parts + balls + props) mm, larger is farther
+    colours: list          # (parts x bands) BGR tuples, the ball colour, then one per prop
+
+    @property
+    def num_items(self) -> int:
+        return self.depths.shape[1]
 
 
-def body_draw_list(poses: np.ndarray, camera: geometry.Camera) -> _DrawList:
-    """The shapes showing ``poses`` (T, 32, 3) world mm in ``camera``'s image."""
+def body_draw_list(poses: np.ndarray, camera: geometry.Camera, look: Look = Look(), props=()) -> _DrawList:
+    """The shapes showing ``poses`` (T, 32, 3) world mm in ``camera``'s image, with ``props``
+    (``synthetic.props.Prop``, static) in the scene."""
     joint_a = poses[:, [p.joint_a for p in BODY_PARTS]]
     joint_b = poses[:, [p.joint_b for p in BODY_PARTS]]
     radius = np.array([p.radius_mm for p in BODY_PARTS])
@@ -135,26 +163,70 @@ def body_draw_list(poses: np.ndarray, camera: geometry.Camera) -> _DrawList:
     part_depth = geometry.world_to_camera((joint_a + joint_b) / 2, camera)[..., 2]
     # A ball sits on the body surface, in front of the limbs that meet at its joint.
     ball_depth = depth - _surface_mm() - JOINT_BALL_MM
-    colours = [tuple(int(min(255, c * brightness)) for c in part.colour_rgb[::-1])
-               for part in BODY_PARTS for _, _, brightness in _SHADING_BANDS]
-    return _DrawList(polygons, discs, np.concatenate([part_depth, ball_depth], -1),
-                     colours + [JOINT_BALL_RGB[::-1]])
+    if not look.joint_balls:
+        discs, ball_depth = discs[:, :0], ball_depth[:, :0]
+    prop_polygons = [np.round(prop.outline(camera) * 2 ** _SHIFT_BITS).astype(np.int32) for prop in props]
+    prop_depth = np.broadcast_to([prop.depth(camera) for prop in props], (len(poses), len(props)))
+    colours = [tuple(int(min(255, c * brightness)) for c in colour[::-1])
+               for colour in _part_colours(look) for _, _, brightness in _SHADING_BANDS]
+    return _DrawList(polygons, discs, prop_polygons, np.concatenate([part_depth, ball_depth, prop_depth], -1),
+                     colours + [JOINT_BALL_RGB[::-1]] + [prop.colour_rgb[::-1] for prop in props])
+
+
+def _paint(image: np.ndarray, shapes: _DrawList, frame: int, item_ids: bool) -> np.ndarray:
+    """Paint ``frame``'s items over ``image``, far to near: in their colours (shaded, antialiased),
+    or with ``item_ids`` each item's index + 1 over its whole outline, aliased (``item_at_joints``)."""
+    num_parts, num_bands = shapes.polygons.shape[1:3]
+    num_balls = shapes.discs.shape[1]
+    antialias = cv2.LINE_8 if item_ids else cv2.LINE_AA
+    for item in np.argsort(-shapes.depths[frame], kind="stable"):
+        if item < num_parts:
+            for band in range(1 if item_ids else num_bands):  # band 0 is the part's whole outline
+                colour = int(item) + 1 if item_ids else shapes.colours[item * num_bands + band]
+                cv2.fillPoly(image, [shapes.polygons[frame, item, band]], colour, antialias, _SHIFT_BITS)
+        elif item < num_parts + num_balls:
+            x, y, r = shapes.discs[frame, item - num_parts]
+            colour = int(item) + 1 if item_ids else shapes.colours[num_parts * num_bands]
+            cv2.circle(image, (int(x), int(y)), int(r), colour, -1, antialias, _SHIFT_BITS)
+        else:
+            prop = item - num_parts - num_balls
+            colour = int(item) + 1 if item_ids else shapes.colours[num_parts * num_bands + 1 + prop]
+            cv2.fillPoly(image, [shapes.props[prop]], colour, antialias, _SHIFT_BITS)
+    return image
 
 
 def draw_frame(background: np.ndarray, shapes: _DrawList, frame: int) -> np.ndarray:
-    """(H, W, 3) BGR: the body of ``frame`` painted over ``background``, far to near."""
-    image = background.copy()
-    num_parts, num_bands = shapes.polygons.shape[1:3]
-    for item in np.argsort(-shapes.depths[frame], kind="stable"):
-        if item < num_parts:
-            for band in range(num_bands):
-                cv2.fillPoly(image, [shapes.polygons[frame, item, band]],
-                             shapes.colours[item * num_bands + band], cv2.LINE_AA, _SHIFT_BITS)
-        else:
-            x, y, r = shapes.discs[frame, item - num_parts]
-            cv2.circle(image, (int(x), int(y)), int(r), shapes.colours[-1], -1, cv2.LINE_AA,
-                       _SHIFT_BITS)
-    return image
+    """(H, W, 3) BGR: the body (and props) of ``frame`` painted over ``background``, far to near."""
+    return _paint(background.copy(), shapes, frame, item_ids=False)
+
+
+def _joint_items(shapes: _DrawList) -> list:
+    """For each of the 17 joints, the ids (index + 1) of the items that show it: its ball and
+    the parts that meet at it."""
+    num_parts = shapes.polygons.shape[1]
+    has_balls = shapes.discs.shape[1] > 0
+    return [{index + 1 for index, part in enumerate(BODY_PARTS) if joint in (part.joint_a, part.joint_b)}
+            | ({num_parts + number + 1} if has_balls else set()) for number, joint in enumerate(J17)]
+
+
+def visible_joints(shapes: _DrawList, joints_px: np.ndarray, size: tuple) -> np.ndarray:
+    """(T, 17) bool: whether each joint shows in the picture, for ``joints_px`` (T, 17, 2) the
+    joints' projections (distorted px) and ``size`` (width, height) of the image.
+
+    A joint shows when the nearest item painted at its pixel is one of its own (its ball or a part
+    meeting at it: ``_joint_items``), with items in the painting's order; hidden when another part
+    of the body (self-occlusion) or a prop covers it, or when it projects outside the image.
+    """
+    width, height = size
+    owners, visible = _joint_items(shapes), np.zeros(joints_px.shape[:2], bool)
+    pixel = np.round(joints_px).astype(int)
+    inside = (pixel[..., 0] >= 0) & (pixel[..., 0] < width) & (pixel[..., 1] >= 0) & (pixel[..., 1] < height)
+    for frame in range(len(joints_px)):
+        ids = _paint(np.zeros((height, width), np.uint16), shapes, frame, item_ids=True)
+        for joint in np.flatnonzero(inside[frame]):
+            x, y = pixel[frame, joint]
+            visible[frame, joint] = int(ids[y, x]) in owners[joint]
+    return visible
 
 
 _ROOM_HALF_MM = np.array([4500.0, 6500.0])  # walls at x = +-4.5 m, y = +-6.5 m

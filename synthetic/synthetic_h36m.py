@@ -44,7 +44,9 @@ import numpy as np
 import h36m_utils
 from common import geometry
 from h36m_utils import CAMERA_IDS
+from common.skeleton import J17
 from synthetic import label_files, motion, render, rigs, seeds
+from synthetic.props import place_props
 
 DEFAULT_SUBJECTS = ("S1", "S5", "S6", "S7", "S11")  # four training subjects, one held out
 DEFAULT_FRAMES = 120
@@ -54,6 +56,7 @@ DEFAULT_TRIALS = 2  # the real set has two trials of every action per subject
 # leaning on a leash, walking.
 DEFAULT_ACTIONS = ("Directions", "Greeting", "Photo", "SittingDown", "WalkDog", "Walking")
 _S1_NAMES = {action: alias for alias, action in h36m_utils.ACTION_ALIASES.items()}
+HARD_PROPS = 2  # props per sequence of --hard
 _MIN_FRAMES = 16  # room for the quirks (labels shorter by up to 8 frames)
 
 
@@ -173,27 +176,37 @@ def _check_arguments(subjects, actions, trials: int, frames: int, size: int) -> 
 
 
 def write_sequence(plan: SequencePlan, root: pathlib.Path, cameras: dict, backgrounds: dict,
-                   offsets: np.ndarray, seed: int) -> None:
-    """Animate, label and film one sequence (its videos and CDF files under ``root``)."""
+                   offsets: np.ndarray, seed: int, look: render.Look = render.Look(), props: int = 0) -> None:
+    """Animate, label and film one sequence (its videos and CDF files under ``root``), with
+    ``props`` boxes on the floor (``synthetic.props``) and the person drawn as ``look`` says.
+
+    Besides the 3D and 2D labels, ``Visibility/<name>.<camera>.cdf`` says which of the 17 joints
+    each labelled frame shows (``render.visible_joints``)."""
     rng = seeds.stream(seed, seeds.subject_number(plan.subject), 1, *plan.motion_key)
     length = max(n for n in plan.video_frames.values() if n is not None)
     poses = motion.keep_in_view(motion.animate(plan.action, offsets, length, rng), cameras.values())
+    scene = place_props(poses, cameras.values(), props,
+                        seeds.stream(seed, seeds.subject_number(plan.subject), 4, *plan.motion_key)) if props else ()
     labels = root / "Labels" / plan.subject / "MyPoseFeatures"
     if plan.label_frames:
         label_files.write_pose_cdf(labels / "D3_Positions" / f"{plan.name}.cdf", poses[:plan.label_frames])
     for camera_id, camera in cameras.items():
+        shapes = render.body_draw_list(poses, camera, look, scene)
         if plan.label_frames:
-            label_files.write_pose_cdf(labels / "D2_Positions" / f"{plan.name}.{camera_id}.cdf",
-                           geometry.project(poses[:plan.label_frames], camera))
+            joints_px = geometry.project(poses[:plan.label_frames], camera)
+            label_files.write_pose_cdf(labels / "D2_Positions" / f"{plan.name}.{camera_id}.cdf", joints_px)
+            label_files.write_visibility_cdf(
+                labels / label_files.VISIBILITY_FOLDER / f"{plan.name}.{camera_id}.cdf",
+                render.visible_joints(shapes, joints_px[:, list(J17)], (camera.width, camera.height)))
         if plan.video_frames[camera_id] is not None:
             render.write_video(root / "Data" / plan.subject / "Videos" / f"{plan.name}.{camera_id}.mp4",
-                        backgrounds[camera_id], render.body_draw_list(poses, camera),
-                        plan.video_frames[camera_id])
+                               backgrounds[camera_id], shapes, plan.video_frames[camera_id])
 
 
 def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_FRAMES,
                      size: int = DEFAULT_SIZE, seed: int = 0, actions=None, quirks: bool = True,
-                     progress: bool = True, trials: int = DEFAULT_TRIALS) -> SyntheticDataset:
+                     progress: bool = True, trials: int = DEFAULT_TRIALS, look: render.Look = render.Look(),
+                     props: int = 0) -> SyntheticDataset:
     """Write a synthetic Human3.6M set under ``out_dir`` and say where its parts are.
 
     subjects: subject names (``S1`` ... ``S11``); actions: canonical action names (default
@@ -201,14 +214,15 @@ def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_F
     the same kind (the real set has 2); frames: label frames per sequence (50 fps); size:
     image width in pixels (cameras 54138969 and 60457274 are 2 rows taller, like the real
     1000 x 1002 videos); quirks: include the real set's quirks (``plan_sequences``); progress:
-    print a line per sequence. Existing files of the same names are overwritten.
+    print a line per sequence; look: how the person is drawn (``render.Look``); props: boxes on the
+    floor per sequence (``synthetic.props``). Existing files of the same names are overwritten.
     """
     subjects, actions = tuple(subjects), tuple(DEFAULT_ACTIONS if actions is None else actions)
     _check_arguments(subjects, actions, trials, frames, size)
     root = pathlib.Path(out_dir)
     for subject in subjects:
         (root / "Data" / subject / "Videos").mkdir(parents=True, exist_ok=True)
-        for kind in ("D3_Positions", "D2_Positions"):
+        for kind in ("D3_Positions", "D2_Positions", label_files.VISIBILITY_FOLDER):
             (root / "Labels" / subject / "MyPoseFeatures" / kind).mkdir(parents=True, exist_ok=True)
     intrinsics = rigs.make_intrinsics(size, seed)
     cameras = {subject: rigs.make_cameras(subject, intrinsics, seed) for subject in subjects}
@@ -223,7 +237,7 @@ def generate_dataset(out_dir, subjects=DEFAULT_SUBJECTS, frames: int = DEFAULT_F
             for i, (camera_id, camera) in enumerate(cameras[subject].items())}
         for plan in (plan for plan in plans if plan.subject == subject):
             started = time.perf_counter()
-            write_sequence(plan, root, cameras[subject], backgrounds, offsets, seed)
+            write_sequence(plan, root, cameras[subject], backgrounds, offsets, seed, look, props)
             if progress:
                 lengths = sorted({n for n in plan.video_frames.values() if n is not None})
                 missing = [c for c, n in plan.video_frames.items() if n is None]
@@ -252,16 +266,30 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="image width in pixels")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--no-quirks", action="store_true", help="leave out the real set's quirks")
+    parser.add_argument("--props", type=int, default=0,
+                        help="boxes on the floor per sequence, each between the person and one camera")
+    parser.add_argument("--alike-sides", action="store_true",
+                        help="right limbs in their left twins' colours (left/right look alike)")
+    parser.add_argument("--no-joint-balls", action="store_true", help="no white balls on the joints")
+    parser.add_argument("--hard", action="store_true",
+                        help=f"the set where one view is not enough: --props {HARD_PROPS} --alike-sides "
+                             "--no-joint-balls")
     args = parser.parse_args(argv)
+    if args.hard:
+        args.props, args.alike_sides, args.no_joint_balls = max(args.props, HARD_PROPS), True, True
+    look = render.Look(joint_balls=not args.no_joint_balls, alike_sides=args.alike_sides)
     started = time.perf_counter()
     try:
         dataset = generate_dataset(args.out, args.subjects, args.frames, args.size, args.seed,
-                                   args.actions, quirks=not args.no_quirks, trials=args.trials)
+                                   args.actions, quirks=not args.no_quirks, trials=args.trials,
+                                   look=look, props=args.props)
     except ValueError as error:
         parser.error(str(error))
     videos = sorted(dataset.data_dir.rglob("*.mp4"))
-    print(f"Wrote {len(videos)} videos and {len(list(dataset.labels_dir.rglob('*.cdf')))} label "
-          f"files for {', '.join(dataset.subjects)} under {dataset.root} in "
+    cdf_files = list(dataset.labels_dir.rglob("*.cdf"))
+    visibility = [path for path in cdf_files if path.parent.name == label_files.VISIBILITY_FOLDER]
+    print(f"Wrote {len(videos)} videos, {len(cdf_files) - len(visibility)} label files and {len(visibility)} "
+          f"visibility files for {', '.join(dataset.subjects)} under {dataset.root} in "
           f"{time.perf_counter() - started:.1f} s.\nCameras: {dataset.cameras_path}")
     return 0
 
