@@ -259,10 +259,12 @@ EXCHANGE_PX = 1.0      # fused sharp tiny models move other views' joints by > 2
 FLOAT_NOISE_PX = 1e-2  # FTL(FTL^-1(y)) - y in float32, through the decoder: < 2e-4 px seen
 
 
-def _sharp_tiny_model(fusion_layers: int, rng, fusion: str = "concat", num_views: int = 4) -> keras.Model:
+def _sharp_tiny_model(fusion_layers: int, rng, fusion: str = "concat", num_views: int = 4,
+                      view_skip: bool = False) -> keras.Model:
     """A tiny model, perturbed weights and 10x heatmap logits, so kp2d spread over the crop."""
     keras.utils.set_random_seed(int(rng.integers(1 << 30)))
-    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers, fusion=fusion)
+    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers, fusion=fusion,
+                                 view_skip=view_skip)
     network = model.build_model(config, num_views=num_views)
     _perturb_weights(network, rng)
     logits = network.get_layer("heatmap_logits").kernel
@@ -322,6 +324,24 @@ def test_views_kept_apart_without_fusion_layers(rng):
     assert changes["image"]["own kp2d"] > EXCHANGE_PX, changes          # the edit reached the decoder
     unchanged = [changes["image"]["other kp2d"], changes["P"]["own kp2d"], changes["P"]["other kp2d"]]
     np.testing.assert_allclose(unchanged, 0.0, atol=FLOAT_NOISE_PX, err_msg=str(changes))
+
+
+@pytest.mark.parametrize("view_skip", [True, False])
+def test_view_skip_gives_each_decoder_its_own_code_beside_the_fused_one(view_skip, rng):
+    """With the per-view skip the views still exchange information; with the fused code silenced
+    (last fusion layer zeroed) each view's joints still follow its own image only. Without the
+    skip a silenced fusion leaves the decoders nothing: no image moves any joint."""
+    network = _sharp_tiny_model(2, rng, view_skip=view_skip)
+    inputs = make_batch(rng, 2, 4)[0]
+    assert _exchanging_edits(_changes_from_view_zero(network, inputs, rng)) == {"image", "P"}
+    last = network.get_layer("fusion1_linear")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    changes = _changes_from_view_zero(network, inputs, rng)
+    assert _exchanging_edits(changes) == set(), changes
+    if view_skip:
+        assert changes["image"]["own kp2d"] > EXCHANGE_PX, changes
+    else:
+        np.testing.assert_allclose(changes["image"]["own kp2d"], 0.0, atol=FLOAT_NOISE_PX, err_msg=str(changes))
 
 
 def _predict(network, inputs):
