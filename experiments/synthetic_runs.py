@@ -6,6 +6,12 @@ and ``done.json`` naming the same budget) is reused, so an interrupted ablation 
 stopped and two ablations share the runs they have in common. Everything is selected on the
 validation split (``best.weights.h5``: the lowest validation MPJPE); the held-out S11 is only
 tested.
+
+``evaluate`` scores a run after re-estimating its BatchNorm statistics on ``--bn-batches``
+training batches (``model.reestimate_batch_norm``): Keras' moving averages lag the weights by
+about 100 steps, which at a few hundred steps measures BatchNorm rather than the architecture.
+It gives the validation MPJPE and the test on S11, with the errors split by per-joint visibility
+(``common.visibility``) where the data set stores it.
 """
 from __future__ import annotations
 
@@ -46,11 +52,17 @@ def cache_root_tracks() -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every ablation shares: data, work folder, budget, seeds."""
-    parser.add_argument("--demo-dir", default=train_and_test.DEMO_DIR, help="the synthetic data set (made once)")
+    parser.add_argument("--data-dir", "--demo-dir", dest="demo_dir", default=train_and_test.DEMO_DIR,
+                        help="a data set in Human3.6M's layout (Data/, Labels/ with camera-parameters.json); the "
+                             "demo's synthetic set is made there once when the folder is the default; another "
+                             "synthetic one: python -m synthetic.synthetic_h36m --out DIR --hard")
     parser.add_argument("--work-dir", default="outputs/ablation_runs", help="checkpoints and metrics of the runs")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of every run")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
+    parser.add_argument("--bn-batches", type=int, default=50,
+                        help="training batches to re-estimate BatchNorm's statistics on before evaluating (0: keep "
+                             "the moving averages)")
 
 
 class SyntheticRuns:
@@ -59,7 +71,11 @@ class SyntheticRuns:
     def __init__(self, options: argparse.Namespace):
         self.options = options
         root = os.path.abspath(options.demo_dir)
-        train_and_test.ensure_synthetic_data(root)
+        if options.demo_dir == train_and_test.DEMO_DIR:
+            train_and_test.ensure_synthetic_data(root)
+        elif not os.path.isfile(os.path.join(root, "Labels", "camera-parameters.json")):
+            raise SystemExit(f"--data-dir {root} holds no Labels/camera-parameters.json: give a data set in "
+                             "Human3.6M's layout (e.g. python -m synthetic.synthetic_h36m --out DIR --hard).")
         self.settings = train_and_test.demo_args(train_and_test.parse_args(["--demo-dir", root, "--verbose", "2"]))
         self.budget = {"epochs": options.epochs, "steps_per_epoch": options.steps_per_epoch}
         cache_root_tracks()
@@ -114,6 +130,39 @@ class SyntheticRuns:
                                          image_size=config.image_size, box_mm=args.box_mm, root=root,
                                          camera_ids=camera_ids, progress=False)
         result = evaluation.summarize(predictions).over_actions
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+        return result
+
+
+    def evaluate(self, variant: Variant, seed: int) -> dict:
+        """{"val_mpjpe_mm": validation MPJPE, test metrics (mean over actions), "visibility": the split
+        (``common.visibility.breakdown``)} of the run's ``best.weights.h5`` after re-estimating BatchNorm
+        on ``--bn-batches`` training batches; cached beside the run."""
+        import evaluation
+        import model
+        path = os.path.join(self.folder(variant, seed), f"evaluate-bn{self.options.bn_batches}.json")
+        if os.path.isfile(path):
+            return json.load(open(path))
+        weights = self.train(variant, seed)
+        args = self.args(variant, seed)
+        network, config, _ = train_and_test.load_model(args, weights, 4, "test", config=variant.config)
+        sequences, validation, cameras, _ = train_and_test.load_training_splits(args)
+        if self.options.bn_batches:
+            train_augmentation, _ = train_and_test.augmentations(args, config)
+            stream = train_and_test._dataset(args, sequences, cameras, config, args.batch_size, training=True,
+                                             stride=args.train_stride, augmentation=train_augmentation, seed=seed)
+            model.reestimate_batch_norm(network, (inputs for inputs, _ in stream.take(self.options.bn_batches)))
+        val_stream = train_and_test._dataset(args, validation, cameras, config, args.batch_size, training=False,
+                                             stride=args.val_stride, seed=seed)
+        errors = [np.linalg.norm(network(inputs, training=False)["kp3d"] - targets["kp3d"], axis=-1).mean(axis=-1)
+                  for inputs, targets in val_stream]
+        test_sequences, test_cameras = train_and_test.load_split(args, args.test_subjects, "test")
+        predictions = evaluation.predict(network, test_sequences, test_cameras, stride=args.test_stride,
+                                         image_size=config.image_size, box_mm=args.box_mm, progress=False)
+        summary = evaluation.summarize(predictions)
+        result = {"val_mpjpe_mm": float(np.mean(np.concatenate(errors))), **summary.over_actions,
+                  "visibility": summary.visibility}
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(result, handle)
         return result
