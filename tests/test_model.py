@@ -636,3 +636,19 @@ def test_forward_under_a_second_backend(backend):
                             env={**os.environ, "KERAS_BACKEND": backend},
                             cwd=os.path.dirname(os.path.abspath(model.__file__)), timeout=300)
     assert result.returncode == 0 and f"ok {backend}" in result.stdout, result.stderr[-3000:]
+
+
+def test_reestimate_batch_norm_sets_the_mean_of_the_batch_statistics(rng):
+    """After re-estimation a BatchNorm layer's moving mean is the mean of its input's batch means
+    over the given batches (computed here through a sub-model); its momentum is restored."""
+    keras.utils.set_random_seed(0)
+    network = model.build_model("tiny", num_views=2)
+    batches = [make_batch(rng, 2, 2)[0] for _ in range(3)]
+    norm = network.get_layer("decoder0_bn")
+    assert model.reestimate_batch_norm(network, batches) == 3
+    before_norm = keras.Model(network.inputs, network.get_layer("decoder0_deconv").output)
+    means = [keras.ops.convert_to_numpy(before_norm(batch, training=True)).mean(axis=(0, 1, 2)) for batch in batches]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norm.moving_mean), np.mean(means, axis=0), atol=1e-5)
+    assert norm.momentum == 0.99
+    encoder_norm = network.get_layer("tiny_encoder").get_layer("stem_bn")
+    assert np.abs(keras.ops.convert_to_numpy(encoder_norm.moving_mean)).max() > 0  # nested layers too
