@@ -18,13 +18,15 @@ _RIG_DISTANCE_MM = (5300.0, 5370.0, 5500.0, 4150.0)
 _TALL_CAMERAS = ("54138969", "60457274")  # 2 rows taller, like the real videos (1000 x 1002)
 
 
-def look_at(centre: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np.ndarray:
-    """(3, 3) world->camera rotation of a camera at ``centre`` looking at ``target`` (z up).
+def look_at(centre: np.ndarray, target: np.ndarray, roll: float = 0.0, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """(3, 3) world->camera rotation of a camera at ``centre`` looking at ``target``, ``up`` (any
+    length, not along the view) pointing up in the picture (z by default).
 
-    Camera axes: x right, y down, z forward; ``roll`` (radians) turns the image about z.
+    Camera axes: x right, y down, z forward; ``roll`` (radians) turns the image about z. The one
+    look-at of the repo (``rig.prediction_outputs.look_at_camera`` builds the same matrix).
     """
     forward = (target - centre) / np.linalg.norm(target - centre)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right = np.cross(forward, np.asarray(up, np.float64))
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
     return rotation(np.float64(roll), 0.0, 0.0) @ np.stack([right, down, forward])

@@ -187,3 +187,19 @@ def test_command_line_errors_name_the_fix(calibration_samples_dir, tmp_path, cap
         assert exit_.value.code == 2
         assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_look_at_points_the_optical_axis_at_the_target_with_up_up_in_the_picture():
+    """The target projects to the principal point, a point above it (along ``up``) higher in the
+    picture (smaller y); the matrix is a rotation; a tilted ``up`` tilts the picture with it."""
+    from synthetic import rigs
+    centre, target = np.array([4000.0, -3000.0, 1500.0]), np.array([100.0, 200.0, 900.0])
+    for up in ((0, 0, 1), (0.3, 0, 1), (0, 0, 5)):
+        R = rigs.look_at(centre, target, up=up)
+        np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(R) == pytest.approx(1.0)
+        axis = R @ (target - centre)
+        np.testing.assert_allclose(axis[:2], 0.0, atol=1e-9)
+        above = R @ (target + 300 * np.asarray(up) / np.linalg.norm(up) - centre)
+        assert above[1] / above[2] < -0.01 and abs(above[0] / above[2]) < 1e-9
+    np.testing.assert_allclose(rigs.look_at(centre, target, up=(0, 0, 5)), rigs.look_at(centre, target), atol=1e-12)
