@@ -100,19 +100,25 @@ def main(argv=None) -> None:
                         choices=VARIANT_NAMES, help="variants to train and compare; the first is the baseline")
     parser.add_argument("--config", default="tiny", choices=tuple(model.CONFIGS),
                         help="the model the variants change (paper: ResNet-152 at 256 px, for a GPU)")
+    parser.add_argument("--partial", action="store_true",
+                        help="train nothing: score each unfinished run at the last epoch it saved (the header "
+                             "says which), to report interrupted runs")
     parser.set_defaults(epochs=8, steps_per_epoch=125)  # the demo's budget
     options = parser.parse_args(argv)
     runs = synthetic_runs.SyntheticRuns(options)
     chosen = variants(model.CONFIGS[options.config])
-    results = {name: [] for name in options.variants}
+    results, epochs = {name: [] for name in options.variants}, []
     for seed in options.seeds:
         for name in options.variants:
-            results[name].append(table_values(runs.evaluate(chosen[name], seed)))
+            result = runs.evaluate(chosen[name], seed, partial=options.partial)
+            results[name].append(table_values(result))
+            epochs.append(f"{name}/{seed}: {result['epoch']}")
     table = {name: {key: [values[key] for values in rows] for key, _ in COLUMNS} for name, rows in results.items()}
     print(f"\n{options.config} on {options.demo_dir}, {runs.total_steps} steps per run, seeds {options.seeds}; "
           f"BatchNorm re-estimated on {options.bn_batches} training batches; val = validation MPJPE of the selected "
           "epoch; test on the held-out subject with the root found in the videos (mean over actions; the "
           "visibility split over frames); mm and crop px; mean +- sd over seeds")
+    print(f"Epoch scored per run ({options.steps_per_epoch} steps each): {', '.join(epochs)}")
     print(format_report(table, options.seeds, options.variants[0]))
 
 

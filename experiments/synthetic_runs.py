@@ -99,8 +99,8 @@ class SyntheticRuns:
         """The run's ``best.weights.h5`` (trained now unless a run of this budget is on disk)."""
         args = self.args(variant, seed)
         done = os.path.join(self.folder(variant, seed), "done.json")
-        record = {"budget": self.budget, "overrides": dict(variant.overrides), "config": repr(variant.config)}
-        if os.path.isfile(done) and json.load(open(done)) == record:
+        record = self.record(variant)
+        if self.is_done(variant, seed):
             return os.path.join(args.checkpoint_dir, "best.weights.h5")
         print(f"== training {variant.name}, seed {seed} ({self.total_steps} steps)", flush=True)
         weights = train_and_test.run_train(args, config=variant.config)
@@ -135,17 +135,38 @@ class SyntheticRuns:
         return result
 
 
-    def evaluate(self, variant: Variant, seed: int) -> dict:
+    def is_done(self, variant: Variant, seed: int) -> bool:
+        """Whether the run of this budget finished training (``train`` would reuse it)."""
+        done = os.path.join(self.folder(variant, seed), "done.json")
+        return os.path.isfile(done) and json.load(open(done)) == self.record(variant)
+
+    def record(self, variant: Variant) -> dict:
+        return {"budget": self.budget, "overrides": dict(variant.overrides), "config": repr(variant.config)}
+
+    def evaluate(self, variant: Variant, seed: int, partial: bool = False) -> dict:
         """{"val_mpjpe_mm": validation MPJPE, test metrics (mean over actions), "visibility": the split
-        (``common.visibility.breakdown``)} of the run's ``best.weights.h5`` after re-estimating BatchNorm
-        on ``--bn-batches`` training batches; cached beside the run."""
+        (``common.visibility.breakdown``), "epoch": the epoch scored} of the run's ``best.weights.h5``
+        after re-estimating BatchNorm on ``--bn-batches`` training batches; cached beside the run.
+
+        partial: a run that has not finished is scored as far as it got (its ``last.weights.h5``,
+        without training further), to report interrupted runs at the step they reached."""
         import evaluation
         import model
-        path = os.path.join(self.folder(variant, seed), f"evaluate-bn{self.options.bn_batches}.json")
+        args = self.args(variant, seed)
+        if partial and not self.is_done(variant, seed):
+            weights = os.path.join(args.checkpoint_dir, "last.weights.h5")
+            if not os.path.isfile(weights):
+                raise SystemExit(f"--partial: {variant.name} seed {seed} has no last.weights.h5 in "
+                                 f"{args.checkpoint_dir} yet (no epoch finished).")
+            epoch = int(json.load(open(weights + ".json"))["epoch"])
+            name = f"evaluate-bn{self.options.bn_batches}-epoch{epoch}.json"
+        else:
+            weights = self.train(variant, seed)
+            epoch = int(json.load(open(weights + ".json"))["epoch"])
+            name = f"evaluate-bn{self.options.bn_batches}.json"
+        path = os.path.join(self.folder(variant, seed), name)
         if os.path.isfile(path):
             return json.load(open(path))
-        weights = self.train(variant, seed)
-        args = self.args(variant, seed)
         network, config, _ = train_and_test.load_model(args, weights, 4, "test", config=variant.config)
         sequences, validation, cameras, _ = train_and_test.load_training_splits(args)
         if self.options.bn_batches:
@@ -162,7 +183,7 @@ class SyntheticRuns:
                                          image_size=config.image_size, box_mm=args.box_mm, progress=False)
         summary = evaluation.summarize(predictions)
         result = {"val_mpjpe_mm": float(np.mean(np.concatenate(errors))), **summary.over_actions,
-                  "visibility": summary.visibility}
+                  "visibility": summary.visibility, "epoch": epoch, "weights": weights}
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(result, handle)
         return result
