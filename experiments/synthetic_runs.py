@@ -86,7 +86,7 @@ class SyntheticRuns:
     def args(self, variant: Variant, seed: int) -> argparse.Namespace:
         folder = self.folder(variant, seed)
         return argparse.Namespace(**{
-            **vars(self.settings), **self.budget, "seed": seed,
+            **vars(self.settings), **self.budget, "seed": seed, "resume": True,  # an interrupted run goes on
             "checkpoint_dir": os.path.join(folder, "checkpoints"), "log_dir": os.path.join(folder, "logs"),
             "output_dir": os.path.join(folder, "outputs"), "images_dir": os.path.join(folder, "imgs"),
             **dict(variant.overrides)})
