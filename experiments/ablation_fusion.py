@@ -81,7 +81,7 @@ def format_report(table: dict, seeds: list, baseline: str) -> str:
     lines += [f"| {name} | " + " | ".join(synthetic_runs.mean_sd(values[key]) for key, _ in COLUMNS) + " |"
               for name, values in table.items()]
     for key, title in COLUMNS:
-        if baseline not in table or all(np.isnan(table[baseline][key])):
+        if len(table) < 2 or baseline not in table or all(np.isnan(table[baseline][key])):
             continue
         differences = synthetic_runs.paired({name: values[key] for name, values in table.items()}, baseline)
         lines.append(f"{title} minus {baseline}'s (paired by seed {seeds}): " + "; ".join(
@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     table = {name: {key: [values[key] for values in rows] for key, _ in COLUMNS} for name, rows in results.items()}
     print(f"\n{options.config} on {options.demo_dir}, {runs.total_steps} steps per run, seeds {options.seeds}; "
           f"BatchNorm re-estimated on {options.bn_batches} training batches; val = validation MPJPE of the selected "
-          "epoch; test on the held-out subject with the root found in the videos (mean over actions; the "
+          f"epoch; test on the held-out subject, --test-root {options.test_root} (mean over actions; the "
           "visibility split over frames); mm and crop px; mean +- sd over seeds")
     print(f"Epoch scored per run ({options.steps_per_epoch} steps each): {', '.join(epochs)}")
     print(format_report(table, options.seeds, options.variants[0]))

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epochs of every run")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
+    parser.add_argument("--test-root", choices=("estimated", "labels"), default="estimated",
+                        help="the test crops' root: found in the videos (the protocol) or the labelled pelvis (the "
+                             "architecture alone, without the root finder's errors)")
     parser.add_argument("--bn-batches", type=int, default=50,
                         help="training batches to re-estimate BatchNorm's statistics on before evaluating (0: keep "
                              "the moving averages)")
@@ -159,11 +162,11 @@ class SyntheticRuns:
                 raise SystemExit(f"--partial: {variant.name} seed {seed} has no last.weights.h5 in "
                                  f"{args.checkpoint_dir} yet (no epoch finished).")
             epoch = int(json.load(open(weights + ".json"))["epoch"])
-            name = f"evaluate-bn{self.options.bn_batches}-epoch{epoch}.json"
+            name = f"evaluate-bn{self.options.bn_batches}-{self.options.test_root}-epoch{epoch}.json"
         else:
             weights = self.train(variant, seed)
             epoch = int(json.load(open(weights + ".json"))["epoch"])
-            name = f"evaluate-bn{self.options.bn_batches}.json"
+            name = f"evaluate-bn{self.options.bn_batches}-{self.options.test_root}.json"
         path = os.path.join(self.folder(variant, seed), name)
         if os.path.isfile(path):
             return json.load(open(path))
@@ -180,7 +183,8 @@ class SyntheticRuns:
                   for inputs, targets in val_stream]
         test_sequences, test_cameras = train_and_test.load_split(args, args.test_subjects, "test")
         predictions = evaluation.predict(network, test_sequences, test_cameras, stride=args.test_stride,
-                                         image_size=config.image_size, box_mm=args.box_mm, progress=False)
+                                         image_size=config.image_size, box_mm=args.box_mm, progress=False,
+                                         root=self.options.test_root)
         summary = evaluation.summarize(predictions)
         result = {"val_mpjpe_mm": float(np.mean(np.concatenate(errors))), **summary.over_actions,
                   "visibility": summary.visibility, "epoch": epoch, "weights": weights}
