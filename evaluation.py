@@ -25,6 +25,7 @@ import h36m_utils
 from common import geometry
 from common import metrics
 from common import skeleton
+from common import visibility
 from common import visualize
 
 ROOTS = ("estimated", "labels")
@@ -44,7 +45,7 @@ class Predictions:
     kp2d_pred_frame, kp2d_true_frame: (N, V, J, 2) full-frame px; root: (N, 3) world mm, the root
     the final crops are centred on; first_root: (N, 3) world mm, the root before the model's
     refinements (the root finder's, or the labels'); subjects, actions, sequences: (N,) str;
-    frames: (N,) int; picture_images: (F, V, S, S, 3) uint8 crops of the F frames at
+    frames: (N,) int; visible: (N, V, J) per-joint visibility; picture_images: (F, V, S, S, 3) uint8 crops of the F frames at
     ``picture_rows`` (row indices into the N) for the plots.
     """
 
@@ -62,6 +63,7 @@ class Predictions:
     frames: np.ndarray
     picture_images: np.ndarray
     picture_rows: np.ndarray
+    visible: np.ndarray  # (N, V, J) 1 visible, 0 hidden, NaN unknown (``common.visibility``)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -125,6 +127,7 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
         _check_finite(predicted, sequence, first_row)
         rows = rows[rows < kept]
         parts.append(_sequence_part(predicted, sequence, kp3d_true[:kept], kp2d_true[:kept], frames[rows]))
+        parts[-1]["visible"] = visibility.read_visibility(sequence, frames[:kept], camera_ids)
         shown += (first_row + rows).tolist()
         first_row += kept
     pictures = np.stack([image for part in parts for image in part.pop("picture_images")])
@@ -178,13 +181,15 @@ class Summary:
 
     per_action: {action: {metric: mean over its frames}}, actions sorted; frames: {action: number
     of frames}; over_actions: {metric: mean of the per-action means} (the papers' convention);
-    over_frames: {metric: mean over every test frame} (Iskakov et al.'s convention).
+    over_frames: {metric: mean over every test frame} (Iskakov et al.'s convention); visibility:
+    the errors on visible and hidden joints (over frames; NaN without visibility labels).
     """
 
     per_action: dict
     frames: dict
     over_actions: dict
     over_frames: dict
+    visibility: dict  # the errors split by per-joint visibility (``common.visibility.breakdown``)
 
     @property
     def num_frames(self) -> int:
@@ -208,7 +213,10 @@ def summarize(predictions: Predictions) -> Summary:
     actions, counts = np.unique(predictions.actions, return_counts=True)
     return Summary(per_action=per_action, frames=dict(zip(actions.tolist(), counts.tolist())),
                    over_actions=over_actions,
-                   over_frames={key: float(np.mean(values)) for key, values in per_frame.items()})
+                   over_frames={key: float(np.mean(values)) for key, values in per_frame.items()},
+                   visibility=visibility.breakdown(predictions.visible, predictions.kp2d_pred, predictions.kp2d_true,
+                                                   predictions.kp3d_pred, predictions.kp3d_true,
+                                                   image_size=predictions.picture_images.shape[2]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +306,7 @@ def format_table(summary: Summary, root: str, covered: Coverage | None = None) -
                               for action, values in summary.per_action.items()]
     lines += [rule] + [row(f"Avg ({name})", values, summary.num_frames)
                        for name, values in summary.averages()]
-    return "\n".join(lines)
+    return "\n".join(lines + visibility.format_lines(summary.visibility))
 
 
 def write_metrics(output_dir: str, summary: Summary, *, weights: str, config: str, root: str,
@@ -335,7 +343,7 @@ def _metrics_content(summary: Summary, *, weights: str, config: str, weights_inf
     and ``averages_note`` says so. Also ``per_action`` ({action: {metric: value, "num_frames":
     n}}), ``num_frames``, ``weights``, ``weights_info`` (which weights were scored and how they
     were selected; null when not given), ``config``, ``root`` (where the crops' root came from)
-    and ``root_note``.
+    and ``root_note``, ``visibility`` (the errors on visible and hidden joints) and its note.
     """
     return {**{key: summary.over_actions[key] for key, _ in METRICS},
             **{f"average_over_{name}": {key: values[key] for key, _ in METRICS}
@@ -344,7 +352,8 @@ def _metrics_content(summary: Summary, *, weights: str, config: str, weights_inf
             "per_action": {action: {**values, "num_frames": summary.frames[action]}
                            for action, values in summary.per_action.items()},
             "num_frames": summary.num_frames, "weights": weights, "weights_info": weights_info,
-            "config": config, "root": root, "root_note": ROOT_DESCRIPTIONS[root]}
+            "config": config, "root": root, "root_note": ROOT_DESCRIPTIONS[root],
+            "visibility": summary.visibility, "visibility_note": visibility.__doc__.split("\n\n")[1].replace("\n", " ")}
 
 
 CSV_SEQUENCE_COLUMNS = ("coverage", "subject", "sequence", "trial", "note")

@@ -13,7 +13,8 @@ Two fusions (``ModelConfig.fusion``): ``"concat"``, the paper's: the V canonical
 side in the channels, so slot k is "camera k" and a model runs on exactly the V cameras it was
 trained with; ``"mean"``: each view's canonical code through a shared 1x1 layer, then the mean
 over the visible views, so the fused code does not depend on the order or the number of views
-and one model runs on any rig of 2 or more cameras.
+and one model runs on any rig of 2 or more cameras. With ``view_skip`` each view's decoder also
+gets the view's own code beside the fused one (the fusion can then only add information).
 """
 from __future__ import annotations
 
@@ -394,10 +395,12 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
     x = _encoder(config, weights)(x)
     x = layers.Conv2D(3 * points, 1, name="to_view_points")(x)
     x = UnfoldViews(num_views, name="unfold_features")(x)
+    view_code = x
     x = ToCanonical(dtype=GEOMETRY_DTYPE, name="ftl_inverse")(x, P_normalized)
-
     x = FromCanonical(dtype=GEOMETRY_DTYPE, name="ftl")(_fusion(x, inputs["view_mask"], config, num_views),
                                                         P_normalized)
+    if config.view_skip and config.fusion_layers:
+        x = layers.Concatenate(name="view_skip")([x, ops.cast(view_code, x.dtype)])
     x = FoldViews(name="fold_features")(x)
     x = _conv_bn_relu(x, config.decoder_input_filters, 1, 1, "decoder_input")
     heatmaps, joints = SoftArgmax(size, config.softmax_beta, config.learn_softmax_beta,
@@ -412,3 +415,36 @@ def build_model(config: ModelConfig | str, num_views: int = 4, num_joints: int =
     if with_heatmaps:
         outputs["heatmaps"] = UnfoldViews(num_views, dtype=GEOMETRY_DTYPE, name="heatmaps")(heatmaps)
     return keras.Model(inputs, outputs, name=f"canonical_fusion_{config.name}")
+
+
+def reestimate_batch_norm(network: keras.Model, batches) -> int:
+    """Replace every BatchNormalization layer's moving mean and variance by the average of its
+    batch statistics over ``batches`` (an iterable of input dicts); the weights stay as they are.
+
+    Keras' moving averages (momentum 0.99) lag the weights by about 100 steps, so a short run is
+    tested with statistics of earlier weights; this measures the architecture instead. The average
+    is cumulative (momentum (k - 1) / k for the k-th batch), run eagerly so each call reads the
+    momentum. Returns the number of batches used.
+    """
+    norms = [layer for layer in _all_layers(network) if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    count = 0
+    try:
+        for count, batch in enumerate(batches, start=1):
+            for layer in norms:
+                layer.momentum = (count - 1) / count
+            network(batch, training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+    return count
+
+
+def _all_layers(network: keras.Model) -> list:
+    """Every layer of ``network``, nested models (the encoder) included."""
+    found = []
+    for layer in network.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += _all_layers(layer)
+    return found

@@ -29,6 +29,9 @@ class ModelConfig:
         kept apart" ablation: no merging and no fusion convs; each view's canonical code
         (B, V, h, w, 4N) goes back through the FTL with its own P, which gives its features
         back unchanged (P pinv(P) = I), so no information passes between views before the DLT.
+    view_skip: each view's decoder also receives the view's own code (its 3N encoder channels)
+        beside the fused code mapped back into the view, so the fusion can only add information
+        (the ablation of issue 25); no effect with ``fusion_layers=0``, where the two are equal.
     decoder_input_filters: 1x1 conv after the FTL back into each view.
     decoder_filters: one Conv2DTranspose(kernel decoder_kernel, stride 2) + BN + ReLU each.
     softmax_beta: multiplies the heatmap logits before the spatial softmax;
@@ -50,6 +53,7 @@ class ModelConfig:
     encoder_filters: tuple[int, ...] = ()
     fusion: str = "concat"
     fusion_last_relu: bool = False
+    view_skip: bool = False
     softmax_beta: float = 1.0
     learn_softmax_beta: bool = False
     world_unit_mm: float = 1000.0

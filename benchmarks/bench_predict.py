@@ -35,7 +35,7 @@ import numpy as np
 from rig import calibration  # noqa: E402
 from common import metrics
 from rig import inference  # noqa: E402
-from synthetic import synthetic_h36m  # noqa: E402
+from synthetic import rigs  # noqa: E402
 from synthetic import synthetic_rig  # noqa: E402
 import options as run_options  # noqa: E402
 import train_and_test  # noqa: E402
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
     options = parser.parse_args(argv)
     rows = []
 
-    h36m_like = synthetic_h36m.make_cameras("S11", synthetic_h36m.make_intrinsics(480, seed=11), seed=11)
+    h36m_like = rigs.make_cameras("S11", rigs.make_intrinsics(480, seed=11), seed=11)
     # OpenCV's lens model, so that every calibration format can hold it.
     h36m_like = [dataclasses.replace(camera, id=name, distortion_model="opencv") for camera, name in
                  zip(h36m_like.values(), ("front_left", "back_right", "front_right", "back_left"))]

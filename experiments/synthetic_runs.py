@@ -6,6 +6,12 @@ and ``done.json`` naming the same budget) is reused, so an interrupted ablation 
 stopped and two ablations share the runs they have in common. Everything is selected on the
 validation split (``best.weights.h5``: the lowest validation MPJPE); the held-out S11 is only
 tested.
+
+``evaluate`` scores a run after re-estimating its BatchNorm statistics on ``--bn-batches``
+training batches (``model.reestimate_batch_norm``): Keras' moving averages lag the weights by
+about 100 steps, which at a few hundred steps measures BatchNorm rather than the architecture.
+It gives the validation MPJPE and the test on S11, with the errors split by per-joint visibility
+(``common.visibility``) where the data set stores it.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import numpy as np
 from common import model_loading
 from options import DEMO_DIR
 from synthetic import demo
-from train import run, splits
+from train import run, splits, training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +54,20 @@ def cache_root_tracks() -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags every ablation shares: data, work folder, budget, seeds."""
-    parser.add_argument("--demo-dir", default=DEMO_DIR, help="the synthetic data set (made once)")
+    parser.add_argument("--data-dir", "--demo-dir", dest="demo_dir", default=DEMO_DIR,
+                        help="a data set in Human3.6M's layout (Data/, Labels/ with camera-parameters.json); the "
+                             "demo's synthetic set is made there once when the folder is the default; another "
+                             "synthetic one: python -m synthetic.synthetic_h36m --out DIR --hard")
     parser.add_argument("--work-dir", default="outputs/ablation_runs", help="checkpoints and metrics of the runs")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of every run")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
+    parser.add_argument("--test-root", choices=("estimated", "labels"), default="estimated",
+                        help="the test crops' root: found in the videos (the protocol) or the labelled pelvis (the "
+                             "architecture alone, without the root finder's errors)")
+    parser.add_argument("--bn-batches", type=int, default=50,
+                        help="training batches to re-estimate BatchNorm's statistics on before evaluating (0: keep "
+                             "the moving averages)")
 
 
 class SyntheticRuns:
@@ -61,7 +76,11 @@ class SyntheticRuns:
     def __init__(self, options: argparse.Namespace):
         self.options = options
         root = os.path.abspath(options.demo_dir)
-        demo.ensure_synthetic_data(root)
+        if options.demo_dir == DEMO_DIR:
+            demo.ensure_synthetic_data(root)
+        elif not os.path.isfile(os.path.join(root, "Labels", "camera-parameters.json")):
+            raise SystemExit(f"--data-dir {root} holds no Labels/camera-parameters.json: give a data set in "
+                             "Human3.6M's layout (e.g. python -m synthetic.synthetic_h36m --out DIR --hard).")
         self.root = root
         self.settings = demo.recipe(root, verbose=2)
         self.budget = {"epochs": options.epochs, "steps_per_epoch": options.steps_per_epoch}
@@ -72,9 +91,11 @@ class SyntheticRuns:
 
     def args(self, variant: Variant, seed: int) -> argparse.Namespace:
         folder = self.folder(variant, seed)
+        checkpoints = os.path.join(folder, "checkpoints")
+        interrupted = os.path.isdir(os.path.dirname(training.backup_path(checkpoints)))
         return demo.recipe(
-            self.root, **self.budget, seed=seed, verbose=2,
-            checkpoint_dir=os.path.join(folder, "checkpoints"), log_dir=os.path.join(folder, "logs"),
+            self.root, **self.budget, seed=seed, verbose=2, resume=interrupted,  # an interrupted run goes on
+            checkpoint_dir=checkpoints, log_dir=os.path.join(folder, "logs"),
             output_dir=os.path.join(folder, "outputs"), images_dir=os.path.join(folder, "imgs"),
             **dict(variant.overrides))
 
@@ -86,8 +107,8 @@ class SyntheticRuns:
         """The run's ``best.weights.h5`` (trained now unless a run of this budget is on disk)."""
         args = self.args(variant, seed)
         done = os.path.join(self.folder(variant, seed), "done.json")
-        record = {"budget": self.budget, "overrides": dict(variant.overrides), "config": repr(variant.config)}
-        if os.path.isfile(done) and json.load(open(done)) == record:
+        record = self.record(variant)
+        if self.is_done(variant, seed):
             return os.path.join(args.checkpoint_dir, "best.weights.h5")
         print(f"== training {variant.name}, seed {seed} ({self.total_steps} steps)", flush=True)
         weights = run.run_train(args, config=variant.config)
@@ -117,6 +138,61 @@ class SyntheticRuns:
                                          image_size=config.image_size, box_mm=args.box_mm, root=root,
                                          camera_ids=camera_ids, progress=False)
         result = evaluation.summarize(predictions).over_actions
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle)
+        return result
+
+
+    def is_done(self, variant: Variant, seed: int) -> bool:
+        """Whether the run of this budget finished training (``train`` would reuse it)."""
+        done = os.path.join(self.folder(variant, seed), "done.json")
+        return os.path.isfile(done) and json.load(open(done)) == self.record(variant)
+
+    def record(self, variant: Variant) -> dict:
+        return {"budget": self.budget, "overrides": dict(variant.overrides), "config": repr(variant.config)}
+
+    def evaluate(self, variant: Variant, seed: int, partial: bool = False) -> dict:
+        """{"val_mpjpe_mm": validation MPJPE, test metrics (mean over actions), "visibility": the split
+        (``common.visibility.breakdown``), "epoch": the epoch scored} of the run's ``best.weights.h5``
+        after re-estimating BatchNorm on ``--bn-batches`` training batches; cached beside the run.
+
+        partial: a run that has not finished is scored as far as it got (its ``last.weights.h5``,
+        without training further), to report interrupted runs at the step they reached."""
+        import evaluation
+        import model
+        args = self.args(variant, seed)
+        if partial and not self.is_done(variant, seed):
+            weights = os.path.join(args.checkpoint_dir, "last.weights.h5")
+            if not os.path.isfile(weights):
+                raise SystemExit(f"--partial: {variant.name} seed {seed} has no last.weights.h5 in "
+                                 f"{args.checkpoint_dir} yet (no epoch finished).")
+            epoch = int(json.load(open(weights + ".json"))["epoch"])
+            name = f"evaluate-bn{self.options.bn_batches}-{self.options.test_root}-epoch{epoch}.json"
+        else:
+            weights = self.train(variant, seed)
+            epoch = int(json.load(open(weights + ".json"))["epoch"])
+            name = f"evaluate-bn{self.options.bn_batches}-{self.options.test_root}.json"
+        path = os.path.join(self.folder(variant, seed), name)
+        if os.path.isfile(path):
+            return json.load(open(path))
+        network, config, _ = model_loading.load_model(args, weights, 4, "test", config=variant.config)
+        sequences, validation, cameras, _ = splits.load_training_splits(args)
+        if self.options.bn_batches:
+            train_augmentation, _ = run.augmentations(args, config)
+            stream = run.dataset(args, sequences, cameras, config, args.batch_size, training=True,
+                                             stride=args.train_stride, augmentation=train_augmentation, seed=seed)
+            model.reestimate_batch_norm(network, (inputs for inputs, _ in stream.take(self.options.bn_batches)))
+        val_stream = run.dataset(args, validation, cameras, config, args.batch_size, training=False,
+                                             stride=args.val_stride, seed=seed)
+        errors = [np.linalg.norm(network(inputs, training=False)["kp3d"] - targets["kp3d"], axis=-1).mean(axis=-1)
+                  for inputs, targets in val_stream]
+        test_sequences, test_cameras, _ = splits.load_split(args, args.test_subjects, "test")
+        predictions = evaluation.predict(network, test_sequences, test_cameras, stride=args.test_stride,
+                                         image_size=config.image_size, box_mm=args.box_mm, progress=False,
+                                         root=self.options.test_root)
+        summary = evaluation.summarize(predictions)
+        result = {"val_mpjpe_mm": float(np.mean(np.concatenate(errors))), **summary.over_actions,
+                  "visibility": summary.visibility, "epoch": epoch, "weights": weights}
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(result, handle)
         return result

@@ -30,7 +30,9 @@ from rig import calibration
 import h36m_utils
 from common import geometry
 from common import rig_frame
-from synthetic import synthetic_h36m
+from synthetic import motion
+from synthetic import render
+from synthetic import rigs
 from common.skeleton import J17
 
 DEFAULT_FRAMES = 50
@@ -72,15 +74,15 @@ def render_rig(cameras, out_dir, *, frames: int = DEFAULT_FRAMES, action: str = 
     videos = tuple(out_dir / (f"{prefix}.{camera.id}.mp4" if prefix else f"{camera.id}.mp4")
                    for camera in cameras)
     for index, (camera, video) in enumerate(zip(cameras, videos)):
-        background = synthetic_h36m.render_background(camera, np.random.default_rng([seed, 3, index]))
-        synthetic_h36m.write_video(video, background, synthetic_h36m.body_draw_list(poses, camera), frames)
+        background = render.render_background(camera, np.random.default_rng([seed, 3, index]))
+        render.write_video(video, background, render.body_draw_list(poses, camera), frames)
     joints_3d = poses[:, list(J17)]
     joints_2d = np.stack([geometry.project(joints_3d, camera) for camera in cameras], axis=1)
     ground_truth = out_dir / GROUND_TRUTH_FILE
-    np.savez(ground_truth, joints_3d=joints_3d, joints_2d=joints_2d, fps=synthetic_h36m.FPS,
+    np.savez(ground_truth, joints_3d=joints_3d, joints_2d=joints_2d, fps=motion.FPS,
              camera_ids=np.array([camera.id for camera in cameras]),
              videos=np.array([video.name for video in videos]))
-    return RigRecording(cameras, videos, joints_3d, joints_2d, float(synthetic_h36m.FPS), ground_truth)
+    return RigRecording(cameras, videos, joints_3d, joints_2d, float(motion.FPS), ground_truth)
 
 
 def _check_rig(cameras) -> None:
@@ -107,11 +109,11 @@ def person_in_view(cameras, frames: int, action: str, seed: int, subject: str) -
     if subject not in h36m_utils.SUBJECTS:
         raise ValueError(f"Unknown subject {subject!r}; choose from {', '.join(h36m_utils.SUBJECTS)}.")
     person = h36m_utils.SUBJECTS.index(subject) + 1
-    offsets = synthetic_h36m.subject_offsets(np.random.default_rng([seed, person, 2]))
-    poses = synthetic_h36m.animate(action, offsets, frames, np.random.default_rng([seed, person, 1]))
+    offsets = motion.subject_offsets(np.random.default_rng([seed, person, 2]))
+    poses = motion.animate(action, offsets, frames, np.random.default_rng([seed, person, 1]))
     for centre in _floor_points_near(floor_centre(cameras)):
         try:
-            return synthetic_h36m.keep_in_view(poses + centre, cameras, centre=centre)
+            return motion.keep_in_view(poses + centre, cameras, centre=centre)
         except RuntimeError:  # a view cuts the person off here: try a floor point nearby
             continue
     raise RuntimeError(f"The synthetic {action} does not fit in every view of the rig "
@@ -166,7 +168,7 @@ def _rig_camera(name: str, azimuth: float, width: int, height: int,
     distance, camera_height = rng.uniform(3000, 6000), rng.uniform(1200, 2500)
     centre = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), camera_height])
     target = np.array([*rng.uniform(-200, 200, 2), rng.uniform(800, 1100)])
-    R = synthetic_h36m.look_at(centre, target, roll=np.radians(rng.uniform(-4, 4)))
+    R = rigs.look_at(centre, target, roll=np.radians(rng.uniform(-4, 4)))
     focal = min(width, height) * rng.uniform(0.85, 1.0) * distance / 3000
     cx, cy = np.array([width - 1, height - 1]) / 2 + [width, height] * rng.uniform(-0.02, 0.02, 2)
     K = np.array([[focal, 0, cx], [0, focal * rng.uniform(0.998, 1.002), cy], [0, 0, 1]])

@@ -5,13 +5,13 @@ import dataclasses
 import cv2
 import numpy as np
 from common import geometry
-from synthetic import synthetic_h36m
+from synthetic import render
 
 
 def ball_radius_px(joints_3d: np.ndarray, camera: geometry.Camera) -> np.ndarray:
     """(..., 17, 3) world mm -> (..., 17) the radius in pixels the renderer gives each joint's ball."""
     depth = geometry.world_to_camera(joints_3d, camera)[..., 2]
-    return np.maximum(synthetic_h36m.MIN_JOINT_BALL_PX, camera.K[0, 0] * synthetic_h36m.JOINT_BALL_MM / depth)
+    return np.maximum(render.MIN_JOINT_BALL_PX, camera.K[0, 0] * render.JOINT_BALL_MM / depth)
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ import pytest
 from rig import calibration
 import h36m_utils
 from common import geometry
-from synthetic import synthetic_h36m
+from synthetic import rigs
 from synthetic import synthetic_rig
 import real_recording
 
@@ -297,7 +297,7 @@ def test_image_sizes_come_from_the_videos_and_a_resized_video_scales_its_camera(
 
 
 def test_human36m_tangential_distortion_cannot_be_written_as_opencv(tmp_path):
-    cameras = list(synthetic_h36m.make_cameras("S1", synthetic_h36m.make_intrinsics(320, 0), 0).values())
+    cameras = list(rigs.make_cameras("S1", rigs.make_intrinsics(320, 0), 0).values())
     with pytest.raises(ValueError, match="Human3.6M's tangential distortion.*write_json"):
         calibration.write_toml(cameras, tmp_path / "h36m.toml")
     calibration.write_json(cameras, tmp_path / "h36m.json")

@@ -21,6 +21,7 @@ import h36m_utils
 from common import geometry
 from common import skeleton
 from common import rig_frame
+from synthetic import label_files
 from synthetic import synthetic_h36m
 from media_files import cut_after_header, with_video
 
@@ -268,7 +269,7 @@ def move_labels(dataset, root, move_pelvis: bool):
         moved = poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape)
         if poses.shape[-1] == 3 and not move_pelvis:
             moved[:, skeleton.PELVIS] = poses[:, skeleton.PELVIS]
-        synthetic_h36m.write_pose_cdf(path, moved)
+        label_files.write_pose_cdf(path, moved)
     return labels
 
 

@@ -16,7 +16,7 @@ from common import metrics
 from common import skeleton
 import model
 from common import rig_frame
-from synthetic import synthetic_h36m
+from synthetic import label_files
 
 V, J, S = 4, len(skeleton.J17), 32
 
@@ -123,7 +123,8 @@ def noisy_predictions(rng):
         kp2d_true_frame=2 * kp2d_true, root=kp3d_true[:, 0] + sigma_3d[:, None] * [0.6, 0.0, 0.8],
         first_root=kp3d_true[:, 0], subjects=np.array(["S9"] * n), actions=actions,
         sequences=np.array([f"{a} 1" for a in actions]), frames=np.arange(n),
-        picture_images=np.zeros((0, V, S, S, 3), np.uint8), picture_rows=np.zeros(0, int))
+        picture_images=np.zeros((0, V, S, S, 3), np.uint8), picture_rows=np.zeros(0, int),
+        visible=np.full((n, V, J), np.nan))
 
 
 def expected_averages(p):
@@ -219,9 +220,9 @@ def moved_labels(dataset, folder):
     """A copy of the set's labels with EVERY joint (the pelvis included) of every D3 and D2 file moved."""
     shutil.copytree(dataset.labels_dir, folder)
     rng = np.random.default_rng(0)
-    for path in folder.rglob("*.cdf"):
+    for path in [*folder.rglob("D3_Positions/*.cdf"), *folder.rglob("D2_Positions/*.cdf")]:
         poses = h36m_utils.read_poses(str(path))
-        synthetic_h36m.write_pose_cdf(path, poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape))
+        label_files.write_pose_cdf(path, poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape))
     return folder
 
 

@@ -259,10 +259,12 @@ EXCHANGE_PX = 1.0      # fused sharp tiny models move other views' joints by > 2
 FLOAT_NOISE_PX = 1e-2  # FTL(FTL^-1(y)) - y in float32, through the decoder: < 2e-4 px seen
 
 
-def _sharp_tiny_model(fusion_layers: int, rng, fusion: str = "concat", num_views: int = 4) -> keras.Model:
+def _sharp_tiny_model(fusion_layers: int, rng, fusion: str = "concat", num_views: int = 4,
+                      view_skip: bool = False) -> keras.Model:
     """A tiny model, perturbed weights and 10x heatmap logits, so kp2d spread over the crop."""
     keras.utils.set_random_seed(int(rng.integers(1 << 30)))
-    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers, fusion=fusion)
+    config = dataclasses.replace(model.CONFIGS["tiny"], fusion_layers=fusion_layers, fusion=fusion,
+                                 view_skip=view_skip)
     network = model.build_model(config, num_views=num_views)
     _perturb_weights(network, rng)
     logits = network.get_layer("heatmap_logits").kernel
@@ -322,6 +324,24 @@ def test_views_kept_apart_without_fusion_layers(rng):
     assert changes["image"]["own kp2d"] > EXCHANGE_PX, changes          # the edit reached the decoder
     unchanged = [changes["image"]["other kp2d"], changes["P"]["own kp2d"], changes["P"]["other kp2d"]]
     np.testing.assert_allclose(unchanged, 0.0, atol=FLOAT_NOISE_PX, err_msg=str(changes))
+
+
+@pytest.mark.parametrize("view_skip", [True, False])
+def test_view_skip_gives_each_decoder_its_own_code_beside_the_fused_one(view_skip, rng):
+    """With the per-view skip the views still exchange information; with the fused code silenced
+    (last fusion layer zeroed) each view's joints still follow its own image only. Without the
+    skip a silenced fusion leaves the decoders nothing: no image moves any joint."""
+    network = _sharp_tiny_model(2, rng, view_skip=view_skip)
+    inputs = make_batch(rng, 2, 4)[0]
+    assert _exchanging_edits(_changes_from_view_zero(network, inputs, rng)) == {"image", "P"}
+    last = network.get_layer("fusion1_linear")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    changes = _changes_from_view_zero(network, inputs, rng)
+    assert _exchanging_edits(changes) == set(), changes
+    if view_skip:
+        assert changes["image"]["own kp2d"] > EXCHANGE_PX, changes
+    else:
+        np.testing.assert_allclose(changes["image"]["own kp2d"], 0.0, atol=FLOAT_NOISE_PX, err_msg=str(changes))
 
 
 def _predict(network, inputs):
@@ -616,3 +636,19 @@ def test_forward_under_a_second_backend(backend):
                             env={**os.environ, "KERAS_BACKEND": backend},
                             cwd=os.path.dirname(os.path.abspath(model.__file__)), timeout=300)
     assert result.returncode == 0 and f"ok {backend}" in result.stdout, result.stderr[-3000:]
+
+
+def test_reestimate_batch_norm_sets_the_mean_of_the_batch_statistics(rng):
+    """After re-estimation a BatchNorm layer's moving mean is the mean of its input's batch means
+    over the given batches (computed here through a sub-model); its momentum is restored."""
+    keras.utils.set_random_seed(0)
+    network = model.build_model("tiny", num_views=2)
+    batches = [make_batch(rng, 2, 2)[0] for _ in range(3)]
+    norm = network.get_layer("decoder0_bn")
+    assert model.reestimate_batch_norm(network, batches) == 3
+    before_norm = keras.Model(network.inputs, network.get_layer("decoder0_deconv").output)
+    means = [keras.ops.convert_to_numpy(before_norm(batch, training=True)).mean(axis=(0, 1, 2)) for batch in batches]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norm.moving_mean), np.mean(means, axis=0), atol=1e-5)
+    assert norm.momentum == 0.99
+    encoder_norm = network.get_layer("tiny_encoder").get_layer("stem_bn")
+    assert np.abs(keras.ops.convert_to_numpy(encoder_norm.moving_mean)).max() > 0  # nested layers too

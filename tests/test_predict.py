@@ -220,11 +220,11 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
     import dataclasses
     import os
     from common import metrics
-    from synthetic import synthetic_h36m
+    from synthetic import rigs
     weights = os.environ.get("TRAINED_TINY_WEIGHTS")
     if not weights:
         pytest.skip("set TRAINED_TINY_WEIGHTS to the demo's best.weights.h5 (python train_and_test.py --mode demo)")
-    rig = synthetic_h36m.make_cameras("S11", synthetic_h36m.make_intrinsics(480, seed=11), seed=11)
+    rig = rigs.make_cameras("S11", rigs.make_intrinsics(480, seed=11), seed=11)
     rig = [dataclasses.replace(camera, id=name, distortion_model="opencv")
            for camera, name in zip(rig.values(), ("front_left", "back_right", "front_right", "back_left"))]
     recording = synthetic_rig.render_rig(rig, tmp_path / "videos", frames=60, action="SittingDown", subject="S11",

@@ -7,11 +7,11 @@ import pytest
 import h36m_utils
 from common import geometry
 from common import rig_frame
-from synthetic import synthetic_h36m
+from synthetic import rigs
 
 
 def synthetic_rig(seed=0, size=320):
-    return list(synthetic_h36m.make_cameras("S1", synthetic_h36m.make_intrinsics(size, seed), seed).values())
+    return list(rigs.make_cameras("S1", rigs.make_intrinsics(size, seed), seed).values())
 
 
 def turn_world(cameras, angle_deg, shift_mm):

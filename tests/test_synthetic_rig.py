@@ -12,7 +12,7 @@ import pytest
 from rig import calibration
 import h36m_utils
 from common import geometry
-from synthetic import synthetic_h36m
+from synthetic import motion
 from synthetic import synthetic_rig
 from joint_balls import BallCheck, ball_radius_px
 
@@ -56,7 +56,7 @@ def test_every_camera_gets_a_video_of_its_size_and_the_ground_truth_is_saved(rec
     saved = np.load(recording.ground_truth)
     np.testing.assert_array_equal(saved["joints_3d"], recording.joints_3d)
     np.testing.assert_array_equal(saved["joints_2d"], recording.joints_2d)
-    assert float(saved["fps"]) == recording.fps == synthetic_h36m.FPS
+    assert float(saved["fps"]) == recording.fps == motion.FPS
     assert saved["camera_ids"].tolist() == ["cam_a", "cam_b", "cam_c", "cam_d"]
     assert saved["videos"].tolist() == [video.name for video in recording.videos]
 
@@ -84,13 +84,13 @@ def test_the_person_walks_on_the_floor_below_where_the_cameras_look_inside_every
 def test_keep_in_view_moves_toward_the_given_centre():
     """The same scene moved along the floor: the person is kept in view the same way."""
     rig = synthetic_rig.make_rig(3, seed=4, width=200, height=150)
-    walk = synthetic_h36m.animate("Walking", synthetic_h36m.rest_offsets(), 30, np.random.default_rng(0))
+    walk = motion.animate("Walking", motion.rest_offsets(), 30, np.random.default_rng(0))
     poses = walk + [3000.0, 0.0, 0.0]  # too far out for some views
     shift = np.array([4000.0, -2500.0, 0.0])
     moved_rig, _ = synthetic_rig.transform_world(rig, np.zeros(3), np.eye(3), shift)
-    kept = synthetic_h36m.keep_in_view(poses, rig)
+    kept = motion.keep_in_view(poses, rig)
     assert np.abs(kept - poses).max() > 10  # the walk had to shrink toward the centre
-    moved_kept = synthetic_h36m.keep_in_view(poses + shift, moved_rig, centre=shift)
+    moved_kept = motion.keep_in_view(poses + shift, moved_rig, centre=shift)
     np.testing.assert_allclose(moved_kept, kept + shift, atol=1e-9)
 
 
@@ -142,10 +142,10 @@ def test_real_rigs_that_cut_the_person_off_where_they_look_film_them_nearby(cali
     cameras = [c for c in synthetic_rig.scale_images(rig.cameras, 0.25) if c.id in ("11", "15", "25", "31")]
     centre = synthetic_rig.floor_centre(cameras)
     person = h36m_utils.SUBJECTS.index("S11") + 1  # the motion person_in_view animates
-    motion = synthetic_h36m.animate("SittingDown", synthetic_h36m.subject_offsets(np.random.default_rng([0, person, 2])),
-                                    60, np.random.default_rng([0, person, 1]))
+    sitting = motion.animate("SittingDown", motion.subject_offsets(np.random.default_rng([0, person, 2])),
+                             60, np.random.default_rng([0, person, 1]))
     with pytest.raises(RuntimeError):  # where the cameras look, one view cannot hold the motion
-        synthetic_h36m.keep_in_view(motion + centre, cameras, centre=centre)
+        motion.keep_in_view(sitting + centre, cameras, centre=centre)
     poses = synthetic_rig.person_in_view(cameras, 60, "SittingDown", 0, "S11")
     for camera in cameras:
         uv = geometry.project(poses, camera)
@@ -187,3 +187,19 @@ def test_command_line_errors_name_the_fix(calibration_samples_dir, tmp_path, cap
         assert exit_.value.code == 2
         assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_look_at_points_the_optical_axis_at_the_target_with_up_up_in_the_picture():
+    """The target projects to the principal point, a point above it (along ``up``) higher in the
+    picture (smaller y); the matrix is a rotation; a tilted ``up`` tilts the picture with it."""
+    from synthetic import rigs
+    centre, target = np.array([4000.0, -3000.0, 1500.0]), np.array([100.0, 200.0, 900.0])
+    for up in ((0, 0, 1), (0.3, 0, 1), (0, 0, 5)):
+        R = rigs.look_at(centre, target, up=up)
+        np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+        assert np.linalg.det(R) == pytest.approx(1.0)
+        axis = R @ (target - centre)
+        np.testing.assert_allclose(axis[:2], 0.0, atol=1e-9)
+        above = R @ (target + 300 * np.asarray(up) / np.linalg.norm(up) - centre)
+        assert above[1] / above[2] < -0.01 and abs(above[0] / above[2]) < 1e-9
+    np.testing.assert_allclose(rigs.look_at(centre, target, up=(0, 0, 5)), rigs.look_at(centre, target), atol=1e-12)
