@@ -144,6 +144,20 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.einsum("...ij,...nj->...ni", matrix[..., :2, :2], points) + matrix[..., None, :2, 2]
 
 
+def look_at(centre: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:
+    """(3, 3) world->camera rotation of a camera at ``centre`` (3,) looking at ``target`` (3,), with
+    ``up`` (any length, not along the view) pointing up in the picture.
+
+    Camera axes: x right, y down, z forward; ``roll`` (radians) then turns the picture about z.
+    """
+    forward = np.asarray(target, np.float64) - centre
+    forward = forward / np.linalg.norm(forward)
+    right = np.cross(forward, np.asarray(up, np.float64))
+    right /= np.linalg.norm(right)
+    c, s = np.cos(roll), np.sin(roll)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]) @ np.stack([right, np.cross(forward, right), forward])
+
+
 def projection_matrix(camera: Camera, crop: np.ndarray | None = None) -> np.ndarray:
     """(3, 4) pinhole projection ``crop @ K @ [R | t]`` (crop: (3, 3) from ``crop_matrix``)."""
     K = camera.K if crop is None else crop @ camera.K

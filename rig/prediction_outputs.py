@@ -376,9 +376,7 @@ def horizontal_axes(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def look_at_camera(eye, target, up, size: tuple[int, int], half_fov_deg: float) -> geometry.Camera:
     """A pinhole ``geometry.Camera`` (no distortion) at ``eye`` looking at ``target`` (world mm), with
     ``up`` pointing up in the picture and ``half_fov_deg`` the half field of view of the narrower side."""
-    forward = _unit(np.asarray(target, np.float64) - eye)
-    right = _unit(np.cross(forward, up))
-    rotation = np.stack([right, np.cross(forward, right), forward])  # camera x right, y down, z forward
+    rotation = geometry.look_at(eye, target, up)
     width, height = size
     focal = min(width, height) / 2 / math.tan(math.radians(half_fov_deg))
     K = np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]])

@@ -8,7 +8,6 @@ import numpy as np
 from common import geometry
 from h36m_utils import CAMERA_IDS
 from synthetic import seeds
-from synthetic.motion import rotation
 
 
 # Like the real rig (Human3.6M S1): azimuth (deg) and distance (mm) of each camera from the
@@ -16,20 +15,6 @@ from synthetic.motion import rotation
 _RIG_AZIMUTH_DEG = (70.0, -71.0, 110.0, -116.0)
 _RIG_DISTANCE_MM = (5300.0, 5370.0, 5500.0, 4150.0)
 _TALL_CAMERAS = ("54138969", "60457274")  # 2 rows taller, like the real videos (1000 x 1002)
-
-
-def look_at(centre: np.ndarray, target: np.ndarray, roll: float = 0.0, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """(3, 3) world->camera rotation of a camera at ``centre`` looking at ``target``, ``up`` (any
-    length, not along the view) pointing up in the picture (z by default).
-
-    Camera axes: x right, y down, z forward; ``roll`` (radians) turns the image about z. The one
-    look-at of the repo (``rig.prediction_outputs.look_at_camera`` builds the same matrix).
-    """
-    forward = (target - centre) / np.linalg.norm(target - centre)
-    right = np.cross(forward, np.asarray(up, np.float64))
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    return rotation(np.float64(roll), 0.0, 0.0) @ np.stack([right, down, forward])
 
 
 def make_intrinsics(size: int, seed: int) -> dict:
@@ -58,7 +43,7 @@ def make_cameras(subject: str, intrinsics: dict, seed: int) -> dict:
         centre = np.array([distance * np.cos(angle), distance * np.sin(angle),
                            rng.uniform(1480, 1620)])
         target = np.array([*rng.uniform(-150, 150, 2), rng.uniform(400, 600)])
-        R = look_at(centre, target, roll=np.radians(rng.uniform(-1, 1)))
+        R = geometry.look_at(centre, target, roll=np.radians(rng.uniform(-1, 1)))
         K, dist, (width, height) = intrinsics[camera_id]
         cameras[camera_id] = geometry.Camera(R=R, t=-R @ centre, K=K, k=dist[:3], p=dist[3:],
                                                width=width, height=height, id=camera_id)

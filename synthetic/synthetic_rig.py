@@ -32,7 +32,6 @@ from common import geometry
 from common import rig_frame
 from synthetic import motion
 from synthetic import render
-from synthetic import rigs
 from common.skeleton import J17
 
 DEFAULT_FRAMES = 50
@@ -168,7 +167,7 @@ def _rig_camera(name: str, azimuth: float, width: int, height: int,
     distance, camera_height = rng.uniform(3000, 6000), rng.uniform(1200, 2500)
     centre = np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), camera_height])
     target = np.array([*rng.uniform(-200, 200, 2), rng.uniform(800, 1100)])
-    R = rigs.look_at(centre, target, roll=np.radians(rng.uniform(-4, 4)))
+    R = geometry.look_at(centre, target, roll=np.radians(rng.uniform(-4, 4)))
     focal = min(width, height) * rng.uniform(0.85, 1.0) * distance / 3000
     cx, cy = np.array([width - 1, height - 1]) / 2 + [width, height] * rng.uniform(-0.02, 0.02, 2)
     K = np.array([[focal, 0, cx], [0, focal * rng.uniform(0.998, 1.002), cy], [0, 0, 1]])

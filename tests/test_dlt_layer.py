@@ -33,21 +33,13 @@ def rng():
 
 # --------------------------------------------------------------------------- scenes
 
-def look_at_rotation(centre, target):
-    """(3, 3) world->camera rotation of a camera at ``centre`` whose optical axis hits target."""
-    forward = (target - centre) / np.linalg.norm(target - centre)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    return np.stack([right, np.cross(forward, right), forward])
-
-
 def random_camera(rng, target, distance):
     """(3, 4) pinhole P = K [R | t] of a camera ``distance`` mm from target, looking near it."""
     azimuth, elevation = rng.uniform(0, 2 * np.pi), rng.uniform(-0.2, 0.5)
     centre = target + distance * np.array([np.cos(azimuth) * np.cos(elevation),
                                            np.sin(azimuth) * np.cos(elevation),
                                            np.sin(elevation)])
-    R = look_at_rotation(centre, target + rng.normal(0, 200, 3))
+    R = geometry.look_at(centre, target + rng.normal(0, 200, 3))
     focal = rng.uniform(800, 1500)
     K = np.array([[focal, 0, rng.uniform(400, 600)],
                   [0, focal * rng.uniform(0.98, 1.02), rng.uniform(400, 600)], [0, 0, 1]])

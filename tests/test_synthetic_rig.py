@@ -180,7 +180,7 @@ def test_command_line_renders_the_real_pose2sim_rig_at_a_small_scale(calibration
 def test_command_line_errors_name_the_fix(calibration_samples_dir, tmp_path, capsys):
     toml = str(calibration_samples_dir / "pose2sim" / "Calib.toml")
     for extra, message in ((["--calibration-units", "mm"], "--calibration-units m"),
-                           (["--size", "1920", "1080"], "is for 1088 x 1920 px images, its video is 1920 x"),
+                           (["--size", "1920", "1080"], "is 1920 x 1080 px, but the calibration is for 1088 x 1920 px images"),
                            (["--scale", "0"], "--scale in")):
         with pytest.raises(SystemExit) as exit_:
             synthetic_rig.main(["--calibration", toml, "--out", str(tmp_path), *extra])
@@ -192,14 +192,13 @@ def test_command_line_errors_name_the_fix(calibration_samples_dir, tmp_path, cap
 def test_look_at_points_the_optical_axis_at_the_target_with_up_up_in_the_picture():
     """The target projects to the principal point, a point above it (along ``up``) higher in the
     picture (smaller y); the matrix is a rotation; a tilted ``up`` tilts the picture with it."""
-    from synthetic import rigs
     centre, target = np.array([4000.0, -3000.0, 1500.0]), np.array([100.0, 200.0, 900.0])
     for up in ((0, 0, 1), (0.3, 0, 1), (0, 0, 5)):
-        R = rigs.look_at(centre, target, up=up)
+        R = geometry.look_at(centre, target, up=up)
         np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
         assert np.linalg.det(R) == pytest.approx(1.0)
         axis = R @ (target - centre)
         np.testing.assert_allclose(axis[:2], 0.0, atol=1e-9)
         above = R @ (target + 300 * np.asarray(up) / np.linalg.norm(up) - centre)
         assert above[1] / above[2] < -0.01 and abs(above[0] / above[2]) < 1e-9
-    np.testing.assert_allclose(rigs.look_at(centre, target, up=(0, 0, 5)), rigs.look_at(centre, target), atol=1e-12)
+    np.testing.assert_allclose(geometry.look_at(centre, target, up=(0, 0, 5)), geometry.look_at(centre, target), atol=1e-12)
