@@ -33,7 +33,7 @@ DEMO_DIR = "synthetic_data"
 # --loss: which terms train the model (train/run.py weighs them).
 LOSSES = ("2d", "2d+3d", "3d")
 # The 3D term's weight is 0 for this fraction of the training steps (--warmup-3d-steps overrides
-# it): checked on the validation split (experiments/tune_warmup_3d.py, BENCHMARKS.md). At the demo's
+# it): checked on the validation split (experiments/tune_warmup_3d.py, experiments/LOG.md). At the demo's
 # 1,000 steps 0 was 0.6 mm better; 0.45 stays until the tables measured with it are re-measured.
 WARMUP_3D_FRACTION = 0.45
 # The 3D error of the root found in the videos before the model's refinement (root_finder), its
@@ -143,7 +143,7 @@ GROUPS = (
         Option("--loss-3d", "3D term in mm", default="l1", choices=("l1", "huber")),
         Option("--weight-3d", "final weight of the 3D term (2d+3d)", default=1e-4, type=float),
         Option("--warmup-3d-steps", "training steps with the 3D weight at 0 before it ramps up (2d+3d); "
-                                    "docs/BENCHMARKS.md compares others", type=int,
+                                    "experiments/LOG.md compares others", type=int,
                shown=f"{WARMUP_3D_FRACTION:g} of all steps (--epochs x --steps-per-epoch)"),
         Option("--ramp-3d-steps", "steps of the linear 3D-weight ramp (2d+3d)", default=0, type=int),
         Option("--epochs", "training epochs", default=30, type=int, positive=True),

@@ -29,7 +29,7 @@ HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$", re.M)
 
 def documents() -> list[pathlib.Path]:
     """README.md and the other top-level documents, and the READMEs of the folders users fill."""
-    return (sorted(ROOT.glob("*.md")) + sorted(ROOT.glob("docs/*.md"))
+    return (sorted(ROOT.glob("*.md")) + sorted(ROOT.glob("docs/*.md")) + sorted(ROOT.glob("experiments/*.md"))
             + sorted(p for p in ROOT.glob("*/README.md") if p.parent.name != "tests"))
 
 
