@@ -30,13 +30,24 @@ class OracleModel:
         self.kp3d, self.offsets, self.cursor = kp3d_rig, offsets, 0
 
     def predict_on_batch(self, inputs):
-        count = len(inputs["images"])
+        count = real_samples(inputs["P"])
         kp3d = self.kp3d[self.cursor:self.cursor + count]
         offsets = self.offsets[self.cursor:self.cursor + count, None]
         self.cursor += count
         kp2d = [[project(P, K, dist, joints) for P, K, dist in zip(*(inputs[k][b] for k in ("P", "K", "dist")))]
                 for b, joints in enumerate(kp3d)]
-        return {"kp3d": (kp3d + offsets).astype(np.float32), "kp2d": np.asarray(kp2d, np.float32)}
+        padding = len(inputs["P"]) - count  # the loop pads a short last chunk with its last sample
+        kp3d, kp2d = kp3d + offsets, np.asarray(kp2d)
+        return {"kp3d": np.concatenate([kp3d, np.repeat(kp3d[-1:], padding, 0)]).astype(np.float32),
+                "kp2d": np.concatenate([kp2d, np.repeat(kp2d[-1:], padding, 0)]).astype(np.float32)}
+
+
+def real_samples(P: np.ndarray) -> int:
+    """The samples of a (B, V, 3, 4) batch before the copies of its last one that pad it."""
+    count = len(P)
+    while count > 1 and np.array_equal(P[count - 1], P[count - 2]):
+        count -= 1
+    return count
 
 
 def project(P, K, dist, points):
