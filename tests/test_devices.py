@@ -10,7 +10,6 @@ import pathlib
 import types
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 
