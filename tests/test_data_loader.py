@@ -264,7 +264,7 @@ def move_labels(dataset, root, move_pelvis: bool):
     labels = root / "Labels"
     shutil.copytree(dataset.labels_dir, labels)
     rng = np.random.default_rng(0)
-    for path in labels.rglob("*.cdf"):
+    for path in [*labels.rglob("D2_Positions/*.cdf"), *labels.rglob("D3_Positions/*.cdf")]:  # not Visibility/
         poses = h36m_utils.read_poses(str(path))
         moved = poses + rng.normal(0, 80 if poses.shape[-1] == 3 else 30, poses.shape)
         if poses.shape[-1] == 3 and not move_pelvis:
