@@ -180,10 +180,10 @@ class SyntheticRuns:
         if self.options.bn_batches:
             train_augmentation, _ = run.augmentations(args, config)
             stream = run.dataset(args, sequences, cameras, config, args.batch_size, training=True,
-                                             stride=args.train_stride, augmentation=train_augmentation, seed=seed)
+                                 stride=args.train_stride, augmentation=train_augmentation, seed=seed)
             model.reestimate_batch_norm(network, (inputs for inputs, _ in stream.take(self.options.bn_batches)))
         val_stream = run.dataset(args, validation, cameras, config, args.batch_size, training=False,
-                                             stride=args.val_stride, seed=seed)
+                                 stride=args.val_stride, seed=seed)
         errors = [np.linalg.norm(network(inputs, training=False)["kp3d"] - targets["kp3d"], axis=-1).mean(axis=-1)
                   for inputs, targets in val_stream]
         test_sequences, test_cameras, _ = splits.load_split(args, args.test_subjects, "test")

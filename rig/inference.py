@@ -205,8 +205,8 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
     frames = np.asarray(frames, np.int64)
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
     if roots is None:
-        track = track if track is not None else find_root_track(cameras, videos, frames, background_videos=background_videos,
-                                         progress=progress)
+        if track is None:
+            track = find_root_track(cameras, videos, frames, background_videos=background_videos, progress=progress)
         first_roots, status, report, source = track.roots, track.status, track.report(), track.source
         refine = 0 if source == "detections" else refinements
     else:
