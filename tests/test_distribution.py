@@ -224,8 +224,9 @@ def test_mirrored_from_the_command_line_on_two_cpu_replicas(synthetic_dataset, o
     assert_validated_every_epoch(tmp_path)
     losses = losses_of(tmp_path)
     np.testing.assert_allclose(losses[:1], one_device_losses[:1], rtol=3e-5)
-    # Later epochs drift apart a little: sums in another order, amplified by every update.
-    np.testing.assert_allclose(losses, one_device_losses, rtol=1e-3)
+    # Later epochs drift apart: sums in another order, amplified by every Adam update (0.12% by the
+    # third epoch on CI's machine). A wrong split of the global batch shows in the first epoch already.
+    np.testing.assert_allclose(losses, one_device_losses, rtol=1e-2)
 
 
 def test_a_worker_that_never_joins_is_reported(synthetic_dataset, tmp_path):
