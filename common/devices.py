@@ -7,7 +7,8 @@
   warning that names the GPU install and the expected time per step on the CPU.
 * ``largest_batch`` / ``memory_table``: the memory a training step of ``paper`` or ``resnet50``
   needs, from the figures measured on a GPU (``PEAK_MEMORY_GIB``), per card size.
-* ``import_tensorflow_quietly()``: TensorFlow's start-up lines printed not at all (twice otherwise).
+* ``import_tensorflow_quietly()``: TensorFlow's start-up lines printed not at all (twice otherwise),
+  nor CUDA's cuInit error on a machine without an NVIDIA driver.
 * ``explain_out_of_memory(args, config_name)``: the message that replaces TensorFlow's
   out-of-memory trace: the batch, the precision, the GPU and its memory, the three flags that help.
 
@@ -16,6 +17,7 @@ Keras' global dtype policy). Memory in GiB (2**30 bytes) unless a name says byte
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -108,35 +110,53 @@ def recommended_precision(compute_capability: tuple[int, int] | None) -> str:
 # set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back, and two of its libraries write them each.
 STARTUP_NOTE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called|I\d{4} )")
 LOG_LINE = re.compile(r"^(WARNING: |[IWEF]\d{4} )")  # a new log entry; other lines continue the one before
+CUINIT_FAILURE = re.compile(r"^E\d{4} .*failed call to cuInit")
+NVIDIA_DRIVER = "/proc/driver/nvidia"  # present where an NVIDIA kernel driver is loaded
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its start-up notes (info lines) left out; its warnings and errors pass.
-    TF_CPP_MIN_LOG_LEVEL=0 keeps the notes. Does nothing once TensorFlow is loaded."""
+    """Import TensorFlow with its start-up notes (info lines) left out, and look for GPUs once; its
+    warnings and errors pass. TF_CPP_MIN_LOG_LEVEL=0 keeps the notes. Does nothing once TensorFlow
+    is loaded."""
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
+    with _stderr_filtered(lambda line: STARTUP_NOTE.match(line) is not None):
+        tf = importlib.import_module("tensorflow")
+    # The first look for GPUs runs cuInit. Without an NVIDIA driver its "failed call to cuInit" error
+    # only says there is no GPU, which the start report says plainly; with a driver it may be news.
+    no_driver = not os.path.exists(NVIDIA_DRIVER)
+    with _stderr_filtered(lambda line: no_driver and CUINIT_FAILURE.match(line) is not None):
+        tf.config.list_physical_devices("GPU")
+
+
+def without_entries(text: str, drops) -> str:
+    """``text`` without the log entries whose first line ``drops(line)`` is true (nor their continuations)."""
+    kept, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        if LOG_LINE.match(line):
+            dropping = bool(drops(line))
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
+@contextlib.contextmanager
+def _stderr_filtered(drops):
+    """Native code writes to file descriptor 2 directly: catch it, and pass on what ``drops`` keeps."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            importlib.import_module("tensorflow")
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            sys.stderr.write(without_startup_notes(captured.read().decode(errors="replace")))
-
-
-def without_startup_notes(text: str) -> str:
-    """``text`` without the entries that ``STARTUP_NOTE`` starts (and their continuation lines)."""
-    kept, dropping = [], False
-    for line in text.splitlines(keepends=True):
-        if LOG_LINE.match(line):
-            dropping = bool(STARTUP_NOTE.match(line))
-        if not dropping:
-            kept.append(line)
-    return "".join(kept)
+            sys.stderr.write(without_entries(captured.read().decode(errors="replace"), drops))
 
 
 # --------------------------------------------------------------------------- precision and XLA

@@ -6,7 +6,10 @@ import argparse
 import csv
 import dataclasses
 import math
+import os
 import pathlib
+import subprocess
+import sys
 import types
 
 import keras
@@ -54,6 +57,15 @@ def test_paper_on_a_machine_without_gpu_warns_how_slow_and_names_the_gpu_install
     testing = devices.start_report(settings(batch_size=4), "test", "resnet50", stand_in_model(), gpus=[])
     assert "about 1 s per step at batch 4 (0.172 s per sample forward" in testing
     assert "WARNING" not in devices.start_report(settings(), "train", "tiny", stand_in_model(), gpus=[])
+
+
+@pytest.mark.skipif(os.path.exists(devices.NVIDIA_DRIVER), reason="an NVIDIA driver is loaded: cuInit's error is news")
+def test_no_cuda_error_printed_where_there_is_no_nvidia_driver():
+    code = "from common import devices; devices.import_tensorflow_quietly(); print(devices.list_gpus())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+    assert "cuInit" not in result.stderr, result.stderr
 
 
 def test_report_names_each_gpu_and_the_precision_its_generation_wants():

@@ -150,8 +150,8 @@ def test_tensorflow_start_up_notes_are_left_out_warnings_kept():
             "To enable the following instructions: AVX2, in other operations, rebuild\n"
             "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit\n"
             "a line of our own\n")
-    assert devices.without_startup_notes(text) == ("E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit\n"
-                                                   "a line of our own\n")
+    assert devices.without_entries(text, devices.STARTUP_NOTE.match) == ("E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit\n"
+                                                          "a line of our own\n")
 
 
 def test_tensorflow_starts_without_its_notes_printed_twice():
