@@ -22,13 +22,14 @@ import os
 import numpy as np
 
 import h36m_utils
+import options
 from common import geometry
 from common import metrics
 from common import skeleton
 from common import visibility
 from common import visualize
 
-ROOTS = ("estimated", "labels")
+ROOTS = options.OPTIONS["root"].choices  # typed once, with --root
 ROOT_DESCRIPTIONS = {"estimated": "crops around the root found in the videos (root_finder, refined by the model)",
                      "labels": "crops around the LABELLED pelvis (a comparison with papers that crop with "
                                "ground-truth boxes; not a protocol result)"}
