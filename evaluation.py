@@ -1,4 +1,5 @@
-"""The test protocol: predict every test frame from the videos, score it, print the table, write files.
+"""The test protocol: predict every test frame from the videos, score it, print the table, write files
+(``run_test``: ``--mode test``).
 
 Each test sequence goes through the same loop as a user's own rig (``inference``): the root
 (pelvis) is found in the videos (``root="estimated"``, the default; the labels are read only to
@@ -22,13 +23,17 @@ import os
 import numpy as np
 
 import h36m_utils
+import options
 from common import geometry
 from common import metrics
+from common import model_loading
 from common import skeleton
 from common import visibility
 from common import visualize
+from rig import weights_origin
+from train import splits
 
-ROOTS = ("estimated", "labels")
+ROOTS = options.OPTIONS["root"].choices  # typed once, with --root
 ROOT_DESCRIPTIONS = {"estimated": "crops around the root found in the videos (root_finder, refined by the model)",
                      "labels": "crops around the LABELLED pelvis (a comparison with papers that crop with "
                                "ground-truth boxes; not a protocol result)"}
@@ -408,3 +413,37 @@ def write_predictions(output_dir: str, predictions: Predictions, camera_ids=h36m
     table = prediction_outputs.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays,
                                          subject=p.subjects, sequence=p.sequences)
     return npz, table
+
+
+def run_test(args, weights: str | None = None) -> dict:
+    """``--mode test``: run the protocol on the test subjects with ``weights`` (default --weights);
+    print, write and plot. Returns the metrics.json content."""
+    import data_loader  # these two load TensorFlow and Keras: only once a test runs
+    from common import weights_files
+    weights = weights or args.weights
+    test_subjects = args.test_subjects or list(h36m_utils.TEST_SUBJECTS)
+    sequences, cameras, report = splits.load_split(args, test_subjects, "test")
+    print(h36m_utils.describe_sequences({"test": sequences}, [report]))
+    h36m_utils.require_complete([report], "the test", args.allow_partial)
+    camera_ids = tuple(args.test_cameras or h36m_utils.CAMERA_IDS)
+    network, config, info = model_loading.load_model(args, weights, len(camera_ids), "test")
+    print(weights_origin.statement(info))
+    num_frames = data_loader.count_frames(sequences, args.test_stride)
+    print(f"Testing {weights} ({config.name}; {weights_files.describe_weights(info)}) on {num_frames} frames of "
+          f"{', '.join(test_subjects)} (frame stride {args.test_stride}), --root {args.root}.")
+    predictions = predict(network, sequences, cameras, stride=args.test_stride, image_size=config.image_size,
+                          box_mm=args.box_mm, root=args.root, batch_size=args.batch_size,
+                          refinements=args.refinements, camera_ids=camera_ids, progress=args.verbose > 0)
+    summary, covered = summarize(predictions), coverage(sequences, report, predictions, args.test_stride)
+    print(format_table(summary, args.root, covered))
+    json_path, csv_path = write_metrics(
+        args.output_dir, summary, weights=weights, config=config.name, root=args.root, covered=covered,
+        weights_info={"file": weights, **{k: v for k, v in (info or {}).items() if k != "logs"}},
+        extra={"subjects": test_subjects, "test_stride": args.test_stride, "box_mm": args.box_mm,
+               "cameras": list(camera_ids)})
+    written = write_predictions(args.output_dir, predictions, camera_ids)
+    pictures = draw_pictures(predictions, args.images_dir)
+    print(f"Wrote {json_path}, {csv_path}, {written[0]}, {written[1]}, {pictures[0]} and {pictures[1]}.")
+    require_complete(covered, args.output_dir, args.allow_partial)
+    with open(json_path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -3,7 +3,9 @@ files, the tests and the benchmarks all build from ``GROUPS``.
 
 An option is a flag, its help, default and type, and the modes it applies to (its group's, unless
 it names its own). Where an option chooses from a list, the list comes from the module that owns it
-(``model_config.CONFIG_NAMES``, ``model_config.FUSIONS``, ``common.devices.PRECISIONS``, ...).
+(``model_config.CONFIG_NAMES``, ``model_config.FUSIONS``, ``common.devices.PRECISIONS``, ...), or,
+where that module loads Keras, TensorFlow or matplotlib, is typed here and read by it (``--loss-2d``,
+``--loss-3d``: train/losses.py; ``--strategy``: common/distribution.py; ``--root``: evaluation.py).
 
 Settings come from three places, the later winning: the defaults here, an experiment file
 (``--experiment file.toml``: one ``name = value`` per option, named as the flag without its dashes;
@@ -138,7 +140,6 @@ GROUPS = (
         Option("--no-imagenet", "start the ResNet encoder from random weights instead of ImageNet", switch=True),
         Option("--loss", "2d: heatmap joints only; 2d+3d: plus the 3D term through the DLT; 3d: DLT only",
                default="2d+3d", choices=LOSSES),
-        # The loss kinds are train/losses.py's Loss2D.KINDS and Loss3D.KINDS (tests/test_options.py holds them equal).
         Option("--loss-2d", "2D term on crop coordinates / S", default="mse", choices=("mse", "l1")),
         Option("--loss-3d", "3D term in mm", default="l1", choices=("l1", "huber")),
         Option("--weight-3d", "final weight of the 3D term (2d+3d)", default=1e-4, type=float),
@@ -195,7 +196,6 @@ GROUPS = (
                modes=("demo",), output=True),
     )),
     Group("test", ("test", "demo"), (
-        # evaluation.ROOTS (evaluation.py loads matplotlib; tests/test_options.py holds them equal).
         Option("--root", "where the crops' root comes from: estimated = found in the videos (the protocol); "
                          "labels = the labelled pelvis (only to compare with papers that crop with ground-truth "
                          "boxes)", default="estimated", choices=("estimated", "labels"), modes=("test",)),

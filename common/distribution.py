@@ -24,7 +24,9 @@ import re
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multiworker")
+import options
+
+STRATEGIES = options.OPTIONS["strategy"].choices  # typed once, with --strategy
 SLURM_PORT_VARIABLE = "MULTIWORKER_PORT"  # the first port of the workers on each node of a SLURM job step
 # What TensorFlow raises in the surviving workers when a peer is gone or unreachable.
 LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,

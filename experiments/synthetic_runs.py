@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from common import model_loading
-from options import DEMO_DIR
+from options import DEMO_DIR, OPTIONS
 from synthetic import demo
 from train import run, splits, training
 
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epochs of every run")
     parser.add_argument("--steps-per-epoch", type=int, default=100, help="steps per epoch of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per variant and seed")
-    parser.add_argument("--test-root", choices=("estimated", "labels"), default="estimated",
+    parser.add_argument("--test-root", choices=OPTIONS["root"].choices, default="estimated",
                         help="the test crops' root: found in the videos (the protocol) or the labelled pelvis (the "
                              "architecture alone, without the root finder's errors)")
     parser.add_argument("--bn-batches", type=int, default=50,

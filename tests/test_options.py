@@ -3,9 +3,11 @@ recipe; --help without noise; early checks of the files named; quiet, plain outp
 import io
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import model_config
@@ -26,20 +28,67 @@ DEMO_RECIPE = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch
 
 
 def test_option_lists_come_from_their_owners():
+    """Each list is typed once: options reads the light owners' lists; the owners that load Keras,
+    TensorFlow or matplotlib read theirs from options."""
     import evaluation
     from common import distribution
     from rig import calibration
     from train import losses
-    assert options.OPTIONS["config"].choices == model_config.CONFIG_NAMES
-    assert options.OPTIONS["fusion"].choices == model_config.FUSIONS
-    assert options.OPTIONS["precision"].choices == devices.PRECISIONS
-    assert options.OPTIONS["jit_compile"].choices == devices.JIT_CHOICES
-    # Written in options.py (losses.py loads Keras); held equal to their owners here.
-    assert options.OPTIONS["loss_2d"].choices == losses.Loss2D.KINDS
-    assert options.OPTIONS["loss_3d"].choices == losses.Loss3D.KINDS
-    assert options.OPTIONS["strategy"].choices == distribution.STRATEGIES
-    assert options.OPTIONS["root"].choices == evaluation.ROOTS
+    assert options.OPTIONS["config"].choices is model_config.CONFIG_NAMES
+    assert options.OPTIONS["fusion"].choices is model_config.FUSIONS
+    assert options.OPTIONS["precision"].choices is devices.PRECISIONS
+    assert options.OPTIONS["jit_compile"].choices is devices.JIT_CHOICES
     assert options.OPTIONS["calibration_units"].choices == tuple(calibration.UNIT_TO_MM)
+    assert losses.Loss2D.KINDS is options.OPTIONS["loss_2d"].choices
+    assert losses.Loss3D.KINDS is options.OPTIONS["loss_3d"].choices
+    assert distribution.STRATEGIES is options.OPTIONS["strategy"].choices
+    assert evaluation.ROOTS is options.OPTIONS["root"].choices
+
+
+@pytest.mark.parametrize("dest, make, shape", [
+    ("loss_2d", lambda losses, kind: losses.Loss2D(32, kind=kind), (2, 4, 17, 2)),
+    ("loss_3d", lambda losses, kind: losses.Loss3D(kind=kind), (2, 17, 3)),
+])
+def test_every_loss_choice_is_a_loss_of_its_own(dest, make, shape):
+    """Every --loss-2d / --loss-3d choice builds, gives a finite value, and no two give the same one
+    (a choice the loss does not implement would fall back on another's formula)."""
+    from train import losses
+    rng = np.random.default_rng(0)
+    y_true, y_pred = (rng.normal(scale=100.0, size=shape).astype("float32") for _ in range(2))
+    values = {kind: float(make(losses, kind)(y_true, y_pred)) for kind in options.OPTIONS[dest].choices}
+    assert all(np.isfinite(value) and value > 0 for value in values.values()), values
+    assert len(set(values.values())) == len(values), values
+    with pytest.raises(ValueError, match=re.escape(str(options.OPTIONS[dest].choices))):
+        make(losses, "bogus")
+
+
+def test_every_strategy_choice_is_made_by_its_owner(monkeypatch):
+    import tensorflow as tf
+    from common import distribution
+    for name in [name for name in os.environ if name.startswith("SLURM_")] + ["TF_CONFIG"]:
+        monkeypatch.delenv(name, raising=False)
+    for name in options.OPTIONS["strategy"].choices:
+        if name == "multiworker":  # no cluster on this machine: its own branch says what it needs
+            with pytest.raises(ValueError, match="TF_CONFIG"):
+                distribution.make_strategy(name)
+        else:
+            assert isinstance(distribution.make_strategy(name), tf.distribute.Strategy), name
+    # An unknown name is refused with the list: tests/test_distribution.py::test_bad_strategy_inputs.
+
+
+def test_every_root_choice_is_accepted_and_described():
+    import evaluation
+    summary = evaluation.Summary(per_action={}, frames={}, over_actions=dict.fromkeys(dict(evaluation.METRICS), 1.0),
+                                 over_frames=dict.fromkeys(dict(evaluation.METRICS), 1.0),
+                                 visibility={"hidden_fraction": float("nan")})
+    titles = set()
+    for root in options.OPTIONS["root"].choices:
+        with pytest.raises(ValueError, match="The test set is empty"):  # past the check of the root
+            evaluation.predict(None, [], {}, stride=1, image_size=32, box_mm=2000.0, root=root)
+        titles.add(evaluation.format_table(summary, root).splitlines()[0])
+    assert len(titles) == len(options.OPTIONS["root"].choices)  # each says where its crops' root came from
+    with pytest.raises(ValueError, match=re.escape(str(options.OPTIONS["root"].choices))):
+        evaluation.predict(None, [], {}, stride=1, image_size=32, box_mm=2000.0, root="bogus")
 
 
 def test_help_has_no_none_defaults_and_groups_name_their_modes(capsys):

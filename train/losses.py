@@ -1,7 +1,7 @@
 """Losses, metrics and the 3D-weight schedule for training the canonical-fusion model.
 
-Everything that decides what the model is trained on lives here; ``train_and_test.py`` writes
-the choice out in its ``model.compile(loss=..., loss_weights=...)`` call, the one place to edit:
+Everything that decides what the model is trained on lives here; ``train/run.py`` writes
+the choice out in ``run_train``'s ``model.compile(loss=..., loss_weights=...)`` call, the one place to edit:
 
 * ``Loss2D``: the 2D term on crop coordinates divided by the crop size S (so a value does
   not depend on S), MSE or L1.
@@ -29,6 +29,8 @@ import math
 import keras
 from keras import ops
 
+import options
+
 SERIALIZATION_PACKAGE = "canonical_fusion"
 
 
@@ -43,7 +45,7 @@ class Loss2D(keras.losses.Loss):
     kind: "mse" (squared error) or "l1" (absolute error).
     """
 
-    KINDS = ("mse", "l1")
+    KINDS = options.OPTIONS["loss_2d"].choices  # typed once, with --loss-2d
 
     def __init__(self, image_size: int, kind: str = "mse", name: str = "loss_2d", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -71,7 +73,7 @@ class Loss3D(keras.losses.Loss):
     Nothing is masked: a non-finite prediction gives a non-finite loss (see module doc).
     """
 
-    KINDS = ("l1", "huber")
+    KINDS = options.OPTIONS["loss_3d"].choices  # typed once, with --loss-3d
 
     def __init__(self, kind: str = "l1", huber_delta_mm: float = 50.0, name: str = "loss_3d", **kwargs):
         super().__init__(name=name, **kwargs)
