@@ -97,8 +97,9 @@ GROUPS = (
         Option("--experiment", "a .toml file of settings (one `name = value` per option, named as the flag "
                                "without its dashes, e.g. experiments/configs/paper.toml); flags given here win",
                shown="none; --mode demo: experiments/configs/demo.toml", file=True),
-        Option("--verbose", "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch", default=1,
-               type=int, choices=(0, 1, 2), output=True),
+        Option("--verbose", "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch",
+               shown="1 on a terminal, 2 otherwise (a log file gets no bar)", type=int, choices=(0, 1, 2),
+               output=True),
     )),
     Group("Human3.6M data", ("train", "test"), (
         Option("--data-dir", "folder holding the Human3.6M videos (any depth)", default="Data"),
@@ -403,6 +404,8 @@ def finish(args: argparse.Namespace, command_line=()) -> argparse.Namespace:
     if unused:
         print(f"Note: --mode {args.mode} does not read {', '.join(unused)}.", file=sys.stderr)
     check_files(args)
+    if args.verbose is None:
+        args.verbose = 1 if sys.stdout.isatty() else 2
     if args.config is None and args.mode in ("train", "demo"):
         args.config = OPTIONS["config"].shown  # test and predict read the weights' sidecar first
     args.cameras = args.cameras or os.path.join(args.labels_dir, "camera-parameters.json")

@@ -192,6 +192,20 @@ def test_terminal_codes_are_dropped_when_the_output_is_not_a_terminal(monkeypatc
     assert sys.stdout is log  # restored
 
 
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_log_file_gets_one_line_per_epoch_a_terminal_the_bar_unless_told(monkeypatch, tmp_path):
+    def verbose(*flags):
+        return options.parse(["--demo-dir", str(tmp_path), *flags]).verbose
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert verbose() == 2 and verbose("--verbose", "1") == 1
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert verbose() == 1 and verbose("--verbose", "0") == 0
+
+
 def test_tensorflow_start_up_notes_are_left_out_warnings_kept():
     text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
             "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on.\n"
