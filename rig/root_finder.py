@@ -12,7 +12,8 @@ depend on the calibration's world frame.
 3. Carving: a voxel is kept when every view that sees it shows foreground there and enough views
    see it (``Settings.views_may_miss``); a voxel outside a view's image is NOT carved by that
    view, which is how a person partly outside a frame is handled. A coarse grid over the space
-   the cameras share finds the person (the largest connected volume), a fine grid gives its shape.
+   the cameras share finds the person (the tallest large connected volume: furniture missing from
+   the background is carved too, and can be larger), a fine grid gives its shape.
 4. The pelvis: its height from the carved person's head top (``HEAD_TO_PELVIS`` x the track's
    standing height below it); x, y from the trunk: the centres of the silhouettes' runs across
    the hips-to-chest band, triangulated (the carved volume of 4 views is too wide for its centre).
@@ -368,14 +369,26 @@ def carve(indices: np.ndarray, silhouettes: Sequence[np.ndarray]) -> np.ndarray:
     return kept
 
 
-def largest_component(occupied: np.ndarray) -> np.ndarray:
-    """(nx, ny, nz) bool -> the same with only its largest 26-connected component."""
+# A carved component counts as large from this share of the largest's voxels on.
+LARGE_SHARE = 0.25
+
+
+def person_component(occupied: np.ndarray) -> np.ndarray:
+    """(nx, ny, nz) bool, z up -> the same with only the tallest of its large 26-connected components.
+
+    Not simply the largest: a chair or box that is not in the background (moved between the
+    videos the background is learned from) is carved too and can hold more voxels than the
+    person, but it is lower than the head of an adult, standing or seated.
+    """
     labels, count = ndimage.label(occupied, structure=np.ones((3, 3, 3)))
     if count <= 1:
         return occupied
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    return labels == np.argmax(sizes)
+    large = np.flatnonzero(sizes >= LARGE_SHARE * sizes.max())
+    heights = np.broadcast_to(np.arange(occupied.shape[2]), occupied.shape)
+    tops = ndimage.maximum(heights, labels, large)
+    return labels == large[np.argmax(tops)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,7 +436,7 @@ class Volume:
 
 def carve_person(silhouettes: Sequence[np.ndarray], views: Sequence[View], search: SearchGrid,
                  settings: Settings, min_views: int) -> Volume | None:
-    """The largest carved volume of one frame, or None when no volume of a person's size is found.
+    """The carved person of one frame (``person_component``), or None when no volume of a person's size is found.
 
     First on the coarse search grid (silhouettes grown to cover a coarse voxel), then on a fine
     grid over the coarse volume's bounding box, carving only the fine voxels within one coarse
@@ -431,7 +444,7 @@ def carve_person(silhouettes: Sequence[np.ndarray], views: Sequence[View], searc
     """
     coarse = np.zeros(search.grid.shape, bool)
     coarse.flat[search.where[carve(search.pixels, [dilate(s, r) for s, r in zip(silhouettes, search.dilation)])]] = True
-    coarse = largest_component(coarse)
+    coarse = person_component(coarse)
     if not coarse.any():
         return None
     box = np.argwhere(coarse)
@@ -442,7 +455,7 @@ def carve_person(silhouettes: Sequence[np.ndarray], views: Sequence[View], searc
     seen = pixels >= 0
     occupied = np.zeros(fine.shape, bool)
     occupied[candidates] = carve(pixels, silhouettes) & (seen.sum(0) >= min_views)
-    person = largest_component(occupied)
+    person = person_component(occupied)
     if not person.any():
         return None
     volume = Volume(voxels=fine.position(np.argwhere(person)), voxel_mm=fine.voxel_mm)

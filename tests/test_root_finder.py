@@ -159,6 +159,36 @@ def test_a_person_who_stays_in_place_needs_other_videos_for_the_background(synth
     assert np.linalg.norm(shared.roots - pelvis, axis=1).mean() < MEAN_BOUND_MM
 
 
+def paint_box(frames: np.ndarray, camera: geometry.Camera, corners: np.ndarray, colour) -> np.ndarray:
+    """``frames`` (N, H, W, 3) with the box of ``corners`` (8, 3) rig mm painted over them (in front of all)."""
+    outline = cv2.convexHull(geometry.project(corners, camera).astype(np.float32))[:, 0]
+    painted = frames.copy()
+    for frame in painted:
+        cv2.fillPoly(frame, [np.round(outline).astype(np.int32)], colour)
+    return painted
+
+
+def test_furniture_missing_from_the_background_is_not_taken_for_the_person(walking, walking_track, tmp_path):
+    """A box 0.7 x 0.7 x 1.0 m (its carved volume 2 to 3 times the person's) stands 2.5 m beside the
+    walk in every frame but not in the background videos (furniture moved between recordings,
+    as the --hard synthetic set's props and Human3.6M's chairs). The person is still found: the
+    box is lower than their head. Planted fault: the largest component -> the root on the box."""
+    path = walking.pelvis[:, :2]
+    heading = path[-1] - path[0]
+    side = np.array([-heading[1], heading[0]]) / np.linalg.norm(heading)
+    centre, floor = path.mean(axis=0) + 2500.0 * side, walking.pelvis[:, 2].min() - 950.0
+    corners = np.array([[*(centre + [dx, dy]), floor + dz] for dx in (-350, 350) for dy in (-350, 350)
+                        for dz in (0.0, 1000.0)])
+    videos = [write_video(tmp_path / f"box{index}.mp4", paint_box(read_video(path), camera, corners, (40, 40, 200)))
+              for index, (path, camera) in enumerate(zip(walking.videos, walking.cameras))]
+    track = root_finder.find_roots(videos, walking.cameras, walking.frames, progress=False,
+                                   background_videos=[[path] for path in walking.videos])
+    errors = errors_mm(track, walking)
+    assert set(track.status) == {"found"}, track.report()
+    # Measured 66 / 116 mm (23 / 45 without the box): it hides the person's legs in two views.
+    assert errors.mean() < 100.0 and errors.max() < 200.0, errors.round()
+
+
 # --------------------------------------------------------------------------- frames and labels
 
 def turned_and_moved(camera: geometry.Camera, rotation: np.ndarray, shift: np.ndarray) -> geometry.Camera:
