@@ -142,19 +142,20 @@ def run(network, config, rig: UserRig, first: FirstRoots, *, output_dir: str, st
             concurrent.futures.ThreadPoolExecutor(max_workers=1) as drawer:
         pending = []  # the chunk being drawn: one at a time, so that at most two chunks are in memory
 
-        def draw_chunk(views, chunk, joints_2d):
-            for view_frames, frame, joints in zip(views, chunk, joints_2d):
-                overlay.add(view_frames, joints, label=f"frame {frame}")
+        def draw_chunk(tiles, chunk, joints_2d):
+            for view_tiles, frame, joints in zip(tiles, chunk, joints_2d):
+                overlay.add(view_tiles, joints, label=f"frame {frame}")
 
-        def draw(views, chunk, joints_2d, _):
+        def draw(tiles, chunk, joints_2d, _):
             # Drawn on another thread while the model runs on the next chunk (OpenCV releases the GIL).
             if pending:
                 pending.pop().result()
-            pending.append(drawer.submit(draw_chunk, views, chunk, joints_2d))
+            pending.append(drawer.submit(draw_chunk, tiles, chunk, joints_2d))
 
         predicted = inference.predict_videos(
             network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
-            refinements=refinements, batch_size=batch_size, on_chunk=draw, progress=progress, track=track)
+            refinements=refinements, batch_size=batch_size, on_chunk=draw, thumbnail=overlay.shrink,
+            progress=progress, track=track)
         for job in pending:
             job.result()  # raises what the drawing raised
     seconds = time.perf_counter() - started + track.seconds

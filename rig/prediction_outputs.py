@@ -44,6 +44,11 @@ VIEW_ELEVATION_DEG = 20.0  # the skeleton video's camera: this far above the hor
 VIEW_AZIMUTH_DEG = 45.0  # this far around ``up`` from the first horizontal axis,
 VIEW_HALF_FOV_DEG = 25.0  # with this half field of view on the narrower side of the picture
 VIEW_MARGIN = 1.1  # room around the track's bounding sphere
+# The overlay's views fill at most a full-HD screen, their tiles at most this wide: a larger
+# mosaic shows a screen nothing more and costs predict encoding time (a 2 x 2 mosaic of portrait
+# 1080 x 1920 views 480 px wide is 960 x 1708 and took as long to encode as the videos to decode).
+OVERLAY_SCREEN = (1920, 1080)
+OVERLAY_TILE_WIDTH = 480
 BACKGROUND_BGR = (32, 32, 32)
 GRID_BGR = (110, 110, 110)
 TEXT_BGR = (255, 255, 255)
@@ -284,22 +289,26 @@ class OverlayVideoWriter(_VideoFile):
     """``overlay.mp4``: the V views tiled in a grid, each with its 2D joints and skeleton drawn over it.
 
     camera_names: (V,) names, written on the tiles; frame_sizes: V (width, height) of the full
-    frames; fps: frames per second of the video; tile_width: pixels of a view's tile (made even).
+    frames; fps: frames per second of the video; tile_width: pixels of a view's tile (made even;
+    None: ``OVERLAY_TILE_WIDTH``, narrower where the grid would not fit ``OVERLAY_SCREEN``).
     Every view is scaled, keeping its aspect, into a tile ``tile_width`` wide and as high as the
     tallest view at that width, and centred in it; the tiles fill a grid of ``grid_columns(V)``
     columns, row by row, in the cameras' order. ``add`` writes one video frame; only that frame is
     held.
     """
 
-    def __init__(self, path, camera_names, frame_sizes, fps: float, tile_width: int = 480):
+    def __init__(self, path, camera_names, frame_sizes, fps: float, tile_width: int | None = None):
         self.camera_names = [str(name) for name in camera_names]
         self.frame_sizes = [(int(width), int(height)) for width, height in frame_sizes]
         if len(self.frame_sizes) != len(self.camera_names) or not self.camera_names:
             raise ValueError(f"{len(self.camera_names)} camera names but {len(self.frame_sizes)} frame sizes")
-        self.tile_size = (_even(tile_width),
-                          _even(max(tile_width * height / width for width, height in self.frame_sizes)))
         self.columns = grid_columns(len(self.camera_names))
         rows = math.ceil(len(self.camera_names) / self.columns)
+        if tile_width is None:
+            (screen_width, screen_height), tallest = OVERLAY_SCREEN, max(h / w for w, h in self.frame_sizes)
+            tile_width = min(OVERLAY_TILE_WIDTH, screen_width / self.columns, screen_height / rows / tallest)
+        self.tile_size = (_even(tile_width),
+                          _even(max(tile_width * height / width for width, height in self.frame_sizes)))
         self.thickness = max(2, self.tile_size[0] // 120)
         super().__init__(path, fps, (self.columns * self.tile_size[0], rows * self.tile_size[1]))
 
@@ -321,24 +330,38 @@ class OverlayVideoWriter(_VideoFile):
         scale = np.array([width / self.frame_sizes[view][0], height / self.frame_sizes[view][1]])
         return (np.asarray(points, np.float64) + 0.5) * scale - 0.5 + np.array([x, y])
 
+    def shrink(self, view: int, frame_bgr: np.ndarray) -> np.ndarray:
+        """``view``'s (H_v, W_v, 3) full frame scaled to its box in the tile (a new array).
+
+        Halved by pixel averaging while at least twice the box (OpenCV's fast path for a whole
+        factor), then scaled the rest of the way bilinearly: one area resize by a fraction of a
+        whole factor costs more than decoding the frame.
+        """
+        _, _, width, height = self.view_box(view)
+        name = self.camera_names[view]
+        if frame_bgr.shape[1::-1] != self.frame_sizes[view]:
+            raise ValueError(f"camera {name}: frame is {frame_bgr.shape[1]}x{frame_bgr.shape[0]} px, "
+                             f"expected {self.frame_sizes[view][0]}x{self.frame_sizes[view][1]}")
+        while frame_bgr.shape[1] >= 2 * width and frame_bgr.shape[0] >= 2 * height:
+            frame_bgr = cv2.resize(frame_bgr, (frame_bgr.shape[1] // 2, frame_bgr.shape[0] // 2),
+                                   interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)
+
     def add(self, frames_bgr, joints_2d, label: str = "") -> None:
         """Write one video frame.
 
-        frames_bgr: V (H_v, W_v, 3) uint8 BGR full frames, of the sizes given at construction;
-        joints_2d: (V, 17, 2) pixels of those frames (NaN joints are not drawn); label: text at the
-        top left (e.g. "frame 120").
+        frames_bgr: V (H_v, W_v, 3) uint8 BGR full frames, of the sizes given at construction, or
+        their ``shrink``s; joints_2d: (V, 17, 2) pixels of the full frames (NaN joints are not
+        drawn); label: text at the top left (e.g. "frame 120").
         """
         joints_2d = _checked("joints_2d", joints_2d, (len(self.camera_names), NUM_JOINTS, 2))
         if len(frames_bgr) != len(self.camera_names):
             raise ValueError(f"{len(frames_bgr)} frames for {len(self.camera_names)} cameras")
         mosaic = np.zeros((self.size[1], self.size[0], 3), np.uint8)
         for view, (frame, name) in enumerate(zip(frames_bgr, self.camera_names)):
-            if frame.shape[1::-1] != self.frame_sizes[view]:
-                raise ValueError(f"camera {name}: frame is {frame.shape[1]}x{frame.shape[0]} px, "
-                                 f"expected {self.frame_sizes[view][0]}x{self.frame_sizes[view][1]}")
             x, y, width, height = self.view_box(view)
             tile = mosaic[y:y + height, x:x + width]
-            tile[:] = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            tile[:] = frame if frame.shape[1::-1] == (width, height) else self.shrink(view, frame)
             # drawn into the tile (a view of the mosaic): a bone leaving the frame stays out of its neighbours
             joints_in_tile = self.to_video_pixels(view, joints_2d[view]) - np.array([x, y])
             draw_skeleton(tile, joints_in_tile, self.thickness)

@@ -22,6 +22,8 @@ import options
 import train_and_test
 from media_files import cut_after_header
 from common import model_loading
+from common import rig_frame
+from common import video_io
 from common import weights_files
 
 FRAMES, STRIDE = 40, 4
@@ -320,3 +322,34 @@ def test_a_video_cut_short_ends_the_prediction_at_its_end_with_a_note(four_camer
                                          progress=False)
     assert predicted.frames.tolist() == [0, 4, 8, 12, 16, 20]
     assert len(predicted.notes) == 1 and "ends after 22 frames" in predicted.notes[0] and videos[2] in predicted.notes[0]
+
+
+def test_crops_cut_as_the_frames_decode_equal_the_crops_of_the_frames(four_cameras):
+    """Without refinements (given roots, or detections) the loop crops each frame as it decodes it
+    and keeps no full frame; with them it keeps the chunk's frames. Both must give the crops that
+    ``crop_views`` cuts from the decoded frames, and ``on_chunk`` the ``thumbnail`` of every
+    view. Planted fault: the decode-time crop left in BGR -> the pictures differ."""
+    pose = synthetic_rig.floor_centre(four_cameras.cameras) + np.random.default_rng(0).uniform(-300, 300, (17, 3))
+    frames = np.array([0, 5, 9])
+    decoded = [[np.array(f) for f in video_io.stream_frames(path, frames)] for path in four_cameras.videos]
+    local, rig = rig_frame.cameras_in_rig_frame(four_cameras.cameras)
+    seen = rig.to_rig(pose)  # what the stand-in model sees: the pose in the rig frame, as its P
+    expected = [inference.crop_views([decoded[v][t] for v in range(4)], local, seen[0], 2000.0, 64)[0]
+                for t in range(len(frames))]
+    shapes = []
+    for refinements in (0, 1):
+        predicted = inference.predict_videos(
+            PoseNetwork(seen), four_cameras.cameras, four_cameras.videos, frames, image_size=64, box_mm=2000.0,
+            roots=None if refinements else np.tile(pose[0], (len(frames), 1)), refinements=refinements,
+            batch_size=2, picture_frames=frames, progress=False, thumbnail=lambda view, frame: frame[::4, ::8],
+            on_chunk=lambda tiles, *_: shapes.extend(tile.shape for views in tiles for tile in views),
+            track=None if not refinements else inference.find_root_track(
+                four_cameras.cameras, four_cameras.videos, frames, source="centre"))
+        if not refinements:
+            for t, frame in enumerate(frames):
+                np.testing.assert_array_equal(predicted.pictures[int(frame)], expected[t])
+        else:  # the centre root moved to the model's pelvis: the final crops are around it
+            assert predicted.refined.all()
+            np.testing.assert_allclose(predicted.root, np.tile(pose[0], (len(frames), 1)), atol=1e-3)
+            np.testing.assert_array_equal(predicted.pictures[int(frames[-1])], expected[-1])
+    assert shapes == [(42, 28, 3)] * (2 * 4 * len(frames))
