@@ -107,7 +107,7 @@ def world_predictions(weights, videos, calibration_path, units=None):
     rig = predict.load_rig(calibration_path, videos, units)
     args = options.namespace(config="tiny-mean", weights=weights, verbose=0)
     network, config, _ = model_loading.load_model(args, weights, len(rig.cameras), "predict")
-    predicted = inference.predict_videos(network, rig.cameras, rig.videos, np.arange(0, FRAMES, STRIDE),
+    predicted = inference.poses_from_videos(network, rig.cameras, rig.videos, np.arange(0, FRAMES, STRIDE),
                                          image_size=config.image_size, box_mm=2000.0, progress=False)
     return predicted.joints_3d, predicted.root
 
@@ -239,7 +239,7 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
                                 "--output-dir", str(tmp_path / "out"), "--verbose", "0"]) == 0
     predicted = np.load(tmp_path / "out" / "predictions.npz")["joints_3d"]
     network, config, _ = model_loading.load_model(options.namespace(config="tiny", verbose=0), weights, 4, "predict")
-    labelled = inference.predict_videos(network, world, [str(path) for path in recording.videos], np.arange(len(truth)),
+    labelled = inference.poses_from_videos(network, world, [str(path) for path in recording.videos], np.arange(len(truth)),
                                         image_size=config.image_size, box_mm=2000.0, roots=truth[:, 0], progress=False)
     with_labels = metrics.mpjpe(labelled.joints_3d, truth).mean()
     from_videos = metrics.mpjpe(predicted, truth).mean()
@@ -317,7 +317,7 @@ def test_a_video_cut_short_ends_the_prediction_at_its_end_with_a_note(four_camer
     cut_after_header(videos[2], keep_frames=22)
     pose = synthetic_rig.floor_centre(four_cameras.cameras) + np.random.default_rng(0).uniform(-300, 300, (17, 3))
     frames = np.arange(0, FRAMES, STRIDE)
-    predicted = inference.predict_videos(PoseNetwork(pose), four_cameras.cameras, videos, frames, image_size=64,
+    predicted = inference.poses_from_videos(PoseNetwork(pose), four_cameras.cameras, videos, frames, image_size=64,
                                          box_mm=2000.0, roots=np.tile(pose[0], (len(frames), 1)), batch_size=4,
                                          progress=False)
     assert predicted.frames.tolist() == [0, 4, 8, 12, 16, 20]
@@ -338,7 +338,7 @@ def test_crops_cut_as_the_frames_decode_equal_the_crops_of_the_frames(four_camer
                 for t in range(len(frames))]
     shapes = []
     for refinements in (0, 1):
-        predicted = inference.predict_videos(
+        predicted = inference.poses_from_videos(
             PoseNetwork(seen), four_cameras.cameras, four_cameras.videos, frames, image_size=64, box_mm=2000.0,
             roots=None if refinements else np.tile(pose[0], (len(frames), 1)), refinements=refinements,
             batch_size=2, picture_frames=frames, progress=False, thumbnail=lambda view, frame: frame[::4, ::8],
