@@ -6,6 +6,7 @@ benchmarks/bench_predict.py, and bounded by the slow test at the end, given the 
 import csv
 import dataclasses
 import json
+import pathlib
 import shutil
 
 import cv2
@@ -353,3 +354,19 @@ def test_crops_cut_as_the_frames_decode_equal_the_crops_of_the_frames(four_camer
             np.testing.assert_allclose(predicted.root, np.tile(pose[0], (len(frames), 1)), atol=1e-3)
             np.testing.assert_array_equal(predicted.pictures[int(frames[-1])], expected[-1])
     assert shapes == [(42, 28, 3)] * (2 * 4 * len(frames))
+
+
+def test_the_hub_dispatches_predict_and_its_errors_keep_their_exit_codes(four_cameras, mean_weights, tmp_path,
+                                                                          capsys):
+    """The predict command lives in rig/predict.py (``command``); the hub only dispatches, and the
+    exit codes stay: 2 for a usage error (``--root-source detections`` without ``--detections``),
+    1 for a bad input explained (a videos folder without a video), both before the model is built
+    and with nothing written. Planted fault: the usage check removed -> the run goes on."""
+    videos = pathlib.Path(four_cameras.videos[0]).parent
+    out = tmp_path / "out"
+    assert predict_cli(mean_weights, videos, videos / "rig.json", out, "--root-source", "detections") == 2
+    assert "error: --root-source detections needs --detections DIR." in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert predict_cli(mean_weights, tmp_path / "empty", videos / "rig.json", out) == 1
+    assert f"error: ValueError: --videos {tmp_path / 'empty'} and the calibration do not match" in capsys.readouterr().err
+    assert not out.exists()
