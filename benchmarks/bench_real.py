@@ -13,9 +13,9 @@ root's error (after the model's refinements, where they apply), the pose error o
 named alike in both skeletons (hips, knees, ankles, shoulders, elbows, wrists: Human3.6M's joint
 centres and OpenPose's keypoints differ by a few cm even when both are right), frames per second
 and the ratio of predict's wall time to the decode's, the decode timed just before and just after
-that run (their mean: on a shared machine the load changes from minute to minute). A source whose roots stop the run (fewer than
-half found) says so. Without ``--weights`` a random-weight tiny-mean model runs: its speed is the
-path's, its pose error means nothing.
+that run (their mean: on a shared machine the load changes from minute to minute). A source whose
+roots stop the run (fewer than half found) says so. Without ``--weights`` a random-weight tiny-mean
+model runs: its speed is the path's, its pose error means nothing.
 """
 from __future__ import annotations
 

@@ -220,7 +220,8 @@ def _keeper(view: int, matrices: np.ndarray | None, image_size: int, store: _Fra
     ``matrices[position, view]``, or the frame in ``store`` when ``matrices`` is None; the
     ``thumbnail(view, frame)`` of ``on_chunk``, or None without one)."""
     def keep(position: int, frame: np.ndarray) -> tuple:
-        first = store.put(position, frame) if matrices is None else crop_view(frame, matrices[position, view], image_size)
+        first = (store.put(position, frame) if matrices is None
+                 else crop_view(frame, matrices[position, view], image_size))
         return first, None if thumbnail is None else thumbnail(view, frame)
     return keep
 

@@ -368,5 +368,6 @@ def test_the_hub_dispatches_predict_and_its_errors_keep_their_exit_codes(four_ca
     assert "error: --root-source detections needs --detections DIR." in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert predict_cli(mean_weights, tmp_path / "empty", videos / "rig.json", out) == 1
-    assert f"error: ValueError: --videos {tmp_path / 'empty'} and the calibration do not match" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"error: ValueError: --videos {tmp_path / 'empty'} and the calibration do not match" in error
     assert not out.exists()
