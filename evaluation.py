@@ -118,7 +118,7 @@ def predict(network, sequences, cameras, *, stride: int, image_size: int, box_mm
     for number, (sequence, frames) in enumerate(zip(sequences, frames_of)):
         kp3d_true, kp2d_true = sequence_labels(sequence, frames, camera_ids)
         rows = wanted[(wanted >= first_row) & (wanted < first_row + len(frames))] - sum(len(f) for f in frames_of[:number])
-        predicted = inference.predict_videos(
+        predicted = inference.poses_from_videos(
             network, [cameras[sequence.subject][c] for c in camera_ids],
             [sequence.videos[c] for c in camera_ids], frames, image_size=image_size, box_mm=box_mm,
             roots=_labelled_roots(kp3d_true, moved_labels) if root == "labels" else None,
@@ -404,13 +404,13 @@ def draw_pictures(predictions: Predictions, images_dir: str) -> tuple[str, str]:
 def write_predictions(output_dir: str, predictions: Predictions, camera_ids=h36m_utils.CAMERA_IDS) -> tuple[str, str]:
     """``predictions.npz`` and ``predictions.csv`` in ``output_dir``: every test frame's 3D joints
     (world mm) and 2D joints (full-frame px) with its subject, sequence and frame, for scoring
-    with other tools (``prediction_outputs``)."""
-    from rig import prediction_outputs
+    with other tools (``rig.exports``)."""
+    from rig import exports
     p = predictions
     arrays = dict(joints_3d=p.kp3d_pred, joints_2d=p.kp2d_pred_frame, frames=p.frames, cameras=list(camera_ids))
-    npz = prediction_outputs.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays, root=p.root,
+    npz = exports.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays, root=p.root,
                                        subject=p.subjects, sequence=p.sequences, frame=p.frames)
-    table = prediction_outputs.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays,
+    table = exports.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays,
                                          subject=p.subjects, sequence=p.sequences)
     return npz, table
 

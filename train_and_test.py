@@ -31,25 +31,8 @@ def run_test(args) -> dict:
 
 
 def run_predict(args) -> dict:
-    """The model on a user's own calibrated rig: --videos + --calibration -> files in --output-dir.
-    The roots come first (from --detections or the videos), so a recording without a person fails fast."""
-    from common import model_loading
-    from rig import detections
     from rig import predict
-    from rig import weights_origin
-    rig = predict.load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
-                           args.background_videos)
-    if args.root_source == "detections" and not args.detections:
-        raise UsageError("--root-source detections needs --detections DIR.")
-    found = (detections.load_detections(args.detections, [camera.id for camera in rig.cameras], args.keypoint_layout)
-             if args.detections else None)
-    first = predict.find_first_roots(rig, stride=args.stride, root_source=args.root_source, detections=found,
-                                     progress=args.verbose > 0)
-    network, config, info = model_loading.load_model(args, args.weights, len(rig.cameras), "predict")
-    print(weights_origin.statement(info))
-    return predict.run(network, config, rig, first, output_dir=args.output_dir, stride=args.stride,
-                       box_mm=args.box_mm, batch_size=args.batch_size, refinements=args.refinements,
-                       progress=args.verbose > 0, weights_info=info)
+    return predict.command(args)
 
 
 def run_demo(args) -> dict:

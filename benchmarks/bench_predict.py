@@ -18,7 +18,7 @@ The synthetic S11 person (held out of training) is filmed, for each of ``--actio
 
 For each rig the table gives MPJPE (mm, every frame, the calibration's world frame) of
 ``--mode predict`` (the root found in the videos, refined by the model), and of the same model on
-the same frames with crops around the LABELLED pelvis (``inference.predict_videos(roots=...)``),
+the same frames with crops around the LABELLED pelvis (``inference.poses_from_videos(roots=...)``),
 the root error (mm), and predict's frames per second (everything: root finding, decoding, model,
 drawing and writing the outputs, on this machine).
 """
@@ -89,7 +89,7 @@ def labelled_root_mpjpe(options, cameras, videos_folder, truth) -> float:
     args = run_options.namespace(config=options.config, weights=options.weights, verbose=0)
     network, config, _ = model_loading.load_model(args, options.weights, len(cameras), "predict")
     videos = [os.path.join(videos_folder, f"{camera.id}.mp4") for camera in cameras]
-    predicted = inference.predict_videos(network, cameras, videos, np.arange(len(truth)), image_size=config.image_size,
+    predicted = inference.poses_from_videos(network, cameras, videos, np.arange(len(truth)), image_size=config.image_size,
                                          box_mm=2000.0, roots=truth[:, 0], progress=False)
     return float(metrics.mpjpe(predicted.joints_3d, truth).mean())
 

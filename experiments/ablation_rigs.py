@@ -88,7 +88,7 @@ def rig_mpjpe(runs, variant, seed, recordings) -> float | None:
     for cameras, videos, truth in recordings:
         # Crops around the labelled pelvis: the fusion is compared here, not the root finder (which
         # bench_predict.py measures on other rigs).
-        predicted = inference.predict_videos(network, cameras, videos, np.arange(len(truth)),
+        predicted = inference.poses_from_videos(network, cameras, videos, np.arange(len(truth)),
                                              image_size=config.image_size, box_mm=args.box_mm, roots=truth[:, 0],
                                              progress=False)
         errors.append(metrics.mpjpe(predicted.joints_3d, truth[:len(predicted.frames)]))

@@ -72,17 +72,26 @@ class VideoPrediction:
     refined: np.ndarray | None = None
 
 
+def crop_matrices(cameras: SequenceOf[geometry.Camera], root: np.ndarray, box_mm: float,
+                  image_size: int) -> np.ndarray:
+    """(V, 3, 3) frame -> crop matrices of the root-box crops of one frame; root (3,) mm in the
+    cameras' frame."""
+    return np.stack([crops.box_crop_matrix(*crops.root_box(root, camera, box_mm), image_size) for camera in cameras])
+
+
+def crop_view(frame_bgr: np.ndarray, matrix: np.ndarray, image_size: int) -> np.ndarray:
+    """(S, S, 3) uint8 RGB crop of one (H, W, 3) BGR frame (OpenCV's order) by a (3, 3) crop matrix."""
+    return crops.crop_frame(frame_bgr, matrix, image_size)[..., ::-1]
+
+
 def crop_views(frames_bgr: SequenceOf[np.ndarray], cameras: SequenceOf[geometry.Camera], root: np.ndarray,
                box_mm: float, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The V root-box crops of one frame: ((V, S, S, 3) uint8 RGB, (V, 3, 3) frame -> crop matrices).
 
     frames_bgr: V (H, W, 3) BGR frames (OpenCV's order); root (3,) mm in the cameras' frame.
     """
-    matrices = np.stack([crops.box_crop_matrix(*crops.root_box(root, camera, box_mm), image_size)
-                         for camera in cameras])
-    images = np.stack([crops.crop_frame(frame, matrix, image_size)[..., ::-1]
-                       for frame, matrix in zip(frames_bgr, matrices)])
-    return images, matrices
+    matrices = crop_matrices(cameras, root, box_mm, image_size)
+    return np.stack([crop_view(frame, matrix, image_size) for frame, matrix in zip(frames_bgr, matrices)]), matrices
 
 
 def model_inputs(images: np.ndarray, matrices: np.ndarray, cameras) -> dict:
@@ -97,23 +106,25 @@ def model_inputs(images: np.ndarray, matrices: np.ndarray, cameras) -> dict:
             "view_mask": np.ones((batch, views), np.float32)}
 
 
-def _take(stream, count: int) -> tuple[list, video_io.VideoEndedEarly | None]:
-    """The next ``count`` frames of one stream (copies: the stream reuses its buffer), and the
-    ``VideoEndedEarly`` that cut them short (None when all were read)."""
+def _take(stream, count: int, keep: Callable) -> tuple[list, video_io.VideoEndedEarly | None]:
+    """``keep(position, frame)`` of each of the next ``count`` frames of one stream (the frame is the
+    stream's reused buffer: ``keep`` returns copies or crops of it), and the ``VideoEndedEarly``
+    that cut them short (None when all were read)."""
     taken = []
     try:
-        for _ in range(count):
-            taken.append(next(stream).copy())
+        for position in range(count):
+            taken.append(keep(position, next(stream)))
     except video_io.VideoEndedEarly as ended:
         return taken, ended
     return taken, None
 
 
-def _read_chunk(streams, count: int, pool) -> tuple[list, video_io.VideoEndedEarly | None]:
-    """The next ``count`` frames of every stream, as a list of V frames per frame, each video
-    decoded on its own thread of ``pool`` (OpenCV's decoder releases the GIL), and the
-    ``VideoEndedEarly`` of a video that ended before them (None when all were read)."""
-    taken = [job.result() for job in [pool.submit(_take, stream, count) for stream in streams]]
+def _read_chunk(streams, count: int, pool, keeps) -> tuple[list, video_io.VideoEndedEarly | None]:
+    """What ``keeps[v]`` keeps of each of the next ``count`` frames of every stream v, as a list of
+    V per frame, each video decoded (and its frames cropped) on its own thread of ``pool``
+    (OpenCV releases the GIL), and the ``VideoEndedEarly`` of a video that ended before them
+    (None when all were read)."""
+    taken = [job.result() for job in [pool.submit(_take, stream, count, keep) for stream, keep in zip(streams, keeps)]]
     ended = next((end for _, end in taken if end is not None), None)
     return [list(views) for views in zip(*(frames for frames, _ in taken))], ended
 
@@ -128,17 +139,21 @@ def _predict_padded(network, inputs: dict, batch_size: int) -> dict:
     return {key: np.asarray(value)[:count] for key, value in network.predict_on_batch(padded).items()}
 
 
-def _predict_chunk(network, frames_bgr: list, cameras, roots: np.ndarray, box_mm: float, image_size: int,
-                   refinements: int, batch_size: int = 0):
+def _predict_chunk(network, frames_bgr: list | None, cameras, roots: np.ndarray, box_mm: float, image_size: int,
+                   refinements: int, batch_size: int = 0, cut: tuple | None = None):
     """B frames (each V BGR frames), (B, 3) first roots -> (kp3d (B, J, 3), kp2d (B, V, J, 2) crop px,
     images (B, V, S, S, 3), matrices (B, V, 3, 3), final roots (B, 3), refined (B,) bool), all in
     the cameras' frame. A refinement moves a root to the model's pelvis only where the model is
     consistent across views (``self_consistency``); elsewhere the root stays. batch_size: the
-    model runs on batches of this size (``_predict_padded``; 0: as many as given)."""
+    model runs on batches of this size (``_predict_padded``; 0: as many as given). cut: the first
+    crops, (images (B, V, S, S, 3), matrices (B, V, 3, 3)), when already cut around ``roots``;
+    frames_bgr is then needed only for the refinements."""
     refined = np.zeros(len(roots), bool)
     for step in range(refinements + 1):
-        cut = [crop_views(views, cameras, root, box_mm, image_size) for views, root in zip(frames_bgr, roots)]
-        images, matrices = np.stack([c[0] for c in cut]), np.stack([c[1] for c in cut])
+        if step or cut is None:
+            views = [crop_views(views, cameras, root, box_mm, image_size) for views, root in zip(frames_bgr, roots)]
+            cut = np.stack([c[0] for c in views]), np.stack([c[1] for c in views])
+        images, matrices = cut
         outputs = _predict_padded(network, model_inputs(images, matrices, cameras), max(batch_size, len(roots)))
         kp3d, kp2d = np.asarray(outputs["kp3d"], np.float64), np.asarray(outputs["kp2d"], np.float64)
         if step < refinements:
@@ -184,23 +199,53 @@ def find_root_track(cameras, videos, frames, *, source: str = "silhouettes", det
     return root_finder.find_roots(videos, local, frames, progress=progress, background_videos=background_videos)
 
 
-def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: SequenceOf[str],
+class _FrameStore:
+    """One view's full frames of a chunk, in one array reused from chunk to chunk: on a loaded
+    machine, touching fresh memory for every chunk of full frames costs more than decoding them."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.array = capacity, None
+
+    def put(self, position: int, frame: np.ndarray) -> np.ndarray:
+        """Frame ``position`` of the chunk: a copy of ``frame`` in the store (valid until the next chunk)."""
+        if self.array is None or self.array.shape[1:] != frame.shape:
+            self.array = np.empty((self.capacity, *frame.shape), frame.dtype)
+        self.array[position] = frame
+        return self.array[position]
+
+
+def _keeper(view: int, matrices: np.ndarray | None, image_size: int, store: _FrameStore,
+            thumbnail: Callable | None) -> Callable:
+    """keep(position, frame) for ``_take`` of view ``view``: (the frame's crop by
+    ``matrices[position, view]``, or the frame in ``store`` when ``matrices`` is None; the
+    ``thumbnail(view, frame)`` of ``on_chunk``, or None without one)."""
+    def keep(position: int, frame: np.ndarray) -> tuple:
+        first = (store.put(position, frame) if matrices is None
+                 else crop_view(frame, matrices[position, view], image_size))
+        return first, None if thumbnail is None else thumbnail(view, frame)
+    return keep
+
+
+def poses_from_videos(network, cameras: SequenceOf[geometry.Camera], videos: SequenceOf[str],
                    frames: SequenceOf[int], *, image_size: int, box_mm: float, roots: np.ndarray | None = None,
                    refinements: int = DEFAULT_REFINEMENTS, batch_size: int = 8, picture_frames=(),
-                   on_chunk: Callable | None = None, background_videos=None, progress: bool = True,
-                   what: str = "predicting frames", track=None) -> VideoPrediction:
+                   on_chunk: Callable | None = None, thumbnail: Callable = lambda view, frame: frame.copy(),
+                   background_videos=None, progress: bool = True, what: str = "predicting frames",
+                   track=None) -> VideoPrediction:
     """Run ``network`` over ``frames`` of the V ``videos`` seen by ``cameras`` (world frame, in order).
 
     roots: None (found in the videos by ``root_finder``, then refined by the model) or (T, 3)
     world mm (used as they are, e.g. the labelled pelvis). picture_frames: frames whose final
-    crops are kept (``VideoPrediction.pictures``). on_chunk(frames_bgr, frame_indices,
-    joints_2d, joints_3d): called for every chunk with its V BGR frames per frame (to draw an
-    overlay while the frames are in memory). background_videos: per camera, the videos its
-    background is learned from (``root_finder``; default: its own video; give more where the
-    person stays in one place). track: the first roots already found (``find_root_track``, rig
-    frame; roots must then be None). A root from 2D detections is the triangulated mid-hip
-    already and is not refined. Frames are decoded once here (and once more by the silhouette
-    root finder); at most ``batch_size`` frames of every view are held at a time.
+    crops are kept (``VideoPrediction.pictures``). on_chunk(thumbnails, frame_indices,
+    joints_2d, joints_3d): called for every chunk with the ``thumbnail(view, frame_bgr)`` of its V
+    frames per frame (to draw an overlay; default: a copy of the BGR frame), made as the frame is
+    decoded. background_videos: per camera, the videos its background is learned from
+    (``root_finder``; default: its own video; give more where the person stays in one place).
+    track: the first roots already found (``find_root_track``, rig frame; roots must then be
+    None). A root from 2D detections is the triangulated mid-hip already and is not refined.
+    Frames are decoded once here (and once more by the silhouette
+    root finder); at most ``batch_size`` frames of every view are held at a time, and only their
+    crops where the root is not refined.
     """
     frames = np.asarray(frames, np.int64)
     local, frame = rig_frame.cameras_in_rig_frame(cameras)
@@ -216,23 +261,33 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
     results, pictures, wanted, notes = [], {}, set(int(f) for f in picture_frames), []
     bar = ProgressBar(len(frames), what, enabled=progress)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(streams))
+    stores = [_FrameStore(batch_size) for _ in streams]
     try:
         for start in range(0, len(frames), batch_size):
-            views, ended = _read_chunk(streams, min(batch_size, len(frames) - start), pool)
-            chunk = frames[start:start + len(views)]
+            # Without refinements the crops are cut as each frame is decoded, and no full frame is
+            # kept: fresh memory for a chunk of full frames costs more than decoding them.
+            first_matrices = None if refine else np.stack([crop_matrices(local, root, box_mm, image_size)
+                                                            for root in first_roots[start:start + batch_size]])
+            read, ended = _read_chunk(streams, min(batch_size, len(frames) - start), pool, [
+                _keeper(view, first_matrices, image_size, stores[view], thumbnail if on_chunk is not None else None)
+                for view in range(len(streams))])
+            chunk = frames[start:start + len(read)]
             if ended is not None:
-                notes.append(f"{ended} Predicted the {start + len(views)} frames before its end, of the "
+                notes.append(f"{ended} Predicted the {start + len(read)} frames before its end, of the "
                              f"{len(frames)} asked for.")
             if not len(chunk):
                 break
+            kept = [[kept_view[0] for kept_view in views] for views in read]
+            cut = None if refine else (np.stack(kept), first_matrices[:len(chunk)])
             kp3d, kp2d, images, matrices, final, refined = _predict_chunk(
-                network, views, local, first_roots[start:start + len(chunk)], box_mm, image_size, refine, batch_size)
+                network, None if cut else kept, local, first_roots[start:start + len(chunk)], box_mm, image_size,
+                refine, batch_size, cut=cut)
             joints_2d = geometry.apply_affine(kp2d, np.linalg.inv(matrices))
             joints_3d = frame.to_world(kp3d)
             results.append((kp3d, kp2d, matrices, final, joints_2d, joints_3d, refined))
             pictures.update({int(f): images[i] for i, f in enumerate(chunk) if int(f) in wanted})
             if on_chunk is not None:
-                on_chunk(views, chunk, joints_2d, joints_3d)
+                on_chunk([[kept_view[1] for kept_view in views] for views in read], chunk, joints_2d, joints_3d)
             bar.advance(len(chunk))
             if ended is not None:
                 break
@@ -249,3 +304,4 @@ def predict_videos(network, cameras: SequenceOf[geometry.Camera], videos: Sequen
                            crops=matrices, root=frame.to_world(final), first_root=frame.to_world(first_roots[:done]),
                            root_status=np.asarray(status)[:done], root_report=report, pictures=pictures,
                            notes=tuple(notes), root_source=source, refined=refined)
+

@@ -1,4 +1,4 @@
-"""``--mode predict``: a trained model on a user's own calibrated cameras and videos, no labels.
+"""``--mode predict`` (``command``): a trained model on a user's own calibrated cameras and videos, no labels.
 
     python train_and_test.py --mode predict --config tiny-mean --weights W.weights.h5 \\
         --videos DIR --calibration Calib.toml [--detections pose/] [--calibration-units m] [--output-dir OUT]
@@ -7,9 +7,10 @@ What it assumes (docs/INFERENCE.md): one person predicted, static calibrated cam
 videos of one frame rate. It pairs each camera of the calibration with its video (``naming``),
 scales a camera whose video is its image resized, finds the root first (``find_first_roots``:
 from the user's 2D detections, the silhouettes or the cameras' centre; too few found stops the
-run), runs the model (``inference``) and writes, in OUT: ``predictions.npz`` / ``.csv`` /
-``.trc``, ``summary.json`` (``run_summary``), ``overlay.mp4`` (2D joints over the tiled views) and
-``skeleton_3d.mp4`` (the 3D skeleton over a floor grid). 3D joints are in MILLIMETRES in the
+run), builds the model, runs it (``inference``) and writes (``poses_to_files``), in OUT:
+``predictions.npz`` / ``.csv`` / ``.trc`` (``exports``), ``summary.json`` (``run_summary``),
+``overlay.mp4`` (2D joints over the tiled views) and ``skeleton_3d.mp4`` (the 3D skeleton over a
+floor grid; ``renderings``). 3D joints are in MILLIMETRES in the
 calibration's world frame, whatever unit the file used.
 """
 from __future__ import annotations
@@ -22,10 +23,12 @@ import time
 
 import numpy as np
 
+from options import UsageError
 from rig import calibration
 from rig import inference
 from rig import naming
-from rig import prediction_outputs
+from rig import exports
+from rig import renderings
 from rig import run_summary
 from common import rig_frame
 from common import video_io
@@ -33,6 +36,28 @@ from common import video_io
 # Containers OpenCV's FFmpeg reads; other files in the videos folder are ignored.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 FPS_TOLERANCE = 0.01  # frames per second: containers round their rates a little
+
+
+def command(args) -> dict:
+    """``--mode predict``: --videos + --calibration -> files in --output-dir; {output name: path}.
+    The roots come first (from --detections or the videos), so a recording without a person fails
+    fast, before the model is built."""
+    from common import model_loading
+    from rig import detections
+    from rig import weights_origin
+    rig = load_rig(args.calibration, args.videos, args.calibration_units, args.calibration_subject,
+                   args.background_videos)
+    if args.root_source == "detections" and not args.detections:
+        raise UsageError("--root-source detections needs --detections DIR.")
+    found = (detections.load_detections(args.detections, [camera.id for camera in rig.cameras], args.keypoint_layout)
+             if args.detections else None)
+    first = find_first_roots(rig, stride=args.stride, root_source=args.root_source, detections=found,
+                             progress=args.verbose > 0)
+    network, config, info = model_loading.load_model(args, args.weights, len(rig.cameras), "predict")
+    print(weights_origin.statement(info))
+    return poses_to_files(network, config, rig, first, output_dir=args.output_dir, stride=args.stride,
+                          box_mm=args.box_mm, batch_size=args.batch_size, refinements=args.refinements,
+                          progress=args.verbose > 0, weights_info=info)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +149,7 @@ def find_first_roots(rig: UserRig, *, stride: int = 1, root_source: str | None =
     return FirstRoots(track=track, frames=frames, warnings=(*track.warnings, *run_summary.check_roots(track)))
 
 
-def run(network, config, rig: UserRig, first: FirstRoots, *, output_dir: str, stride: int = 1,
+def poses_to_files(network, config, rig: UserRig, first: FirstRoots, *, output_dir: str, stride: int = 1,
         box_mm: float = 2000.0, batch_size: int = 8, refinements: int | None = None, progress: bool = True,
         weights_info: dict | None = None) -> dict:
     """Predict the frames of ``first`` (``find_first_roots`` with the same ``stride``) and write every
@@ -137,24 +162,25 @@ def run(network, config, rig: UserRig, first: FirstRoots, *, output_dir: str, st
     print(f"Predicting {len(frames)} frames of {len(names)} cameras ({', '.join(names)}) with {config.name}.")
     started = time.perf_counter()
     overlay_path = os.path.join(output_dir, "overlay.mp4")
-    with prediction_outputs.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
+    with renderings.OverlayVideoWriter(overlay_path, names, [(c.width, c.height) for c in rig.cameras],
                                                rig.fps / stride) as overlay, \
             concurrent.futures.ThreadPoolExecutor(max_workers=1) as drawer:
         pending = []  # the chunk being drawn: one at a time, so that at most two chunks are in memory
 
-        def draw_chunk(views, chunk, joints_2d):
-            for view_frames, frame, joints in zip(views, chunk, joints_2d):
-                overlay.add(view_frames, joints, label=f"frame {frame}")
+        def draw_chunk(tiles, chunk, joints_2d):
+            for view_tiles, frame, joints in zip(tiles, chunk, joints_2d):
+                overlay.add(view_tiles, joints, label=f"frame {frame}")
 
-        def draw(views, chunk, joints_2d, _):
+        def draw(tiles, chunk, joints_2d, _):
             # Drawn on another thread while the model runs on the next chunk (OpenCV releases the GIL).
             if pending:
                 pending.pop().result()
-            pending.append(drawer.submit(draw_chunk, views, chunk, joints_2d))
+            pending.append(drawer.submit(draw_chunk, tiles, chunk, joints_2d))
 
-        predicted = inference.predict_videos(
+        predicted = inference.poses_from_videos(
             network, rig.cameras, rig.videos, frames, image_size=config.image_size, box_mm=box_mm,
-            refinements=refinements, batch_size=batch_size, on_chunk=draw, progress=progress, track=track)
+            refinements=refinements, batch_size=batch_size, on_chunk=draw, thumbnail=overlay.shrink,
+            progress=progress, track=track)
         for job in pending:
             job.result()  # raises what the drawing raised
     seconds = time.perf_counter() - started + track.seconds
@@ -180,16 +206,16 @@ def write_outputs(output_dir: str, predicted: inference.VideoPrediction, rig: Us
     """predictions.npz / .csv / .trc and skeleton_3d.mp4 of a finished prediction."""
     arrays = dict(joints_3d=predicted.joints_3d, joints_2d=predicted.joints_2d, frames=predicted.frames, cameras=names)
     paths = {
-        "npz": prediction_outputs.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays,
+        "npz": exports.write_npz(os.path.join(output_dir, "predictions.npz"), **arrays,
                                             root=predicted.root, root_status=predicted.root_status,
                                             first_root=predicted.first_root, fps=rig.fps),
-        "csv": prediction_outputs.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays),
-        "trc": prediction_outputs.write_trc(os.path.join(output_dir, "predictions.trc"), predicted.joints_3d,
+        "csv": exports.write_csv(os.path.join(output_dir, "predictions.csv"), **arrays),
+        "trc": exports.write_trc(os.path.join(output_dir, "predictions.trc"), predicted.joints_3d,
                                             predicted.frames, rig.fps),
     }
     up = rig_frame.rig_frame(rig.cameras).rotation[2]  # the rig frame's up, in world coordinates
     skeleton = os.path.join(output_dir, "skeleton_3d.mp4")
-    with prediction_outputs.SkeletonVideoWriter.from_track(skeleton, predicted.joints_3d, rig.fps / stride, up) as video:
+    with renderings.SkeletonVideoWriter.from_track(skeleton, predicted.joints_3d, rig.fps / stride, up) as video:
         for frame, joints in zip(predicted.frames, predicted.joints_3d):
             video.add(joints, label=f"frame {frame}")
     paths["skeleton"] = skeleton

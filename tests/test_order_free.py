@@ -2,7 +2,7 @@
 predicts the same 3D joints (issue 23, item 5).
 
 Real mp4 videos of the synthetic person filmed by a synthetic 4-camera rig, a random-weight
-``tiny-mean`` model, the whole predict loop (``inference.predict_videos``: the rig frame, the root
+``tiny-mean`` model, the whole predict loop (``inference.poses_from_videos``: the rig frame, the root
 found in the videos, the model's refinements, the DLT)."""
 import itertools
 
@@ -35,7 +35,7 @@ def mean_model():
 
 def joints_3d(network, cameras, videos) -> np.ndarray:
     """(T, 17, 3) world mm predicted from ``videos`` seen by ``cameras`` (in that order)."""
-    predicted = inference.predict_videos(network, cameras, videos, np.arange(0, FRAMES, STRIDE), image_size=model.get_config("tiny-mean").image_size,
+    predicted = inference.poses_from_videos(network, cameras, videos, np.arange(0, FRAMES, STRIDE), image_size=model.get_config("tiny-mean").image_size,
                                          box_mm=2000.0, progress=False)
     return predicted.joints_3d
 

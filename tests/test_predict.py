@@ -6,6 +6,7 @@ benchmarks/bench_predict.py, and bounded by the slow test at the end, given the 
 import csv
 import dataclasses
 import json
+import pathlib
 import shutil
 
 import cv2
@@ -22,6 +23,8 @@ import options
 import train_and_test
 from media_files import cut_after_header
 from common import model_loading
+from common import rig_frame
+from common import video_io
 from common import weights_files
 
 FRAMES, STRIDE = 40, 4
@@ -105,7 +108,7 @@ def world_predictions(weights, videos, calibration_path, units=None):
     rig = predict.load_rig(calibration_path, videos, units)
     args = options.namespace(config="tiny-mean", weights=weights, verbose=0)
     network, config, _ = model_loading.load_model(args, weights, len(rig.cameras), "predict")
-    predicted = inference.predict_videos(network, rig.cameras, rig.videos, np.arange(0, FRAMES, STRIDE),
+    predicted = inference.poses_from_videos(network, rig.cameras, rig.videos, np.arange(0, FRAMES, STRIDE),
                                          image_size=config.image_size, box_mm=2000.0, progress=False)
     return predicted.joints_3d, predicted.root
 
@@ -237,7 +240,7 @@ def test_trained_weights_predict_on_an_unseen_rig_within_the_bound_of_the_labell
                                 "--output-dir", str(tmp_path / "out"), "--verbose", "0"]) == 0
     predicted = np.load(tmp_path / "out" / "predictions.npz")["joints_3d"]
     network, config, _ = model_loading.load_model(options.namespace(config="tiny", verbose=0), weights, 4, "predict")
-    labelled = inference.predict_videos(network, world, [str(path) for path in recording.videos], np.arange(len(truth)),
+    labelled = inference.poses_from_videos(network, world, [str(path) for path in recording.videos], np.arange(len(truth)),
                                         image_size=config.image_size, box_mm=2000.0, roots=truth[:, 0], progress=False)
     with_labels = metrics.mpjpe(labelled.joints_3d, truth).mean()
     from_videos = metrics.mpjpe(predicted, truth).mean()
@@ -315,8 +318,56 @@ def test_a_video_cut_short_ends_the_prediction_at_its_end_with_a_note(four_camer
     cut_after_header(videos[2], keep_frames=22)
     pose = synthetic_rig.floor_centre(four_cameras.cameras) + np.random.default_rng(0).uniform(-300, 300, (17, 3))
     frames = np.arange(0, FRAMES, STRIDE)
-    predicted = inference.predict_videos(PoseNetwork(pose), four_cameras.cameras, videos, frames, image_size=64,
+    predicted = inference.poses_from_videos(PoseNetwork(pose), four_cameras.cameras, videos, frames, image_size=64,
                                          box_mm=2000.0, roots=np.tile(pose[0], (len(frames), 1)), batch_size=4,
                                          progress=False)
     assert predicted.frames.tolist() == [0, 4, 8, 12, 16, 20]
     assert len(predicted.notes) == 1 and "ends after 22 frames" in predicted.notes[0] and videos[2] in predicted.notes[0]
+
+
+def test_crops_cut_as_the_frames_decode_equal_the_crops_of_the_frames(four_cameras):
+    """Without refinements (given roots, or detections) the loop crops each frame as it decodes it
+    and keeps no full frame; with them it keeps the chunk's frames. Both must give the crops that
+    ``crop_views`` cuts from the decoded frames, and ``on_chunk`` the ``thumbnail`` of every
+    view. Planted fault: the decode-time crop left in BGR -> the pictures differ."""
+    pose = synthetic_rig.floor_centre(four_cameras.cameras) + np.random.default_rng(0).uniform(-300, 300, (17, 3))
+    frames = np.array([0, 5, 9])
+    decoded = [[np.array(f) for f in video_io.stream_frames(path, frames)] for path in four_cameras.videos]
+    local, rig = rig_frame.cameras_in_rig_frame(four_cameras.cameras)
+    seen = rig.to_rig(pose)  # what the stand-in model sees: the pose in the rig frame, as its P
+    expected = [inference.crop_views([decoded[v][t] for v in range(4)], local, seen[0], 2000.0, 64)[0]
+                for t in range(len(frames))]
+    shapes = []
+    for refinements in (0, 1):
+        predicted = inference.poses_from_videos(
+            PoseNetwork(seen), four_cameras.cameras, four_cameras.videos, frames, image_size=64, box_mm=2000.0,
+            roots=None if refinements else np.tile(pose[0], (len(frames), 1)), refinements=refinements,
+            batch_size=2, picture_frames=frames, progress=False, thumbnail=lambda view, frame: frame[::4, ::8],
+            on_chunk=lambda tiles, *_: shapes.extend(tile.shape for views in tiles for tile in views),
+            track=None if not refinements else inference.find_root_track(
+                four_cameras.cameras, four_cameras.videos, frames, source="centre"))
+        if not refinements:
+            for t, frame in enumerate(frames):
+                np.testing.assert_array_equal(predicted.pictures[int(frame)], expected[t])
+        else:  # the centre root moved to the model's pelvis: the final crops are around it
+            assert predicted.refined.all()
+            np.testing.assert_allclose(predicted.root, np.tile(pose[0], (len(frames), 1)), atol=1e-3)
+            np.testing.assert_array_equal(predicted.pictures[int(frames[-1])], expected[-1])
+    assert shapes == [(42, 28, 3)] * (2 * 4 * len(frames))
+
+
+def test_the_hub_dispatches_predict_and_its_errors_keep_their_exit_codes(four_cameras, mean_weights, tmp_path,
+                                                                          capsys):
+    """The predict command lives in rig/predict.py (``command``); the hub only dispatches, and the
+    exit codes stay: 2 for a usage error (``--root-source detections`` without ``--detections``),
+    1 for a bad input explained (a videos folder without a video), both before the model is built
+    and with nothing written. Planted fault: the usage check removed -> the run goes on."""
+    videos = pathlib.Path(four_cameras.videos[0]).parent
+    out = tmp_path / "out"
+    assert predict_cli(mean_weights, videos, videos / "rig.json", out, "--root-source", "detections") == 2
+    assert "error: --root-source detections needs --detections DIR." in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert predict_cli(mean_weights, tmp_path / "empty", videos / "rig.json", out) == 1
+    error = capsys.readouterr().err
+    assert f"error: ValueError: --videos {tmp_path / 'empty'} and the calibration do not match" in error
+    assert not out.exists()

@@ -1,24 +1,16 @@
-"""What predict (and test mode) hand the user: arrays of predictions written as the files a user opens.
+"""Predictions drawn as the videos a user watches; arrays in, mp4 out, no TensorFlow.
 
-Arrays in, files out; no TensorFlow. T frames, V cameras, the 17 joints of ``skeleton.J17``:
-
-* ``write_npz`` -> ``predictions.npz``: every array, loadable with ``np.load`` without pickle;
-* ``write_csv`` -> ``predictions.csv``: a row per (frame, joint), for spreadsheets and pandas;
-* ``write_trc`` -> ``predictions.trc``: the marker file OpenSim and pose2sim read;
 * ``OverlayVideoWriter`` -> ``overlay.mp4``: the views tiled, the 2D joints and skeleton drawn over them;
 * ``SkeletonVideoWriter`` -> ``skeleton_3d.mp4``: the 3D skeleton over a floor grid.
 
-Units: 3D joints in millimetres in the calibration's world frame; 2D joints in pixels of each
-full frame as the image shows them (distorted), pixel centres at integer coordinates
-(``h36m_utils``). A joint that could not be predicted is NaN: the files leave it blank and the
-videos do not draw it. The video writers stream: they hold one frame, so a video of any length
-fits in memory. Colours are ``visualize``'s: the subject's left side blue, right red, centre green.
+Units as ``exports``' files: 3D joints in world mm, 2D joints in pixels of each full frame (distorted),
+pixel centres at integer coordinates. A joint that could not be predicted is NaN and is not
+drawn. The writers stream: they hold one frame, so a video of any length fits in memory. Colours
+are ``visualize``'s: the subject's left side blue, right red, centre green.
 """
 from __future__ import annotations
 
-import csv
 import math
-import os
 
 import cv2
 import matplotlib.colors
@@ -27,23 +19,21 @@ from common import geometry
 from common import skeleton
 from common import video_io
 from common import visualize
+from rig.exports import NUM_JOINTS
+from rig.exports import checked
 
-NUM_JOINTS = len(skeleton.J17)
 ANKLES = (skeleton.JOINT_NAMES_17.index("right_ankle"), skeleton.JOINT_NAMES_17.index("left_ankle"))
-
-# TRC marker names: pose2sim's names where pose2sim's skeletons (HALPE_26, COCO_17, BODY_25) have
-# the same point, so its OpenSim marker sets and IK set-ups match them by name; Human3.6M's own
-# names for its two trunk points pose2sim has no marker for (Spine, Thorax). Order of J17.
-TRC_MARKER_NAMES = ("Hip", "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "Spine", "Thorax",
-                    "Neck", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist")
-TRC_DECIMALS = 6  # metres: 1 micrometre
-CSV_DECIMALS = 3  # mm and px
 
 FLOOR_GRID_MM = 500.0
 VIEW_ELEVATION_DEG = 20.0  # the skeleton video's camera: this far above the horizon,
 VIEW_AZIMUTH_DEG = 45.0  # this far around ``up`` from the first horizontal axis,
 VIEW_HALF_FOV_DEG = 25.0  # with this half field of view on the narrower side of the picture
 VIEW_MARGIN = 1.1  # room around the track's bounding sphere
+# The overlay's views fill at most a full-HD screen, their tiles at most this wide: a larger
+# mosaic shows a screen nothing more and costs predict encoding time (a 2 x 2 mosaic of portrait
+# 1080 x 1920 views 480 px wide is 960 x 1708 and took as long to encode as the videos to decode).
+OVERLAY_SCREEN = (1920, 1080)
+OVERLAY_TILE_WIDTH = 480
 BACKGROUND_BGR = (32, 32, 32)
 GRID_BGR = (110, 110, 110)
 TEXT_BGR = (255, 255, 255)
@@ -59,158 +49,6 @@ def _bgr(color: str) -> tuple[int, int, int]:
 BONE_BGR = tuple(_bgr(visualize.edge_color(parent, child)) for parent, child in skeleton.EDGES_17)
 # edge_color(j, j) is the colour of joint j's side of the body.
 JOINT_BGR = tuple(_bgr(visualize.edge_color(joint, joint)) for joint in range(NUM_JOINTS))
-
-
-# --------------------------------------------------------------------------- arrays
-
-def _checked(name: str, array, shape: tuple) -> np.ndarray:
-    """``array`` as a numpy array, or ValueError when its shape is not ``shape`` (None: any size)."""
-    array = np.asarray(array)
-    if array.ndim != len(shape) or any(want is not None and have != want
-                                       for have, want in zip(array.shape, shape)):
-        expected = ", ".join("any" if size is None else str(size) for size in shape)
-        raise ValueError(f"{name} has shape {array.shape}; expected ({expected})")
-    return array
-
-
-def _predictions(joints_3d, joints_2d, frames, cameras) -> tuple[np.ndarray, ...]:
-    """The four arrays every file holds, checked against each other: (T, 17, 3), (T, V, 17, 2), (T,), (V,)."""
-    cameras = _unicode(_checked("cameras", cameras, (None,)))
-    joints_3d = _checked("joints_3d", joints_3d, (None, NUM_JOINTS, 3)).astype(np.float64)
-    count = len(joints_3d)
-    joints_2d = _checked("joints_2d", joints_2d, (count, len(cameras), NUM_JOINTS, 2)).astype(np.float64)
-    frames = _checked("frames", frames, (count,)).astype(np.int64)
-    return joints_3d, joints_2d, frames, cameras
-
-
-def _unicode(values) -> np.ndarray:
-    """Text as fixed-width unicode: ``np.load`` reads it without pickle (object arrays need pickle)."""
-    return np.asarray(values).astype(str)
-
-
-def _stored(array) -> np.ndarray:
-    array = np.asarray(array)
-    return _unicode(array) if array.dtype.kind in "OSU" else array
-
-
-def write_npz(path, joints_3d, joints_2d, frames, cameras, root=None, **extra) -> str:
-    """Write the predictions as one ``.npz`` (compressed) that ``np.load(path)`` opens without pickle.
-
-    Stores ``joints_3d`` (T, 17, 3) float64 world mm (the calibration's frame and origin);
-    ``joints_2d`` (T, V, 17, 2) float64 pixels of each full frame as the image shows them
-    (distorted, pixel centres at integers); ``frames`` (T,) int64 frame indices in the videos;
-    ``cameras`` (V,) camera names; ``root`` (T, 3) float64 world mm, the root the crops were cut
-    around (left out when None); ``joint_names`` (17,) ``skeleton.JOINT_NAMES_17``; and every
-    ``extra`` array as given (e.g. ``root_status`` (T,) str, ``subject`` / ``sequence`` (N,) str in
-    test mode, ``fps`` ()). Text is stored as fixed-width unicode, never as objects. NaN marks a
-    joint that could not be predicted. Returns ``path``.
-    """
-    joints_3d, joints_2d, frames, cameras = _predictions(joints_3d, joints_2d, frames, cameras)
-    arrays = {"joints_3d": joints_3d, "joints_2d": joints_2d, "frames": frames, "cameras": cameras,
-              "joint_names": _unicode(skeleton.JOINT_NAMES_17)}
-    clashes = sorted(set(extra) & {*arrays, "root"})
-    if clashes:
-        raise ValueError(f"extra arrays {clashes} would replace the predictions' own; rename them")
-    if root is not None:
-        arrays["root"] = _checked("root", root, (len(frames), 3)).astype(np.float64)
-    arrays.update({name: _stored(value) for name, value in extra.items()})
-    with open(path, "wb") as handle:  # a handle: np.savez would append ".npz" to a path without it
-        np.savez_compressed(handle, **arrays)
-    return str(path)
-
-
-def _formatted(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Numbers as text with ``decimals`` decimals, same shape; a NaN (or inf) as an empty field."""
-    text = np.char.mod(f"%.{decimals}f", values)
-    return np.where(np.isfinite(values), text, "")
-
-
-def write_csv(path, joints_3d, joints_2d, frames, cameras, subject=None, sequence=None) -> str:
-    """Write the predictions as a CSV with a header row and a row per (frame, joint): T x 17 rows.
-
-    Columns: [``subject``, ``sequence``,] ``frame``, ``joint`` (index 0..16), ``joint_name``,
-    ``x_mm``, ``y_mm``, ``z_mm`` (world mm), then ``u_<camera>``, ``v_<camera>`` for every camera
-    (full-frame pixels as the image shows them). Arrays as in ``write_npz``; ``subject`` and
-    ``sequence`` (T,) name each row's recording (test mode), and their column is left out when
-    None. Numbers have 3 decimals; a NaN is an empty field. Returns ``path``.
-    """
-    joints_3d, joints_2d, frames, cameras = _predictions(joints_3d, joints_2d, frames, cameras)
-    labels = {name: _unicode(_checked(name, values, (len(frames),)))
-              for name, values in (("subject", subject), ("sequence", sequence)) if values is not None}
-    xyz = _formatted(joints_3d, CSV_DECIMALS)
-    # (T, V, 17, 2) -> (T, 17, V * 2): u, v of camera 0, then of camera 1, ...
-    uv = _formatted(joints_2d, CSV_DECIMALS).transpose(0, 2, 1, 3).reshape(len(frames), NUM_JOINTS, -1)
-    header = [*labels, "frame", "joint", "joint_name", "x_mm", "y_mm", "z_mm"]
-    header += [f"{axis}_{camera}" for camera in cameras for axis in "uv"]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for t, frame in enumerate(frames):
-            leading = [values[t] for values in labels.values()] + [int(frame)]
-            writer.writerows([*leading, joint, name, *xyz[t, joint], *uv[t, joint]]
-                             for joint, name in enumerate(skeleton.JOINT_NAMES_17))
-    return str(path)
-
-
-def zup_to_yup(points: np.ndarray) -> np.ndarray:
-    """(..., 3) Z-up -> Y-up as pose2sim turns them (``zup2yup``): (X, Y, Z) -> (Y, Z, X), a rotation."""
-    return np.asarray(points)[..., [1, 2, 0]]
-
-
-def write_trc(path, joints_3d, frames, fps: float) -> str:
-    """Write the 3D joints as an OpenSim marker file (``.trc``), laid out as pose2sim writes it.
-
-    joints_3d: (T, 17, 3) world mm; frames: (T,) increasing frame indices in the videos; fps: the
-    videos' frame rate. The layout of pose2sim's ``make_trc`` (Pose2Sim/triangulation.py), tabs
-    between fields::
-
-        PathFileType  4  (X/Y/Z)  <file name>
-        DataRate  CameraRate  NumFrames  NumMarkers  Units  OrigDataRate  OrigDataStartFrame  OrigNumFrames
-        <rate>  <fps>  <T>  17  m  <fps>  <first frame>  <T>
-        Frame#  Time  Hip  (two empty fields)  RHip  ...  RWrist  (two empty fields)
-        (two empty fields)  X1  Y1  Z1  X2  ...  Z17
-        <frame>  <frame / fps>  <X1>  <Y1>  <Z1>  ...          one line per frame
-
-    Axes and units, converted as pose2sim converts its triangulation: the calibration's world
-    frame in metres (our mm / 1000), with its Z-up axes renamed to OpenSim's Y-up by pose2sim's
-    ``zup2yup``: X_trc = Y_world, Y_trc = Z_world, Z_trc = X_world (a rotation, no mirror), so a
-    Z-up calibration (pose2sim's board on the floor, Human3.6M's) stands upright in OpenSim; a
-    calibration whose up is another axis must be turned to Z-up first. Marker names are
-    ``TRC_MARKER_NAMES``. Frame# is the video frame index and Time = frame / fps, as pose2sim
-    writes them; DataRate is the rate of the rows (fps over the frame step, e.g. 10 for every 5th
-    frame at 50 fps) and CameraRate / OrigDataRate the videos'. Numbers have 6 decimals (1 um); a
-    NaN joint is left blank (pose2sim writes pandas' empty NaN), a missing marker to OpenSim.
-    Returns ``path``.
-    """
-    joints_3d = _checked("joints_3d", joints_3d, (None, NUM_JOINTS, 3)).astype(np.float64)
-    frames = _checked("frames", frames, (len(joints_3d),)).astype(np.int64)
-    steps = np.diff(frames)
-    if len(frames) == 0 or np.any(steps <= 0):
-        raise ValueError("write_trc needs at least one frame, with increasing frame indices")
-    data_rate = fps / (steps.min() if len(steps) else 1)
-    coordinates = _formatted(zup_to_yup(joints_3d / 1000.0).reshape(len(frames), -1), TRC_DECIMALS)
-    names = TRC_MARKER_NAMES
-    header = [
-        ["PathFileType", "4", "(X/Y/Z)", os.path.basename(str(path))],
-        ["DataRate", "CameraRate", "NumFrames", "NumMarkers", "Units", "OrigDataRate",
-         "OrigDataStartFrame", "OrigNumFrames"],
-        [_number(data_rate), _number(fps), str(len(frames)), str(len(names)), "m", _number(fps),
-         str(frames[0]), str(len(frames))],
-        # a marker's name heads its X column; its Y and Z columns have none
-        ["Frame#", "Time", *(field for name in names for field in (name, "", ""))],
-        ["", "", *(f"{axis}{k}" for k in range(1, len(names) + 1) for axis in "XYZ")],
-    ]
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for fields in header:
-            handle.write("\t".join(fields) + "\n")
-        for frame, row in zip(frames, coordinates):
-            handle.write("\t".join([str(frame), f"{frame / fps:.{TRC_DECIMALS}f}", *row]) + "\n")
-    return str(path)
-
-
-def _number(value: float) -> str:
-    """A rate as pose2sim prints it: ``50`` for a whole number, else the shortest exact text."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 # --------------------------------------------------------------------------- drawing
@@ -284,22 +122,26 @@ class OverlayVideoWriter(_VideoFile):
     """``overlay.mp4``: the V views tiled in a grid, each with its 2D joints and skeleton drawn over it.
 
     camera_names: (V,) names, written on the tiles; frame_sizes: V (width, height) of the full
-    frames; fps: frames per second of the video; tile_width: pixels of a view's tile (made even).
+    frames; fps: frames per second of the video; tile_width: pixels of a view's tile (made even;
+    None: ``OVERLAY_TILE_WIDTH``, narrower where the grid would not fit ``OVERLAY_SCREEN``).
     Every view is scaled, keeping its aspect, into a tile ``tile_width`` wide and as high as the
     tallest view at that width, and centred in it; the tiles fill a grid of ``grid_columns(V)``
     columns, row by row, in the cameras' order. ``add`` writes one video frame; only that frame is
     held.
     """
 
-    def __init__(self, path, camera_names, frame_sizes, fps: float, tile_width: int = 480):
+    def __init__(self, path, camera_names, frame_sizes, fps: float, tile_width: int | None = None):
         self.camera_names = [str(name) for name in camera_names]
         self.frame_sizes = [(int(width), int(height)) for width, height in frame_sizes]
         if len(self.frame_sizes) != len(self.camera_names) or not self.camera_names:
             raise ValueError(f"{len(self.camera_names)} camera names but {len(self.frame_sizes)} frame sizes")
-        self.tile_size = (_even(tile_width),
-                          _even(max(tile_width * height / width for width, height in self.frame_sizes)))
         self.columns = grid_columns(len(self.camera_names))
         rows = math.ceil(len(self.camera_names) / self.columns)
+        if tile_width is None:
+            (screen_width, screen_height), tallest = OVERLAY_SCREEN, max(h / w for w, h in self.frame_sizes)
+            tile_width = min(OVERLAY_TILE_WIDTH, screen_width / self.columns, screen_height / rows / tallest)
+        self.tile_size = (_even(tile_width),
+                          _even(max(tile_width * height / width for width, height in self.frame_sizes)))
         self.thickness = max(2, self.tile_size[0] // 120)
         super().__init__(path, fps, (self.columns * self.tile_size[0], rows * self.tile_size[1]))
 
@@ -321,24 +163,38 @@ class OverlayVideoWriter(_VideoFile):
         scale = np.array([width / self.frame_sizes[view][0], height / self.frame_sizes[view][1]])
         return (np.asarray(points, np.float64) + 0.5) * scale - 0.5 + np.array([x, y])
 
+    def shrink(self, view: int, frame_bgr: np.ndarray) -> np.ndarray:
+        """``view``'s (H_v, W_v, 3) full frame scaled to its box in the tile (a new array).
+
+        Halved by pixel averaging while at least twice the box (OpenCV's fast path for a whole
+        factor), then scaled the rest of the way bilinearly: one area resize by a fraction of a
+        whole factor costs more than decoding the frame.
+        """
+        _, _, width, height = self.view_box(view)
+        name = self.camera_names[view]
+        if frame_bgr.shape[1::-1] != self.frame_sizes[view]:
+            raise ValueError(f"camera {name}: frame is {frame_bgr.shape[1]}x{frame_bgr.shape[0]} px, "
+                             f"expected {self.frame_sizes[view][0]}x{self.frame_sizes[view][1]}")
+        while frame_bgr.shape[1] >= 2 * width and frame_bgr.shape[0] >= 2 * height:
+            frame_bgr = cv2.resize(frame_bgr, (frame_bgr.shape[1] // 2, frame_bgr.shape[0] // 2),
+                                   interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)
+
     def add(self, frames_bgr, joints_2d, label: str = "") -> None:
         """Write one video frame.
 
-        frames_bgr: V (H_v, W_v, 3) uint8 BGR full frames, of the sizes given at construction;
-        joints_2d: (V, 17, 2) pixels of those frames (NaN joints are not drawn); label: text at the
-        top left (e.g. "frame 120").
+        frames_bgr: V (H_v, W_v, 3) uint8 BGR full frames, of the sizes given at construction, or
+        their ``shrink``s; joints_2d: (V, 17, 2) pixels of the full frames (NaN joints are not
+        drawn); label: text at the top left (e.g. "frame 120").
         """
-        joints_2d = _checked("joints_2d", joints_2d, (len(self.camera_names), NUM_JOINTS, 2))
+        joints_2d = checked("joints_2d", joints_2d, (len(self.camera_names), NUM_JOINTS, 2))
         if len(frames_bgr) != len(self.camera_names):
             raise ValueError(f"{len(frames_bgr)} frames for {len(self.camera_names)} cameras")
         mosaic = np.zeros((self.size[1], self.size[0], 3), np.uint8)
         for view, (frame, name) in enumerate(zip(frames_bgr, self.camera_names)):
-            if frame.shape[1::-1] != self.frame_sizes[view]:
-                raise ValueError(f"camera {name}: frame is {frame.shape[1]}x{frame.shape[0]} px, "
-                                 f"expected {self.frame_sizes[view][0]}x{self.frame_sizes[view][1]}")
             x, y, width, height = self.view_box(view)
             tile = mosaic[y:y + height, x:x + width]
-            tile[:] = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            tile[:] = frame if frame.shape[1::-1] == (width, height) else self.shrink(view, frame)
             # drawn into the tile (a view of the mosaic): a bone leaving the frame stays out of its neighbours
             joints_in_tile = self.to_video_pixels(view, joints_2d[view]) - np.array([x, y])
             draw_skeleton(tile, joints_in_tile, self.thickness)
@@ -410,7 +266,7 @@ class SkeletonVideoWriter(_VideoFile):
     def from_track(cls, path, joints_3d, fps: float, up, size: tuple[int, int] = (640, 480)):
         """The writer whose view fits a whole track ``joints_3d`` (T, 17, 3) world mm (NaN joints ignored):
         the floor at the lowest ankle of the track, the sphere around every joint of every frame."""
-        joints_3d = _checked("joints_3d", joints_3d, (None, NUM_JOINTS, 3)).astype(np.float64)
+        joints_3d = checked("joints_3d", joints_3d, (None, NUM_JOINTS, 3)).astype(np.float64)
         points, ankles = _finite_points(joints_3d), _finite_points(joints_3d[:, list(ANKLES)])
         if not len(points):
             raise ValueError("the track has no finite joint to show")
@@ -467,7 +323,7 @@ class SkeletonVideoWriter(_VideoFile):
     def add(self, joints_3d, label: str = "") -> None:
         """Write one video frame: ``joints_3d`` (17, 3) world mm (NaN joints are not drawn); label: text
         at the top left (e.g. "frame 120")."""
-        joints_3d = _checked("joints_3d", joints_3d, (NUM_JOINTS, 3)).astype(np.float64)
+        joints_3d = checked("joints_3d", joints_3d, (NUM_JOINTS, 3)).astype(np.float64)
         image = self._background.copy()
         pixels = geometry.project(joints_3d, self.camera, distort=False)
         depths = geometry.world_to_camera(joints_3d, self.camera)[:, 2]
