@@ -144,17 +144,18 @@ def apply_affine(matrix: tf.Tensor, points: tf.Tensor) -> tf.Tensor:
 
 
 def warp_crops(images: tf.Tensor, window: tf.Tensor, image_size: int) -> tf.Tensor:
-    """(V, C, C, 3) uint8 cached crops -> (V, S, S, 3) uint8: crop pixel p shows cached pixel
-    ``window^-1 p`` (bilinear, pixel centres at integers, black outside the cached crop).
+    """(V, C, C, 3) uint8 cached crops -> (V, S, S, 3) uint8 through the (V, 3, 3) affine maps ``window``
+    (cached -> crop pixels): crop pixel p shows cached pixel ``window^-1 p`` (bilinear, pixel
+    centres at integers, black outside the cached crop, rounded to the nearest grey level).
 
     When every view's map is a whole-pixel shift inside the cached crop (no augmentation), the
     warp would copy pixels bit for bit; a slice gives the same bytes at a fraction of the cost.
     """
-    inverse = tf.cast(tf.reshape(tf.linalg.inv(window), (-1, 9))[:, :8], tf.float32)  # (V, 8) row-major
-    shift = tf.stack([inverse[:, 5], inverse[:, 2]], axis=-1)  # (V, 2) source row, column of pixel (0, 0)
+    inverse = tf.cast(tf.linalg.inv(window)[:, :2], tf.float32)  # (V, 2, 3) crop -> cached pixels
+    shift = inverse[:, ::-1, 2]  # (V, 2) source row, column of crop pixel (0, 0)
     cached = tf.cast(tf.shape(images)[1], tf.float32)
     copy = tf.reduce_all(tf.concat([
-        tf.equal(tf.gather(inverse, [0, 1, 3, 4, 6, 7], axis=1), [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]),
+        tf.equal(tf.reshape(inverse[:, :, :2], (-1, 4)), [1.0, 0.0, 0.0, 1.0]),
         tf.equal(shift, tf.floor(shift)), shift >= 0, shift + image_size <= cached], axis=1))
 
     def window_copy():
@@ -162,9 +163,33 @@ def warp_crops(images: tf.Tensor, window: tf.Tensor, image_size: int) -> tf.Tens
         return tf.stack([tf.slice(images[view], [corner[view, 0], corner[view, 1], 0], [image_size, image_size, 3])
                          for view in range(images.shape[0])])
 
-    def bilinear():
-        return tf.raw_ops.ImageProjectiveTransformV3(
-            images=images, transforms=inverse, output_shape=tf.constant([image_size, image_size]),
-            fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT")
-    warped = tf.cond(copy, window_copy, bilinear)
+    warped = tf.cond(copy, window_copy, lambda: _bilinear_warp(images, inverse, image_size))
     return tf.ensure_shape(warped, (images.shape[0], image_size, image_size, 3))
+
+
+@tf.function(jit_compile=True)
+def _bilinear_warp(images: tf.Tensor, inverse: tf.Tensor, image_size: int) -> tf.Tensor:
+    """``warp_crops``' resampling: (V, C, C, 3) uint8 by (V, 2, 3) float32 inverse maps -> (V, S, S, 3).
+
+    Compiled by XLA into one loop of gathers and arithmetic, about 0.5 ms a view on one core:
+    TensorFlow's ImageProjectiveTransformV3 took 2.4 to 3.3 ms, and a Python callback (OpenCV's
+    warpAffine) aborts or hangs a process that exits while tf.data is still reading.
+    """
+    views, cached = images.shape[0], images.shape[1]
+    pixels = tf.range(image_size, dtype=tf.float32)
+    column, row = pixels[None, None, :], pixels[None, :, None]
+    x = inverse[:, 0, 0, None, None] * column + inverse[:, 0, 1, None, None] * row + inverse[:, 0, 2, None, None]
+    y = inverse[:, 1, 0, None, None] * column + inverse[:, 1, 1, None, None] * row + inverse[:, 1, 2, None, None]
+    left, top = tf.floor(x), tf.floor(y)  # (V, S, S) the top-left neighbour
+    across_x, across_y = x - left, y - top
+    pixels_of = tf.reshape(images, (views * cached * cached, 3))
+    first_of_view = tf.range(views)[:, None, None] * cached * cached
+    value = 0.0
+    for down, weight_y in ((0.0, 1 - across_y), (1.0, across_y)):
+        for right, weight_x in ((0.0, 1 - across_x), (1.0, across_x)):
+            u, v = left + right, top + down
+            real = (u >= 0) & (u <= cached - 1) & (v >= 0) & (v <= cached - 1)  # else black
+            index = (first_of_view + tf.cast(tf.clip_by_value(v, 0, cached - 1), tf.int32) * cached
+                     + tf.cast(tf.clip_by_value(u, 0, cached - 1), tf.int32))
+            value += tf.cast(tf.gather(pixels_of, index), tf.float32) * tf.where(real, weight_x * weight_y, 0.0)[..., None]
+    return tf.cast(tf.floor(value + 0.5), tf.uint8)

@@ -41,14 +41,17 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
+# Turned crops, so that they go through the resampling warp, not the slice.
 READ_SOME_BATCHES = textwrap.dedent("""
     import data_loader
     import h36m_utils
+    from pipeline import crop_augmentation
     sequences, _ = h36m_utils.find_sequences({data!r}, {labels!r}, ["S1", "S11"])
     cameras = h36m_utils.load_cameras({cameras!r})
+    turned = crop_augmentation.Augmentation(root_jitter_mm=(30.0, 30.0, 30.0), roll_deg=30.0)
     for training in (True, False):
         batches = iter(data_loader.build_dataset(sequences, cameras, image_size=32, batch_size=4, training=training,
-                                                 with_metadata=True, verbose=False))
+                                                 with_metadata=True, verbose=False, augmentation=turned))
         for _ in range(3):
             next(batches)
     print("read")
