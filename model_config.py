@@ -84,20 +84,26 @@ CONFIGS = {
 }
 
 
-FUSIONS = ("concat", "mean")
-# Every config also exists with the order-free fusion, named "<config>-mean" (e.g. "tiny-mean").
-CONFIG_NAMES = tuple(CONFIGS) + tuple(f"{name}-mean" for name in CONFIGS)
+FUSIONS = ("concat", "mean")  # how the fusion layers combine the views (``ModelConfig.fusion``)
+# --fusion: one of FUSIONS, or "skip": concat whose decoders also get each view's own code
+# (``view_skip``), the variant that won on the hard synthetic set (docs/RESULTS.md).
+FUSION_CHOICES = ("concat", "skip", "mean")
+_CHOICE_SETTINGS = {"concat": {"fusion": "concat"}, "skip": {"fusion": "concat", "view_skip": True},
+                    "mean": {"fusion": "mean"}}
+# Every config also exists with the other fusions, named "<config>-<fusion>" (e.g. "tiny-mean").
+CONFIG_NAMES = tuple(CONFIGS) + tuple(f"{name}-{choice}" for name in CONFIGS for choice in FUSION_CHOICES
+                                      if choice != CONFIGS[name].fusion)
 
 
 def get_config(name: str, fusion: str | None = None) -> ModelConfig:
-    """The named configuration ("paper", "resnet50", "tiny", or one of them + "-mean");
-    ``fusion`` ("concat" or "mean") replaces its fusion, and the name says so."""
+    """The named configuration ("paper", "resnet50", "tiny", or one of them + "-skip" or "-mean");
+    ``fusion`` (one of ``FUSION_CHOICES``) replaces its fusion, and the name says so."""
     base, _, suffix = name.partition("-")
-    if base not in CONFIGS or suffix not in ("", "mean"):
+    if base not in CONFIGS or (suffix and f"{base}-{suffix}" not in CONFIG_NAMES):
         raise ValueError(f"Unknown model config {name!r}; choose one of {list(CONFIG_NAMES)}.")
-    fusion = fusion or (suffix or CONFIGS[base].fusion)
-    if fusion not in FUSIONS:
-        raise ValueError(f"Unknown fusion {fusion!r}; choose one of {FUSIONS}.")
-    if fusion == CONFIGS[base].fusion:
+    choice = fusion or suffix or CONFIGS[base].fusion
+    if choice not in FUSION_CHOICES:
+        raise ValueError(f"Unknown fusion {choice!r}; choose one of {FUSION_CHOICES}.")
+    if choice == CONFIGS[base].fusion:
         return CONFIGS[base]
-    return dataclasses.replace(CONFIGS[base], fusion=fusion, name=f"{base}-{fusion}")
+    return dataclasses.replace(CONFIGS[base], **_CHOICE_SETTINGS[choice], name=f"{base}-{choice}")

@@ -3,7 +3,7 @@ files, the tests and the benchmarks all build from ``GROUPS``.
 
 An option is a flag, its help, default and type, and the modes it applies to (its group's, unless
 it names its own). Where an option chooses from a list, the list comes from the module that owns it
-(``model_config.CONFIG_NAMES``, ``model_config.FUSIONS``, ``common.devices.PRECISIONS``, ...), or,
+(``model_config.CONFIG_NAMES``, ``model_config.FUSION_CHOICES``, ``common.devices.PRECISIONS``, ...), or,
 where that module loads Keras, TensorFlow or matplotlib, is typed here and read by it (``--loss-2d``,
 ``--loss-3d``: train/losses.py; ``--strategy``: common/distribution.py; ``--root``: evaluation.py).
 
@@ -123,11 +123,12 @@ GROUPS = (
                modes=("train", "test", "demo"), output=True),
     )),
     Group("model", MODES, (
-        Option("--config", "model_config.CONFIGS; -mean: order-free fusion. test and predict without --config: "
+        Option("--config", "model_config.CONFIGS; -skip, -mean: that --fusion. test and predict without --config: "
                            "the config named in the weights' .json sidecar", choices=model_config.CONFIG_NAMES,
                shown="paper"),
         Option("--fusion", "concat: the paper's fusion (a model runs on the V cameras it was trained with); "
-                           "mean: order-free, any number of cameras >= 2", choices=model_config.FUSIONS,
+                           "skip: concat, and each view's decoder also gets its own code (same cameras); "
+                           "mean: order-free, any number of cameras >= 2", choices=model_config.FUSION_CHOICES,
                shown="the config's"),
         Option("--box-mm", "side of the world square around the pelvis that a crop shows", default=2000.0,
                type=float),

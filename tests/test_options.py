@@ -35,7 +35,7 @@ def test_option_lists_come_from_their_owners():
     from rig import calibration
     from train import losses
     assert options.OPTIONS["config"].choices is model_config.CONFIG_NAMES
-    assert options.OPTIONS["fusion"].choices is model_config.FUSIONS
+    assert options.OPTIONS["fusion"].choices is model_config.FUSION_CHOICES
     assert options.OPTIONS["precision"].choices is devices.PRECISIONS
     assert options.OPTIONS["jit_compile"].choices is devices.JIT_CHOICES
     assert options.OPTIONS["calibration_units"].choices == tuple(calibration.UNIT_TO_MM)
