@@ -129,8 +129,8 @@ def main(argv=None) -> None:
     parser.add_argument("--recording", type=pathlib.Path, default=RECORDING)
     parser.add_argument("--weights", default=None, help="default: a random-weight tiny-mean model (speed only)")
     parser.add_argument("--config", default="tiny-mean")
-    parser.add_argument("--sources", nargs="+", default=["detections", "silhouettes", "centre"],
-                        choices=("detections", "silhouettes", "centre"))
+    parser.add_argument("--sources", nargs="+", default=list(run_summary.ROOT_SOURCES),
+                        choices=run_summary.ROOT_SOURCES)
     options = parser.parse_args(argv)
     if not (options.recording / "Calib.toml").is_file():
         raise SystemExit(f"The real recording is not at {options.recording} (see ../shared/real_recordings/README.md).")
