@@ -20,7 +20,7 @@ from synthetic import demo
 ROOT = pathlib.Path(options.__file__).resolve().parent
 # The demo's recipe as train_and_test.DEMO_SETTINGS held it when the demo's tables were measured: the
 # demo must still run exactly this (same seeds, same numbers).
-DEMO_RECIPE = dict(config="tiny", fusion=None, loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8,
+DEMO_RECIPE = dict(config="tiny-skip", fusion=None, loss="2d+3d", loss_2d="l1", batch_size=8, epochs=8,
                    steps_per_epoch=125, lr=2e-3, lr_warmup_steps=100, warmup_3d_steps=None, ramp_3d_steps=150,
                    train_stride=1, val_subjects=None, val_stride=5, val_steps=None, test_stride=5,
                    strategy="default", cpu_replicas=0, no_imagenet=True, backbone_weights=None, weights=None,

@@ -94,7 +94,7 @@ def test_demo_refuses_a_folder_that_is_not_a_complete_synthetic_set(tmp_path):
 
 def test_demo_settings_use_the_synthetic_layout_and_hold_out_s11(tmp_path):
     args = demo.demo_args(options.parse(["--demo-dir", str(tmp_path), "--verbose", "2"]))
-    assert args.config == "tiny" and args.verbose == 2
+    assert args.config == "tiny-skip" and args.verbose == 2
     assert args.data_dir == str(tmp_path / "Data") and args.cameras.endswith("camera-parameters.json")
     assert args.test_subjects == ["S11"] and "S11" not in args.train_subjects and "S1" in args.train_subjects
 
@@ -204,7 +204,7 @@ def test_backbone_weights_from_a_local_file(tmp_path):
 
 def test_demo_end_to_end_generates_trains_and_tests_both_roots(tmp_path, monkeypatch, capsys):
     """--mode demo as a user runs it, at a tiny budget on a small set: the set is generated into
-    --demo-dir (marked COMPLETE), tiny is trained, and the held-out subject is tested with the root
+    --demo-dir (marked COMPLETE), tiny-skip is trained, and the held-out subject is tested with the root
     from the videos and, for comparison, the labelled root; the next run would reuse the set."""
     from synthetic import synthetic_h36m
     generate = synthetic_h36m.generate_dataset
