@@ -87,9 +87,9 @@ CONFIGS = {
 FUSIONS = ("concat", "mean")  # how the fusion layers combine the views (``ModelConfig.fusion``)
 # --fusion: one of FUSIONS, or "skip": concat whose decoders also get each view's own code
 # (``view_skip``), the variant that won on the hard synthetic set (docs/RESULTS.md).
-FUSION_CHOICES = ("concat", "skip", "mean")
 _CHOICE_SETTINGS = {"concat": {"fusion": "concat"}, "skip": {"fusion": "concat", "view_skip": True},
                     "mean": {"fusion": "mean"}}
+FUSION_CHOICES = tuple(_CHOICE_SETTINGS)
 # Every config also exists with the other fusions, named "<config>-<fusion>" (e.g. "tiny-mean").
 CONFIG_NAMES = tuple(CONFIGS) + tuple(f"{name}-{choice}" for name in CONFIGS for choice in FUSION_CHOICES
                                       if choice != CONFIGS[name].fusion)

@@ -118,7 +118,7 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its start-up notes (info lines) left out, and look for GPUs once; its
     warnings and errors pass. TF_CPP_MIN_LOG_LEVEL=0 keeps the notes. Does nothing once TensorFlow
     is loaded."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+    if "tensorflow" in sys.modules:
         return
     with _stderr_filtered(lambda line: STARTUP_NOTE.match(line) is not None):
         tf = importlib.import_module("tensorflow")
