@@ -14,7 +14,7 @@ named alike in both skeletons (hips, knees, ankles, shoulders, elbows, wrists: H
 centres and OpenPose's keypoints differ by a few cm even when both are right), frames per second
 and the ratio of predict's wall time to the decode's, the decode timed just before and just after
 that run (their mean: on a shared machine the load changes from minute to minute). A source whose
-roots stop the run (fewer than half found) says so. Without ``--weights`` a random-weight tiny-mean
+roots stop the run (none or fewer than half found) says so in its row. Without ``--weights`` a random-weight tiny-mean
 model runs: its speed is the path's, its pose error means nothing.
 """
 from __future__ import annotations
@@ -37,6 +37,7 @@ from common import video_io
 from rig import detections
 from rig import inference
 from rig import predict
+from rig import root_finder
 from rig import run_summary
 import train_and_test
 
@@ -67,6 +68,9 @@ def decode_seconds(videos) -> float:
 
 
 def statistics(errors: np.ndarray) -> str:
+    """mean median p95 of (T,) errors, or dashes where no frame has one."""
+    if not np.isfinite(errors).any():
+        return f"{'-':>6s} {'-':>6s} {'-':>6s}"
     return f"{errors.mean():6.0f} {np.median(errors):6.0f} {np.percentile(errors, 95):6.0f}"
 
 
@@ -85,9 +89,15 @@ def run_source(source: str, rig, found, reference: dict, options, folder: str) -
     """One row: the first root's errors (found before any model), then the CLI's run, timed."""
     pelvis = (reference["RHip"] + reference["LHip"]) / 2
     row = {"source": source, "refused": ""}
-    with contextlib.redirect_stdout(io.StringIO()):
-        track = inference.find_root_track(rig.cameras, rig.videos, np.arange(rig.num_frames), source=source,
-                                          detections=found, fps=rig.fps, progress=False)
+    started = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            track = inference.find_root_track(rig.cameras, rig.videos, np.arange(rig.num_frames), source=source,
+                                              detections=found, fps=rig.fps, progress=False)
+    except root_finder.NoPersonFound:  # predict refuses it too: a row, not the end of the table
+        row.update(refused="no person found in any frame", root_seconds=time.perf_counter() - started,
+                   first=np.full(rig.num_frames, np.nan), found=0.0)
+        return row
     try:
         run_summary.check_roots(track)
     except ValueError as error:
@@ -151,7 +161,8 @@ def main(argv=None) -> None:
         decode = (before + decode_seconds(rig.videos)) / 2
         first = f"{statistics(row['first'])} {100 * row['found']:5.0f}%"
         if row["refused"]:
-            print(f"{source:12s} {first}  predict refused: {row['refused']} ({row['root_seconds']:.1f} s to find it)")
+            print(f"{source:12s} {first}  predict refused: {row['refused']} (after {row['root_seconds']:.1f} s of "
+                  "root finding)")
             continue
         print(f"{source:12s} {first} {statistics(row['final'])} {statistics(row['pose'])} "
               f"{row['frames'] / row['seconds']:8.1f} {row['seconds'] / decode:8.1f} {decode:8.1f}{row['refined']}")

@@ -29,6 +29,7 @@ from rig import inference
 from rig import naming
 from rig import exports
 from rig import renderings
+from rig import root_finder
 from rig import run_summary
 from common import rig_frame
 from common import video_io
@@ -142,8 +143,11 @@ def find_first_roots(rig: UserRig, *, stride: int = 1, root_source: str | None =
     frames = np.arange(0, rig.num_frames, stride)
     source = root_source or ("detections" if detections is not None else "silhouettes")
     print(f"Finding the root of {len(frames)} frames (frame stride {stride}, of {rig.num_frames}) from the {source}.")
-    track = inference.find_root_track(rig.cameras, rig.videos, frames, source=source, detections=detections,
-                                      fps=rig.fps, background_videos=rig.backgrounds, progress=progress)
+    try:
+        track = inference.find_root_track(rig.cameras, rig.videos, frames, source=source, detections=detections,
+                                          fps=rig.fps, background_videos=rig.backgrounds, progress=progress)
+    except root_finder.NoPersonFound as error:  # the remedies as this command's flags
+        raise ValueError(f"{error.finding} Pass {run_summary.HELP}.") from None
     for warning in track.warnings:  # before a possible error: they say why the root was not found
         print(warning)
     return FirstRoots(track=track, frames=frames, warnings=(*track.warnings, *run_summary.check_roots(track)))

@@ -126,7 +126,7 @@ def find_roots(videos: Sequence[str], cameras: Sequence[geometry.Camera], frames
     progress: print a line every PROGRESS_SECONDS and at the end.
 
     Frames where no person is found are interpolated or held (``RootTrack.status``). Raises
-    ValueError when no person is found in any frame, naming the videos and what was tried.
+    ``NoPersonFound`` (a ValueError) when no frame holds a person, naming the videos and what was tried.
     """
     started = time.perf_counter()
     frames = check_inputs(videos, cameras, frames, background_videos)
@@ -144,7 +144,7 @@ def find_roots(videos: Sequence[str], cameras: Sequence[geometry.Camera], frames
             print(f"root_finder: {len(measurements)}/{len(frames)} frames, person in "
                   f"{sum(m is not None for m in measurements)}, {last_line - started:.0f} s", flush=True)
     if not any(m is not None for m in measurements):
-        raise ValueError(no_person_message(videos, background_videos, settings, min_views))
+        raise NoPersonFound(no_person_finding(videos, background_videos, settings, min_views))
     roots, status = fill_gaps(frames, pelvis_track(measurements))
     used = np.array([m.views if m is not None else np.zeros(len(views), bool) for m in measurements])
     warnings = () if background_given else stillness_warning(roots[status == "found"])
@@ -156,6 +156,8 @@ def find_roots(videos: Sequence[str], cameras: Sequence[geometry.Camera], frames
 # the samples: a warning when some place is within STILL_RADIUS_MM (about the trunk's half width)
 # of the root in STILL_SHARE of the found frames (at most STILL_SAMPLES of them, evenly spread).
 STILL_RADIUS_MM = 200.0
+BACKGROUND_HINT = ("background videos (background_videos; --background-videos DIR on the command line): the same "
+                   "cameras' other videos of this room, or a few seconds of the empty room")
 STILL_SHARE = 0.5
 STILL_SAMPLES = 500
 
@@ -169,8 +171,8 @@ def stillness_warning(roots: np.ndarray) -> tuple:
         return ()
     return (f"Warning: the person stays within {STILL_RADIUS_MM:.0f} mm of one place in {100 * share:.0f}% of "
             "the found frames, and the background came from these videos alone, so it may hold the person and "
-            "hide the parts that do not move (roots off by up to half a metre in our synthetic tests). Pass "
-            "background_videos: the same cameras' other videos of this room, or a few seconds of the empty room.",)
+            "hide the parts that do not move (roots off by up to half a metre in our synthetic tests). "
+            f"Pass {BACKGROUND_HINT}.",)
 
 
 def check_inputs(videos, cameras, frames, background_videos) -> np.ndarray:
@@ -188,7 +190,16 @@ def check_inputs(videos, cameras, frames, background_videos) -> np.ndarray:
     return frames
 
 
-def no_person_message(videos, background_videos, settings: Settings, min_views: int) -> str:
+class NoPersonFound(ValueError):
+    """No frame holds a person. ``finding``: the videos, what was tried and what to check; the
+    message adds the remedy in ``find_roots``'s terms (predict names its own flags instead)."""
+
+    def __init__(self, finding: str):
+        super().__init__(f"{finding} Pass {BACKGROUND_HINT}.")
+        self.finding = finding
+
+
+def no_person_finding(videos, background_videos, settings: Settings, min_views: int) -> str:
     """What to say when no frame holds a person: the videos, what was tried, what to check."""
     return (f"No person found in any frame of {', '.join(map(str, videos))}. Tried: a background from "
             f"{settings.background_samples} frames sampled over {sum(len(p) for p in background_videos)} video(s), "
@@ -197,8 +208,7 @@ def no_person_message(videos, background_videos, settings: Settings, min_views: 
             f"views; no carved volume was of a person's size ({settings.min_volume_m3} to {settings.max_volume_m3} "
             f"m^3, {settings.min_height_mm / 1000:g} m tall or more). Check that the cameras are calibrated for these "
             "videos (same order and image size, in the rig frame) and that someone is in view of at least 2 "
-            "cameras. If the person stays in one place, a background from their own videos holds them: pass "
-            "background_videos (the same cameras' other videos of this room, or a few seconds of the empty room).")
+            "cameras. If the person stays in one place, a background from their own videos holds them.")
 
 
 # --------------------------------------------------------------------------- views

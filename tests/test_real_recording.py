@@ -139,6 +139,21 @@ def test_held_roots_warn_and_too_few_stop_the_run_with_the_flags_that_help(recor
     assert "--background-videos DIR" in printed.err and "--root-source centre" in printed.err
 
 
+def test_without_detections_the_still_man_stops_the_run_with_the_flags_that_help(recording, weights, tmp_path,
+                                                                                 capsys):
+    """Issue 22 item 4, as a user runs it: the man balances in one place, so his own videos'
+    background holds him and the silhouettes find nobody. predict exits 1 before the model, writes
+    nothing, and names the three flags that would help (the library's wording names its argument).
+    Planted fault: predict passes the root finder's error on as it is -> the flags are missing."""
+    code = predict_real(recording, weights, tmp_path / "out")
+    printed = capsys.readouterr()
+    assert code == 1 and not (tmp_path / "out" / "predictions.npz").exists()
+    assert "No person found in any frame of" in printed.err and "cam04.mp4" in printed.err
+    for flag in ("--detections DIR", "--background-videos DIR", "--root-source centre"):
+        assert flag in printed.err, flag
+    assert "background_videos;" not in printed.err
+
+
 def test_the_detections_root_uses_the_cameras_scaled_to_the_1080_wide_videos(recording):
     """Issue 22: the JSON is in each video's pixels, so predict triangulates the root with the cameras
     scaled to the videos (cam01 and cam02 are 1080 wide, the calibration 1088). predict's own path
@@ -169,3 +184,14 @@ def test_the_detections_root_uses_the_cameras_scaled_to_the_1080_wide_videos(rec
     pelvis = reference_pelvis(recording)
     for roots in (ours, pretended):
         assert np.median(np.linalg.norm(roots - pelvis, axis=1)) <= 30.0
+
+
+def test_bench_real_reports_a_refused_source_as_a_row(recording, capsys):
+    """bench_real on the real recording with the silhouettes (which find nobody there): the table
+    still prints, with the source's row saying predict refused it. Planted fault: the root finder's
+    error not caught -> bench_real raises and no table is printed."""
+    from benchmarks import bench_real
+    bench_real.main(["--recording", str(recording), "--sources", "silhouettes"])
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[-1].split()[:4] == ["silhouettes", "-", "-", "-"]
+    assert "predict refused: no person found in any frame" in rows[-1]

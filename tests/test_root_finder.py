@@ -145,7 +145,7 @@ def test_a_person_who_stays_in_place_needs_other_videos_for_the_background(synth
     cameras, frame = rig_frame.cameras_in_rig_frame([world[c] for c in h36m_utils.CAMERA_IDS])
     photo, sitting = (next(s for s in sequences if s.action == action) for action in ("Photo", "SittingDown"))
     frames = np.arange(0, photo.num_frames, 4)
-    with pytest.raises(ValueError, match="No person found.*pass background_videos"):
+    with pytest.raises(ValueError, match=r"No person found.*Pass background videos \(background_videos; --background-videos"):
         root_finder.find_roots([photo.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames, progress=False)
     alone = root_finder.find_roots([sitting.videos[c] for c in h36m_utils.CAMERA_IDS], cameras, frames,
                                    progress=False)
