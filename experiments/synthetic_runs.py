@@ -151,6 +151,20 @@ class SyntheticRuns:
     def record(self, variant: Variant) -> dict:
         return {"budget": self.budget, "overrides": dict(variant.overrides), "config": repr(variant.config)}
 
+    def scoring_network(self, variant: Variant, seed: int, weights: str) -> tuple:
+        """(network, config): ``weights`` loaded for 4 views, BatchNorm re-estimated on ``--bn-batches``
+        training batches of the run's own stream, as every score of the run is made."""
+        import model
+        args = self.args(variant, seed)
+        network, config, _ = model_loading.load_model(args, weights, 4, "test", config=variant.config)
+        if self.options.bn_batches:
+            sequences, _, cameras, _ = splits.load_training_splits(args)
+            train_augmentation, _ = run.augmentations(args, config)
+            stream = run.dataset(args, sequences, cameras, config, args.batch_size, training=True,
+                                 stride=args.train_stride, augmentation=train_augmentation, seed=seed)
+            model.reestimate_batch_norm(network, (inputs for inputs, _ in stream.take(self.options.bn_batches)))
+        return network, config
+
     def evaluate(self, variant: Variant, seed: int, partial: bool = False) -> dict:
         """{"val_mpjpe_mm": validation MPJPE, test metrics (mean over actions), "visibility": the split
         (``common.visibility.breakdown``), "epoch": the epoch scored} of the run's ``best.weights.h5``
@@ -159,7 +173,6 @@ class SyntheticRuns:
         partial: a run that has not finished is scored as far as it got (its ``last.weights.h5``,
         without training further), to report interrupted runs at the step they reached."""
         import evaluation
-        import model
         args = self.args(variant, seed)
         if partial and not self.is_done(variant, seed):
             weights = os.path.join(args.checkpoint_dir, "last.weights.h5")
@@ -175,13 +188,8 @@ class SyntheticRuns:
         path = os.path.join(self.folder(variant, seed), name)
         if os.path.isfile(path):
             return json.load(open(path))
-        network, config, _ = model_loading.load_model(args, weights, 4, "test", config=variant.config)
-        sequences, validation, cameras, _ = splits.load_training_splits(args)
-        if self.options.bn_batches:
-            train_augmentation, _ = run.augmentations(args, config)
-            stream = run.dataset(args, sequences, cameras, config, args.batch_size, training=True,
-                                 stride=args.train_stride, augmentation=train_augmentation, seed=seed)
-            model.reestimate_batch_norm(network, (inputs for inputs, _ in stream.take(self.options.bn_batches)))
+        network, config = self.scoring_network(variant, seed, weights)
+        _, validation, cameras, _ = splits.load_training_splits(args)
         val_stream = run.dataset(args, validation, cameras, config, args.batch_size, training=False,
                                  stride=args.val_stride, seed=seed)
         errors = [np.linalg.norm(network(inputs, training=False)["kp3d"] - targets["kp3d"], axis=-1).mean(axis=-1)
@@ -204,5 +212,5 @@ def paired(values: dict, baseline: str) -> dict:
             for name, v in values.items() if name != baseline}
 
 
-def mean_sd(values) -> str:
-    return f"{np.mean(values):.1f} +- {np.std(values):.1f}"
+def mean_sd(values, decimals: int = 1) -> str:
+    return f"{np.mean(values):.{decimals}f} +- {np.std(values):.{decimals}f}"
