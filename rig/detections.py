@@ -112,11 +112,12 @@ def read_camera(folder: pathlib.Path) -> dict:
     return frames
 
 
-def load_detections(folder, cameras, layout: str | None = None) -> Detections:
+def load_detections(folder, cameras, layout: str | None = None, left_out=()) -> Detections:
     """The detections of every camera (``cameras``: the calibration's names, in order) under ``folder``.
 
     A camera without a folder has no detections (a note says so; at least 2 cameras need them).
-    layout: one of ``LAYOUTS``, or None to detect it from the keypoint count.
+    layout: one of ``LAYOUTS``, or None to detect it from the keypoint count. left_out: names of
+    calibrated cameras the run does not use, whose folders may be there and are ignored.
     """
     folder = pathlib.Path(folder)
     if not folder.is_dir():
@@ -125,13 +126,11 @@ def load_detections(folder, cameras, layout: str | None = None) -> Detections:
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"{LAYOUT_FLAG} {layout}: unknown; choose one of {', '.join(LAYOUTS)}.")
     subfolders = {p.name: p for p in folder.iterdir() if p.is_dir() and any(p.glob("*.json"))}
-    named = [camera for camera in cameras if any(naming.names_camera(name, camera) for name in subfolders)]
-    if 2 <= len(named) < len(cameras) and len(subfolders) == len(named):
-        paired, notes = naming.pair_by_name(subfolders, named, f"--detections {folder}")
+    paired, notes = naming.pair_by_name(subfolders, [*cameras, *left_out], f"--detections {folder}", partial=True)
+    paired = {camera: path for camera, path in paired.items() if camera in cameras}
+    if len(paired) < len(cameras):
         notes += (f"--detections {folder}: no detections for camera(s) "
-                  f"{', '.join(c for c in cameras if c not in named)}: the root is triangulated from the others.",)
-    else:
-        paired, notes = naming.pair_by_name(subfolders, list(cameras), f"--detections {folder}")
+                  f"{', '.join(c for c in cameras if c not in paired)}: the root is triangulated from the others.",)
     people = [read_camera(paired[camera]) if camera in paired else None for camera in cameras]
     counts = {people_.shape[1] for frames in people if frames for people_ in frames.values() if len(people_)}
     if len(counts) != 1:

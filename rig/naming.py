@@ -24,7 +24,7 @@ def names_camera(text: str, camera: str) -> bool:
                                 for start in range(len(tokens) - len(wanted) + 1))
 
 
-def pair_by_name(items: dict, cameras, what: str, suffixes=()) -> tuple[dict, tuple]:
+def pair_by_name(items: dict, cameras, what: str, suffixes=(), partial: bool = False) -> tuple[dict, tuple]:
     """({camera: item}, notes) for ``items`` {file or folder name: item} and the camera names.
 
     Two items naming one camera, or one item naming two, are errors naming them. When names do not
@@ -33,7 +33,8 @@ def pair_by_name(items: dict, cameras, what: str, suffixes=()) -> tuple[dict, tu
     the note says so with the pairing. Otherwise a camera without an item or an item without a
     camera is a ValueError naming them. ``what`` (e.g. "--videos DIR") starts every message; a name
     ending in one of ``suffixes`` (lower case, e.g. ".mp4") is matched without it (``01.mp4`` is not
-    camera ``04``).
+    camera ``04``). partial: when every item names a camera and at least 2 cameras are named, the
+    cameras without an item are left out of the result (the caller says what that means).
     """
     found, unmatched = {}, []
     for name in sorted(items):
@@ -50,8 +51,8 @@ def pair_by_name(items: dict, cameras, what: str, suffixes=()) -> tuple[dict, tu
         else:
             found[matching[0]] = name
     missing = [camera for camera in cameras if camera not in found]
-    if not missing and not unmatched:
-        return {camera: items[found[camera]] for camera in cameras}, ()
+    if not unmatched and (not missing or (partial and len(found) >= 2)):
+        return {camera: items[found[camera]] for camera in cameras if camera in found}, ()
     sorted_pairs = dict(zip(sorted(cameras), sorted(items)))
     if len(items) == len(cameras) and all(sorted_pairs[camera] == name for camera, name in found.items()):
         return {camera: items[sorted_pairs[camera]] for camera in cameras}, (

@@ -50,8 +50,8 @@ def command(args) -> dict:
                    args.background_videos)
     if args.root_source == "detections" and not args.detections:
         raise UsageError("--root-source detections needs --detections DIR.")
-    found = (detections.load_detections(args.detections, [camera.id for camera in rig.cameras], args.keypoint_layout)
-             if args.detections else None)
+    found = (detections.load_detections(args.detections, [camera.id for camera in rig.cameras], args.keypoint_layout,
+                                        left_out=rig.left_out) if args.detections else None)
     first = find_first_roots(rig, stride=args.stride, root_source=args.root_source, detections=found,
                              progress=args.verbose > 0)
     network, config, info = model_loading.load_model(args, args.weights, len(rig.cameras), "predict")
@@ -67,7 +67,8 @@ class UserRig:
     paths in the cameras' order, num_frames (the frames every video holds), fps, notes (what was
     left out, trimmed, paired or scaled, one sentence each), backgrounds: None (each camera's
     background from its own video, and the root finder warns when the person stays in place) or
-    (V,) tuples of the videos each camera's background is learned from."""
+    (V,) tuples of the videos each camera's background is learned from; left_out: names of the
+    calibrated cameras without a video, not in ``cameras``."""
 
     cameras: tuple
     videos: tuple
@@ -75,30 +76,40 @@ class UserRig:
     fps: float
     notes: tuple
     backgrounds: tuple
+    left_out: tuple = ()
 
 
-def match_videos(folder, names, what: str = "--videos") -> tuple[dict, tuple]:
+def match_videos(folder, names, what: str = "--videos", partial: bool = False) -> tuple[dict, tuple]:
     """({camera name: video path}, notes) for a folder holding one video per camera, paired by
     ``naming.pair_by_name``: ``cam01.mp4`` is camera ``cam_01`` (``Cam1``, ``cam-01``,
     ``trial3.cam_01.mp4`` too); names that do not match pair in sorted order when the counts agree
-    (the notes say so). Two videos for one camera, or a camera without a video, are errors."""
+    (the notes say so). Two videos for one camera are an error; so is a camera without a video,
+    unless ``partial`` (every video names a camera, at least 2 do): then it is not in the result."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} {folder}: no such folder. Put one video per camera in it.")
     videos = {p.name: str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES}
-    return naming.pair_by_name(videos, list(names), f"{what} {folder}", VIDEO_SUFFIXES)
+    return naming.pair_by_name(videos, list(names), f"{what} {folder}", VIDEO_SUFFIXES, partial=partial)
 
 
 def load_rig(calibration_path, videos_folder, units: str | None = None, subject: str | None = None,
              background_folder=None) -> UserRig:
     """The calibration's cameras paired with their videos, sized from them, over the common frames.
 
+    A camera without a video in ``videos_folder`` is left out (a note names it), as long as every
+    video names a camera and 2 cameras remain: a lab often calibrates more cameras than a trial used.
     background_folder: videos of the same cameras (named as the videos) that the background is
     learned from too, e.g. of the empty scene, for a person who stays in one place."""
     rig = calibration.load_calibration(calibration_path, units, subject)
-    videos, pairing = match_videos(videos_folder, rig.names)
-    extra, extra_pairing = (match_videos(background_folder, rig.names, "--background-videos") if background_folder
-                            else ({}, ()))
+    videos, pairing = match_videos(videos_folder, rig.names, partial=True)
+    left_out = [name for name in rig.names if name not in videos]
+    if left_out:
+        rig = dataclasses.replace(rig, cameras=tuple(camera for camera in rig.cameras if camera.id in videos),
+                                  notes=(*rig.notes, f"--videos {videos_folder} holds no video for camera(s) "
+                                         f"{', '.join(left_out)}: left out; predicting from the {len(videos)} "
+                                         f"cameras that have one ({', '.join(videos)})."))
+    extra, extra_pairing = (match_backgrounds(background_folder, rig.names, calibrated=(*rig.names, *left_out))
+                            if background_folder else ({}, ()))
     properties = {name: video_io.video_properties(path) for name, path in videos.items()}
     rates = {name: p.fps for name, p in properties.items()}
     if max(rates.values()) - min(rates.values()) > FPS_TOLERANCE:
@@ -116,7 +127,19 @@ def load_rig(calibration_path, videos_folder, units: str | None = None, subject:
             f"{name} {count}" for name, count in counts.items() if count != common) + ".")
     return UserRig(cameras=rig.cameras, videos=tuple(videos[name] for name in rig.names), num_frames=common,
                    fps=float(np.median(list(rates.values()))), notes=tuple(notes),
-                   backgrounds=tuple((videos[name], extra[name]) for name in rig.names) if extra else None)
+                   backgrounds=tuple((videos[name], extra[name]) for name in rig.names) if extra else None,
+                   left_out=tuple(left_out))
+
+
+def match_backgrounds(folder, names, calibrated) -> tuple[dict, tuple]:
+    """({camera name: video path}, notes): a background video for each of ``names``, from a folder
+    that may also hold videos of the ``calibrated`` cameras left out of the run."""
+    extra, notes = match_videos(folder, calibrated, "--background-videos", partial=True)
+    missing = [name for name in names if name not in extra]
+    if missing:
+        raise ValueError(f"--background-videos {folder}: no video for camera(s) {', '.join(missing)}. Give one "
+                         f"for every camera the run predicts from ({', '.join(names)}), named after it.")
+    return {name: extra[name] for name in names}, notes
 
 
 @dataclasses.dataclass(frozen=True)
