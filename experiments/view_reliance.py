@@ -5,16 +5,18 @@
 
 The runs are ``ablation_fusion``'s (same flags, same work folder: nothing is trained again when
 they are on disk). Each is scored as there (BatchNorm re-estimated), on the held-out subject,
-without refinements, twice per kept view k: once as it is, once with the crops of every view but k
-taken from the sample half a batch away (another moment of the same sequence; the cameras and crop
-matrices stay the sample's own). Only view k's 2D error is counted, on joints it sees (visible)
-and on joints hidden from it. The views kept apart are the control: their 2D joints cannot depend
-on the other views, so swapping them changes nothing. A fusion that uses the other views only
-where view k is blind raises the hidden joints' error and leaves the visible ones alone.
+without refinements, as it is and then once per kept view k with the crops of every view but k
+replaced by the same cameras' crops of the validation subject (another person, another moment:
+real crops that say nothing about this sample; the cameras and crop matrices stay the sample's
+own). Only view k's 2D error is counted, on joints it sees (visible) and on joints hidden from it.
+The views kept apart are the control: their 2D joints cannot depend on the other views, so the
+replacement changes nothing. A fusion that uses the other views only where view k is blind raises
+the hidden joints' error and leaves the visible ones alone.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 
@@ -26,18 +28,20 @@ from experiments import synthetic_runs
 
 import model
 
+DONOR_BATCHES = 50  # validation batches whose crops replace the other views, in turn
 
-class OtherViewsSwapped:
-    """``network`` with every view but ``kept_view`` replaced, in each batch, by the crops of the
-    sample half a batch away (images (B, V, S, S, 3); the other inputs unchanged)."""
 
-    def __init__(self, network, kept_view: int):
-        self.network, self.kept_view = network, kept_view
+class OtherViewsReplaced:
+    """``network`` with every view but ``kept_view`` replaced by the same views of donor samples:
+    donors, (B', V, S, S, 3) image batches, taken in turn, one per call, from the first."""
+
+    def __init__(self, network, kept_view: int, donors):
+        self.network, self.kept_view, self.donors = network, kept_view, itertools.cycle(donors)
 
     def predict_on_batch(self, inputs: dict) -> dict:
-        images = np.array(inputs["images"])
+        images, donor = np.array(inputs["images"]), next(self.donors)
         others = np.arange(images.shape[1]) != self.kept_view
-        images[:, others] = np.roll(images, len(images) // 2, axis=0)[:, others]
+        images[:, others] = donor[np.arange(len(images)) % len(donor)][:, others]
         return self.network.predict_on_batch({**inputs, "images": images})
 
 
@@ -49,9 +53,10 @@ def view_errors(predictions, image_size: int, view: int) -> dict:
 
 
 def reliance(runs: synthetic_runs.SyntheticRuns, variant: synthetic_runs.Variant, seed: int) -> dict:
-    """{"as_is" | "swapped": {"visible", "hidden"}: 2D px over the views}, cached beside the run."""
+    """{"as_is" | "replaced": {"visible", "hidden"}: 2D px over the views}, cached beside the run."""
     import evaluation
     from train import splits
+    from train import run
     path = os.path.join(runs.folder(variant, seed),
                         f"reliance-bn{runs.options.bn_batches}-{runs.options.test_root}.json")
     if os.path.isfile(path):
@@ -59,6 +64,10 @@ def reliance(runs: synthetic_runs.SyntheticRuns, variant: synthetic_runs.Variant
     args = runs.args(variant, seed)
     network, config = runs.scoring_network(variant, seed, runs.train(variant, seed))
     sequences, cameras, _ = splits.load_split(args, args.test_subjects, "test")
+    _, validation, validation_cameras, _ = splits.load_training_splits(args)
+    donors = [np.asarray(inputs["images"]) for inputs, _ in run.dataset(
+        args, validation, validation_cameras, config, args.batch_size, training=False, stride=args.val_stride,
+        drop_remainder=True).take(DONOR_BATCHES)]
 
     def predicted(fed):
         return evaluation.predict(fed, sequences, cameras, stride=args.test_stride, refinements=0,
@@ -66,8 +75,8 @@ def reliance(runs: synthetic_runs.SyntheticRuns, variant: synthetic_runs.Variant
                                   progress=False)
     as_is = predicted(network)
     errors = {"as_is": [view_errors(as_is, config.image_size, view) for view in range(4)],
-              "swapped": [view_errors(predicted(OtherViewsSwapped(network, view)), config.image_size, view)
-                          for view in range(4)]}
+              "replaced": [view_errors(predicted(OtherViewsReplaced(network, view, donors)), config.image_size, view)
+                           for view in range(4)]}
     result = {kind: {group: float(np.mean([e[group] for e in views])) for group in ("visible", "hidden")}
               for kind, views in errors.items()}
     with open(path, "w", encoding="utf-8") as handle:
@@ -77,13 +86,14 @@ def reliance(runs: synthetic_runs.SyntheticRuns, variant: synthetic_runs.Variant
 
 def format_table(results: dict) -> str:
     """results: {variant: [reliance() per seed]} -> the table, mean +- sd over seeds."""
-    lines = ["| variant | 2D visible | swapped | rise | 2D hidden | swapped | rise |", "|---" * 7 + "|"]
+    lines = ["| variant | 2D visible | others replaced | rise | 2D hidden | others replaced | rise |",
+             "|---" * 7 + "|"]
     for name, seeds in results.items():
         cells = []
         for group in ("visible", "hidden"):
             as_is = [result["as_is"][group] for result in seeds]
-            swapped = [result["swapped"][group] for result in seeds]
-            cells += [synthetic_runs.mean_sd(values, 2) for values in (as_is, swapped, np.subtract(swapped, as_is))]
+            replaced = [result["replaced"][group] for result in seeds]
+            cells += [synthetic_runs.mean_sd(values, 2) for values in (as_is, replaced, np.subtract(replaced, as_is))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -102,7 +112,7 @@ def main(argv=None) -> None:
     results = {name: [reliance(runs, chosen[name], seed) for seed in options.seeds] for name in options.variants}
     print(f"\n{options.config} on {options.demo_dir}, {runs.total_steps} steps per run, seeds {options.seeds}; "
           f"2D error (crop px) of each view on the held-out subject, as it is and with the other views' crops "
-          f"swapped for another moment's, --test-root {options.test_root}, no refinements; mean +- sd over seeds")
+          f"replaced by the validation subject's, --test-root {options.test_root}, no refinements; mean +- sd over seeds")
     print(format_table(results))
 
 
