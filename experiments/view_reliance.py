@@ -74,9 +74,13 @@ def reliance(runs: synthetic_runs.SyntheticRuns, variant: synthetic_runs.Variant
                                   image_size=config.image_size, box_mm=args.box_mm, root=runs.options.test_root,
                                   progress=False)
     as_is = predicted(network)
-    errors = {"as_is": [view_errors(as_is, config.image_size, view) for view in range(4)],
+    if np.isnan(as_is.visible).any():
+        raise SystemExit(f"{runs.root}: its test sequences store no per-joint visibility (Visibility/*.cdf, "
+                         "which the synthetic sets write), so visible and hidden joints cannot be told apart.")
+    views = range(as_is.kp2d_pred.shape[1])
+    errors = {"as_is": [view_errors(as_is, config.image_size, view) for view in views],
               "replaced": [view_errors(predicted(OtherViewsReplaced(network, view, donors)), config.image_size, view)
-                           for view in range(4)]}
+                           for view in views]}
     result = {kind: {group: float(np.mean([e[group] for e in views])) for group in ("visible", "hidden")}
               for kind, views in errors.items()}
     with open(path, "w", encoding="utf-8") as handle:
